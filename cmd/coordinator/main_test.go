@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestSnapshotThenExact(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "p.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "poisson1d", "--seed", "3", "--out", snap); code != 0 {
+		t.Fatalf("snapshot: exit %d: %s", code, e)
+	}
+	kpath := filepath.Join(dir, "K.npy")
+	code, out, e := runCmd(t, "exact", "--snapshot", snap, "--json", "--eigenvalues", "4", "--kernel-out", kpath)
+	if code != 0 {
+		t.Fatalf("exact: exit %d: %s", code, e)
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("exact --json printed %q: %v", out, err)
+	}
+	for _, k := range []string{"n", "p", "residual_norm", "trace", "block_traces", "weights", "seconds"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("exact --json lacks %q", k)
+		}
+	}
+	if rep["n"].(float64) != 4 || rep["p"].(float64) != 301 {
+		t.Errorf("n, p = %v, %v; want 4, 301", rep["n"], rep["p"])
+	}
+	tr := rep["trace"].(float64)
+	var sum float64
+	for name, v := range rep["block_traces"].(map[string]any) {
+		sum += v.(float64)
+		w := rep["weights"].(map[string]any)[name].(float64)
+		if math.Abs(w-tr/v.(float64)) > 1e-12*w {
+			t.Errorf("weight %s = %v, want Tr K / Tr K_bb = %v", name, w, tr/v.(float64))
+		}
+	}
+	if math.Abs(sum-tr) > 1e-12*tr {
+		t.Errorf("block traces sum to %v, trace is %v", sum, tr)
+	}
+	// The eigenvalues of K sum to its trace.
+	var es float64
+	for _, v := range rep["eigenvalues"].([]any) {
+		es += v.(float64)
+	}
+	if math.Abs(es-tr) > 1e-10*tr {
+		t.Errorf("eigenvalues sum to %v, trace %v", es, tr)
+	}
+	// The .npy file: magic, a 64-byte aligned header, then 16 float64 whose diagonal sums to the trace.
+	data, err := os.ReadFile(kpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(data, []byte("\x93NUMPY\x01\x00")) {
+		t.Fatalf("not an npy file")
+	}
+	hl := int(binary.LittleEndian.Uint16(data[8:10]))
+	if (10+hl)%64 != 0 || !strings.Contains(string(data[10:10+hl]), "'shape': (4, 4)") {
+		t.Fatalf("npy header %q", data[10:10+hl])
+	}
+	body := data[10+hl:]
+	if len(body) != 16*8 {
+		t.Fatalf("npy body has %d bytes", len(body))
+	}
+	var diag float64
+	for i := 0; i < 4; i++ {
+		diag += math.Float64frombits(binary.LittleEndian.Uint64(body[(i*4+i)*8:]))
+	}
+	if math.Abs(diag-tr) > 1e-12*tr {
+		t.Errorf("diagonal of the written K sums to %v, trace %v", diag, tr)
+	}
+	// The table form names every block.
+	code, out, _ = runCmd(t, "exact", "--snapshot", snap)
+	if code != 0 || !strings.Contains(out, "pde") || !strings.Contains(out, "λ_b") {
+		t.Errorf("exact table: exit %d\n%s", code, out)
+	}
+}
+
+func TestBadInputExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"exact", "--snapshot", write("a.json", `{"problem":"heat","theta":[],"blocks":[]}`)}, `unknown problem "heat"`},
+		{[]string{"exact", "--snapshot", write("b.json", `{"problem":"poisson1d","layers":[1,2,1],"theta":[1],"blocks":[]}`)}, "theta has 1 values"},
+		{[]string{"exact", "--snapshot", write("c.json", `{"problem":"quadratic","theta":[1,1,1],"blocks":[{"name":"data","points":[[0],[1,2]]}]}`)}, "point 1 has 2 coordinates"},
+		{[]string{"exact", "--snapshot", write("d.json", `{"problem":"quadratic","theta":[1,NaN,1],"blocks":[]}`)}, "must be finite"},
+		{[]string{"exact", "--snapshot", filepath.Join(dir, "missing.json")}, "no such file"},
+		{[]string{"exact"}, "--snapshot is required"},
+		{[]string{"snapshot", "--problem", "wave"}, "--out is required"},
+		{[]string{"snapshot", "--problem", "wave", "--out", "x", "--layers", "3,4,1"}, "input width 3"},
+		{[]string{"nonsense"}, "unknown command"},
+	} {
+		code, _, e := runCmd(t, tc.args...)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", tc.args, code, e)
+		}
+		if !strings.Contains(e, tc.want) {
+			t.Errorf("%v: stderr %q does not contain %q", tc.args, e, tc.want)
+		}
+		if tc.args[0] == "exact" && strings.Count(strings.TrimSpace(e), "\n") > 0 {
+			t.Errorf("%v: error is not one line: %q", tc.args, e)
+		}
+	}
+}

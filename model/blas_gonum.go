@@ -1,0 +1,5 @@
+//go:build !openblas
+
+package model
+
+const blasBackend = "gonum"
