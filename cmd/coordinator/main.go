@@ -27,6 +27,8 @@ func commands() []command {
 	return []command{
 		{"snapshot", "write a snapshot file: a random θ and the problem's points", runSnapshot},
 		{"exact", "exact NTK trace, block traces and weights of a snapshot", runExact},
+		{"estimate", "Monte Carlo estimate of the NTK, its traces and weights at a snapshot", runEstimate},
+		{"train", "train a PINN with NTK loss weights (Algorithms 1 and 3)", runTrain},
 	}
 }
 

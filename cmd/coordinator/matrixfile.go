@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -68,3 +69,5 @@ func writeNPY(w *bufio.Writer, m []float64, rows, cols int) error {
 	}
 	return nil
 }
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }

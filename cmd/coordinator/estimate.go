@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"ntkbus/coordinator"
+	"ntkbus/model"
+	"ntkbus/sampler"
+)
+
+// estimateReport is the output of "coordinator estimate". Every float is in
+// its shortest exact form, so two runs compare to the bit.
+type estimateReport struct {
+	Problem       string              `json:"problem"`
+	N             int                 `json:"n"`
+	P             int                 `json:"p"`
+	Probes        int                 `json:"probes"`
+	Kind          string              `json:"kind"`
+	Quotient      string              `json:"quotient"`
+	Seed          uint64              `json:"seed"`
+	Blocks        []string            `json:"blocks"`
+	Trace         float64             `json:"trace"`
+	TraceSE       *float64            `json:"trace_se"`
+	BlockTraces   map[string]float64  `json:"block_traces"`
+	BlockTracesSE map[string]*float64 `json:"block_traces_se"`
+	Weights       map[string]float64  `json:"weights"`
+	WeightsSE     map[string]*float64 `json:"weights_se"`
+	WeightsLo     map[string]*float64 `json:"weights_lo"`
+	WeightsHi     map[string]*float64 `json:"weights_hi"`
+	MaxRelError   *float64            `json:"max_relative_error"`
+	StoppedEarly  bool                `json:"stopped_early"`
+	Rejected      int                 `json:"rejected"`
+	Masked        int                 `json:"masked_rows"`
+	Kernel        string              `json:"kernel_file,omitempty"`
+	Workers       int                 `json:"workers"`
+	Backend       string              `json:"backend"`
+	BLAS          string              `json:"blas"`
+	Seconds       float64             `json:"seconds"`
+}
+
+func runEstimate(args []string, out io.Writer) error {
+	fs := newFlags("estimate", "--snapshot FILE --probes N --seed S [flags]")
+	snapPath := fs.String("snapshot", "", "snapshot file (JSON)")
+	probes := fs.Int("probes", 1000, "number of probes N (the most, with --rel-error)")
+	seed := fs.Uint64("seed", 1, "seed of the probe vectors")
+	step := fs.Uint("step", 0, "step number that keys the probe vectors")
+	workers := fs.Int("workers", runtime.NumCPU(), "in-process sampler goroutines")
+	batch := fs.Int("batch", 0, "probes per batch (default: 8 per worker)")
+	relErr := fs.Float64("rel-error", 0, "stop once every weight's standard error is below this fraction of it (0: draw all N)")
+	clip := fs.Bool("clip", false, "write the clipped estimator max(K̂_ij, 0) (Remark 6)")
+	kernelOut := fs.String("kernel-out", "", "write K̂ to this file (.npy, or CSV)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an n×n kernel may use")
+	var pf probeFlags
+	pf.register(fs)
+	var lf logFlags
+	lf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *snapPath == "" {
+		return badInput("--snapshot is required")
+	}
+	if *probes < 1 {
+		return badInput("--probes %d: want at least 1", *probes)
+	}
+	if *workers < 1 {
+		return badInput("--workers %d: want at least 1", *workers)
+	}
+	settings, err := pf.settings(*seed)
+	if err != nil {
+		return err
+	}
+	if *kernelOut != "" && settings.Kind == sampler.Param {
+		return badInput("param probes (Theorem 5) estimate traces only: they give no kernel for --kernel-out")
+	}
+	snap, err := model.ReadSnapshot(*snapPath)
+	if err != nil {
+		return inputError{err}
+	}
+	setup, coll, theta, err := snap.Resolve()
+	if err != nil {
+		return badInput("snapshot %s: %v", *snapPath, err)
+	}
+	log := lf.logger(nil)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	opt := model.Options{MaxMemory: *maxMem}
+	local, err := coordinator.NewLocal(setup, coll, settings, *workers, opt)
+	if err != nil {
+		return err
+	}
+	lay := local.Plan().Layout()
+	if *kernelOut != "" {
+		if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
+			return err
+		}
+	}
+	// R at θ decides which rows the probes drop (R_i = 0).
+	ev, err := setup.NewEvaluator(coll, opt)
+	if err != nil {
+		return err
+	}
+	r0 := make([]float64, lay.N)
+	ev.Residual(theta, r0)
+	masked := 0
+	for _, v := range r0 {
+		if v == 0 {
+			masked++
+		}
+	}
+	if *batch == 0 {
+		*batch = 8 * *workers
+	}
+	w := &coordinator.Work{ID: 1, PointsID: 1, Step: uint32(*step), Theta: theta, Points: coll}
+	bar := newProgress(os.Stderr, log, "probes", *probes)
+	res, err := coordinator.EstimateAt(ctx, local, local.Plan(), w, r0, coordinator.EstimateOptions{
+		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "",
+		Progress: func(done, total int, e coordinator.Estimate) {
+			bar.update(done, fmt.Sprintf("Tr K ≈ %.6g", e.Trace))
+		},
+	})
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	rep := estimateReport{
+		Problem: setup.Problem.Name, N: lay.N, P: lay.P, Probes: res.Estimate.Probes,
+		Kind: settings.Kind.String(), Quotient: settings.Quotient.String(), Seed: *seed,
+		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
+		Weights: map[string]float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
+		StoppedEarly: res.Stopped, Rejected: res.Rejected, Masked: masked,
+		Workers: *workers, Backend: "local", BLAS: model.BLASBackend(),
+	}
+	e := res.Estimate
+	rep.Trace, rep.TraceSE = e.Trace, num(e.TraceSE())
+	lam, se := e.Weights()
+	for b, name := range rep.Blocks {
+		rep.BlockTraces[name] = e.BlockTraces[b]
+		rep.BlockTracesSE[name] = num(e.BlockSE(b))
+		rep.Weights[name] = lam[b]
+		rep.WeightsSE[name] = num(se[b])
+		rep.WeightsLo[name] = num(lam[b] - coordinator.Z95*se[b])
+		rep.WeightsHi[name] = num(lam[b] + coordinator.Z95*se[b])
+	}
+	rep.MaxRelError = num(e.MaxRelativeError())
+	if *kernelOut != "" {
+		K := make([]float64, lay.N*lay.N)
+		if err := res.Acc.Kernel(K, *clip); err != nil {
+			return err
+		}
+		if err := writeMatrix(*kernelOut, K, lay.N, lay.N); err != nil {
+			return err
+		}
+		rep.Kernel = *kernelOut
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if *asJSON {
+		return json.NewEncoder(out).Encode(rep)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "problem\t%s: n = %d, p = %d\n", rep.Problem, rep.N, rep.P)
+	fmt.Fprintf(tw, "probes\t%d %s probes, %s quotient, seed %d%s\n", rep.Probes, rep.Kind, rep.Quotient, rep.Seed, map[bool]string{true: " (stopped on --rel-error)", false: ""}[rep.StoppedEarly])
+	fmt.Fprintf(tw, "trace\tTr K ≈ %.8g ± %s\n\n", rep.Trace, fmtSE(rep.TraceSE))
+	fmt.Fprintf(tw, "block\tTr K_bb\t± SE\tλ_b\t95%% interval\n")
+	for _, name := range rep.Blocks {
+		fmt.Fprintf(tw, "%s\t%.8g\t%s\t%.6g\t[%s, %s]\n", name, rep.BlockTraces[name], fmtSE(rep.BlockTracesSE[name]), rep.Weights[name], fmtSE(rep.WeightsLo[name]), fmtSE(rep.WeightsHi[name]))
+	}
+	if rep.Masked > 0 {
+		fmt.Fprintf(tw, "\nnote\t%d residual rows are exactly zero and take no part in the probes\n", rep.Masked)
+	}
+	if rep.Kernel != "" {
+		fmt.Fprintf(tw, "kernel\twritten to %s\n", rep.Kernel)
+	}
+	fmt.Fprintf(tw, "\ntime\t%.3f s on %d workers (BLAS %s)\n", rep.Seconds, rep.Workers, rep.BLAS)
+	return tw.Flush()
+}
+
+func fmtSE(v *float64) string {
+	if v == nil {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.4g", *v)
+}

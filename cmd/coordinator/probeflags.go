@@ -1,0 +1,49 @@
+package main
+
+import (
+	"flag"
+	"math"
+
+	"ntkbus/sampler"
+)
+
+// probeFlags choose how probes are drawn and differenced.
+type probeFlags struct {
+	kind, quotient, allocation string
+	dt, epsilon                float64
+}
+
+func (p *probeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.kind, "kind", "gaussian", "probe vectors: gaussian, rademacher (Remark 5), block (one block per probe), param (Theorem 5, parameter space)")
+	fs.StringVar(&p.quotient, "quotient", "forward", "difference quotient: forward (the paper's), central, or exact (J Jᵀg by forward mode, no Δt bias)")
+	fs.StringVar(&p.allocation, "allocation", "equal", "block probes per block: equal, or size (in proportion to the block's residuals)")
+	fs.Float64Var(&p.dt, "dt", 0, "predictor step Δt (0: chosen per probe from float64 rounding vs truncation)")
+	fs.Float64Var(&p.epsilon, "epsilon", 0, "scale ε of param probes (0: automatic)")
+}
+
+func (p *probeFlags) settings(seed uint64) (sampler.Settings, error) {
+	s := sampler.Settings{Seed: seed, Dt: p.dt, Epsilon: p.epsilon}
+	var err error
+	if s.Kind, err = sampler.ParseKind(p.kind); err != nil {
+		return s, inputError{err}
+	}
+	if s.Quotient, err = sampler.ParseQuotient(p.quotient); err != nil {
+		return s, inputError{err}
+	}
+	if s.Allocation, err = sampler.ParseAllocation(p.allocation); err != nil {
+		return s, inputError{err}
+	}
+	if err := s.Validate(); err != nil {
+		return s, inputError{err}
+	}
+	return s, nil
+}
+
+// num is a float for JSON: null when not finite (a standard error from one
+// probe), the shortest exact form otherwise.
+func num(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}

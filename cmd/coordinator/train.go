@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"ntkbus/coordinator"
+	"ntkbus/model"
+)
+
+// trainFlags are the flags of "coordinator train".
+type trainFlags struct {
+	pf          problemFlags
+	probe       probeFlags
+	logf        logFlags
+	seed        uint64
+	pointSeed   uint64
+	probeSeed   uint64
+	steps       int
+	weights     string
+	fixed       string
+	alpha       float64
+	initProbes  int
+	stepProbes  int
+	exactEvery  int
+	eig         int
+	kernel      bool
+	optimizer   string
+	lr          float64
+	decay       float64
+	decayEvery  int
+	resample    string
+	spaced      bool
+	spacedH0    float64
+	spacedGamma float64
+	workers     int
+	out         string
+	resume      string
+	ckEvery     int
+	errEvery    int
+	errGrid     int
+	maxMem      int64
+}
+
+func (f *trainFlags) register(fs *flag.FlagSet) {
+	addProblemFlags(fs, &f.pf)
+	f.probe.register(fs)
+	f.logf.register(fs)
+	fs.Uint64Var(&f.seed, "seed", 1, "seed of θ_0 (and, unless set apart, of the points and probes)")
+	fs.Uint64Var(&f.pointSeed, "point-seed", 0, "seed of the collocation points (default: --seed)")
+	fs.Uint64Var(&f.probeSeed, "probe-seed", 0, "seed of the probe vectors (default: --seed)")
+	fs.IntVar(&f.steps, "steps", 1000, "training steps")
+	fs.StringVar(&f.weights, "weights", "estimate", "loss weights: estimate (Algorithm 3), exact (Algorithm 1), or fixed (a plain PINN)")
+	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
+	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
+	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
+	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3)")
+	fs.IntVar(&f.exactEvery, "exact-every", 0, "exact weights every k steps: Algorithm 1's period (default 1), or with --weights estimate the period of the exact reference logged beside the estimate (0: none)")
+	fs.IntVar(&f.eig, "eigenvalues", 0, "log the k largest eigenvalues of the exact K at exact steps (small problems)")
+	fs.BoolVar(&f.kernel, "kernel", false, "keep the full n×n K̂ moving average, not only its block traces")
+	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent) or adam")
+	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η")
+	fs.Float64Var(&f.decay, "decay", 0.9, "learning-rate decay factor")
+	fs.IntVar(&f.decayEvery, "decay-every", 1000, "steps between decays (0: constant rate)")
+	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the paper: wave and qtensor)")
+	fs.BoolVar(&f.spaced, "spaced", false, "accept new weights only under Corollary 2's spaced-update rule")
+	fs.Float64Var(&f.spacedH0, "spaced-h0", 0, "h(t) = h0·(1+t)^γ of the spaced rule (0: λmax(Λ_0)·‖R(θ_0)‖²)")
+	fs.Float64Var(&f.spacedGamma, "spaced-gamma", 0.5, "exponent γ < 1 of h(t)")
+	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "in-process sampler goroutines (for the initial probes)")
+	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
+	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
+	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
+	fs.IntVar(&f.errEvery, "error-every", 0, "steps between solution-error evaluations (default steps/100; problems with an exact solution)")
+	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 otherwise)")
+	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes an exact kernel may use")
+}
+
+func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
+	var rc coordinator.RunConfig
+	s, err := f.pf.setup()
+	if err != nil {
+		return rc, err
+	}
+	rc.Model = s.Config
+	rc.Seed = f.seed
+	rc.ErrorGrid = f.errGrid
+	pointSeed, probeSeed := f.pointSeed, f.probeSeed
+	if pointSeed == 0 {
+		pointSeed = f.seed
+	}
+	if probeSeed == 0 {
+		probeSeed = f.seed
+	}
+	mode, err := coordinator.ParseWeightMode(f.weights)
+	if err != nil {
+		return rc, inputError{err}
+	}
+	settings, err := f.probe.settings(probeSeed)
+	if err != nil {
+		return rc, err
+	}
+	resample := false
+	switch f.resample {
+	case "auto":
+		resample = f.pf.problem == "wave" || f.pf.problem == "qtensor"
+	case "true", "false":
+		resample = f.resample == "true"
+	default:
+		return rc, badInput("--resample %q: want true, false or auto", f.resample)
+	}
+	var fixed []float64
+	if f.fixed != "" {
+		for _, x := range strings.Split(f.fixed, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+			if err != nil {
+				return rc, badInput("--fixed-weights: %q is not a number", x)
+			}
+			fixed = append(fixed, v)
+		}
+	}
+	rc.Train = coordinator.TrainConfig{
+		Steps: f.steps, Mode: mode, FixedWeights: fixed,
+		ExactEvery: f.exactEvery, Eigenvalues: f.eig,
+		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Kernel: f.kernel,
+		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
+		Optimizer: f.optimizer, Schedule: coordinator.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
+		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
+		Fused: true,
+	}
+	if err := rc.Train.Validate(len(s.Problem.Blocks)); err != nil && !(mode == coordinator.ExactWeights && f.exactEvery == 0) {
+		return rc, inputError{err}
+	}
+	if f.eig > 0 && mode == coordinator.Fixed {
+		return rc, badInput("--eigenvalues needs exact steps: use --weights exact, or --exact-every with --weights estimate")
+	}
+	rc.Backend = fmt.Sprintf("local, %d workers", f.workers)
+	return rc, nil
+}
+
+func runTrain(args []string, out io.Writer) error {
+	fs := newFlags("train", "--problem P [flags]   |   train --resume DIR")
+	var f trainFlags
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if f.workers < 1 {
+		return badInput("--workers %d: want at least 1", f.workers)
+	}
+	log := f.logf.logger(nil)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var (
+		run *coordinator.Run
+		err error
+	)
+	evalOpt := model.Options{MaxMemory: f.maxMem}
+	if f.resume != "" {
+		rc, err := readRunConfig(f.resume)
+		if err != nil {
+			return inputError{err}
+		}
+		backend, err := localBackend(rc, f.workers, evalOpt)
+		if err != nil {
+			return err
+		}
+		run, err = coordinator.ResumeRun(f.resume, backend, runOptions(rc, f, log))
+		if err != nil {
+			return inputError{err}
+		}
+	} else {
+		rc, err := f.runConfig()
+		if err != nil {
+			return err
+		}
+		dir := f.out
+		if dir == "" {
+			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", f.pf.problem, time.Now().Format("20060102-150405")))
+		}
+		backend, err := localBackend(rc, f.workers, evalOpt)
+		if err != nil {
+			return err
+		}
+		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log))
+		if err != nil {
+			return inputError{err}
+		}
+	}
+	fmt.Fprintf(out, "run folder: %s\n", run.Dir)
+	err = run.Execute(ctx)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(out, "interrupted at step %d; resume with: coordinator train --resume %s\n", run.Trainer.Next(), run.Dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
+	return nil
+}
+
+// localBackend makes the in-process backend of a run's initial probes.
+func localBackend(rc coordinator.RunConfig, workers int, opt model.Options) (coordinator.Backend, error) {
+	if rc.Train.Mode != coordinator.Estimated {
+		return nil, nil
+	}
+	setup, err := model.NewSetup(rc.Model)
+	if err != nil {
+		return nil, err
+	}
+	pts, err := setup.DrawPoints(rc.Train.PointSeed, 0, rc.Train.Counts, nil)
+	if err != nil {
+		return nil, err
+	}
+	return coordinator.NewLocal(setup, pts, rc.Train.Probe, workers, opt)
+}
+
+func readRunConfig(dir string) (coordinator.RunConfig, error) {
+	var rc coordinator.RunConfig
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return rc, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if err := jsonUnmarshal(data, &rc); err != nil {
+		return rc, fmt.Errorf("resume %s: config.json: %w", dir, err)
+	}
+	return rc, nil
+}
+
+func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger) coordinator.RunOptions {
+	steps := rc.Train.Steps
+	ck := f.ckEvery
+	if ck == 0 {
+		ck = max(1, steps/10)
+	}
+	ee := f.errEvery
+	if ee == 0 {
+		ee = max(1, steps/100)
+	}
+	bar := newProgress(os.Stderr, log, "train", steps)
+	return coordinator.RunOptions{
+		CheckpointEvery: ck,
+		ErrorEvery:      ee,
+		Log:             log,
+		Eval:            model.Options{MaxMemory: f.maxMem},
+		Progress: func(rec *coordinator.StepRecord, done, total int) {
+			var lam strings.Builder
+			for i, l := range rec.Lambda {
+				if i > 0 {
+					lam.WriteByte(' ')
+				}
+				fmt.Fprintf(&lam, "%.3g", l)
+			}
+			bar.update(done, fmt.Sprintf("loss %.3e λ [%s]", rec.Loss, lam.String()))
+			if done == total {
+				bar.finish()
+			}
+		},
+	}
+}

@@ -1,0 +1,75 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"ntkbus/sampler"
+)
+
+// EstimateOptions control a one-off estimate at a fixed θ.
+type EstimateOptions struct {
+	Probes    int     // N, the most probes to draw
+	Batch     int     // probes per dispatch; stopping is checked between batches
+	RelError  float64 // stop once every λ_b has SE/λ below this (0: draw all N)
+	MinProbes int     // never stop before this many probes (default 30 per class)
+	Kernel    bool    // keep the full K̂
+	Progress  func(done, total int, e Estimate)
+}
+
+// EstimateResult is a finished one-off estimate.
+type EstimateResult struct {
+	Estimate Estimate
+	Acc      *Accumulator
+	Stopped  bool // stopped early on the relative-error target
+	Rejected int  // results the accumulator refused (duplicates, bad values)
+}
+
+// EstimateAt draws probes of w through the backend until N probes or the
+// relative-error target, and accumulates them. r0 is R at w's base point.
+// Batches are fixed, so where it stops depends only on the seed.
+func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 []float64, opt EstimateOptions) (*EstimateResult, error) {
+	if opt.Probes < 1 {
+		return nil, fmt.Errorf("probes = %d: want at least 1", opt.Probes)
+	}
+	if opt.Batch < 1 {
+		opt.Batch = 64
+	}
+	if opt.MinProbes == 0 {
+		opt.MinProbes = 30
+		if plan.Kind == sampler.Block {
+			opt.MinProbes = 30 * len(plan.Layout().Blocks)
+		}
+	}
+	acc := NewAccumulator(plan, w.Step, r0, opt.Kernel)
+	res := &EstimateResult{Acc: acc}
+	for lo := 0; lo < opt.Probes; lo += opt.Batch {
+		hi := min(lo+opt.Batch, opt.Probes)
+		err := b.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+			if err := acc.Add(j, d); err != nil {
+				res.Rejected++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if acc.Applied() != hi {
+			return nil, fmt.Errorf("probes %d..%d: only %d of them arrived", lo, hi-1, acc.Applied()-lo)
+		}
+		e := acc.Estimate()
+		if opt.Progress != nil {
+			opt.Progress(hi, opt.Probes, e)
+		}
+		if opt.RelError > 0 && hi >= opt.MinProbes && hi < opt.Probes && e.MaxRelativeError() < opt.RelError {
+			res.Stopped = true
+			break
+		}
+	}
+	res.Estimate = acc.Estimate()
+	if math.IsNaN(res.Estimate.Trace) {
+		return nil, fmt.Errorf("the estimate is not finite")
+	}
+	return res, nil
+}

@@ -1,0 +1,563 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"ntkbus/model"
+	"ntkbus/sampler"
+)
+
+// WeightMode is how a training run sets its loss weights.
+type WeightMode int
+
+// The weight modes.
+const (
+	// Fixed weights: a plain PINN (all ones unless given).
+	Fixed WeightMode = iota
+	// Exact weights from the exact block traces every ExactEvery steps
+	// (Algorithm 1).
+	ExactWeights
+	// Estimated weights from the moving average of probes (Algorithm 3).
+	Estimated
+)
+
+var modeNames = [...]string{Fixed: "fixed", ExactWeights: "exact", Estimated: "estimate"}
+
+func (m WeightMode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("WeightMode(%d)", int(m))
+}
+
+// ParseWeightMode reads "fixed", "exact" or "estimate".
+func ParseWeightMode(s string) (WeightMode, error) {
+	for i, n := range modeNames {
+		if n == s {
+			return WeightMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown weight mode %q (want one of %v)", s, modeNames)
+}
+
+// TrainConfig describes a training run. Everything that changes its result
+// is here, so a run is reproduced from its config and seed.
+type TrainConfig struct {
+	Steps int
+	Mode  WeightMode
+
+	FixedWeights []float64 // Fixed mode; nil means all ones
+	ExactEvery   int       // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
+	Eigenvalues  int       // with exact weights, also log the largest eigenvalues of K (small problems)
+
+	Alpha      float64          // Algorithm 3's rate α
+	InitProbes int              // N probes at θ_0
+	StepProbes int              // m probes per step
+	Probe      sampler.Settings // how probes are drawn
+	Kernel     bool             // keep the full K̂ moving average
+
+	Spaced      bool    // Corollary 2's rule
+	SpacedH0    float64 // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
+	SpacedGamma float64
+
+	Optimizer string // "gd" or "adam"
+	Schedule  Schedule
+
+	Resample  bool   // draw new collocation points every step
+	PointSeed uint64 // seed of the points
+	Counts    []int  // points per block; nil: the problem's defaults
+
+	Fused bool // compute each step's probes in the trainer's own backward pass (in process)
+}
+
+// Validate reports configurations that cannot run, with what to change.
+func (c *TrainConfig) Validate(blocks int) error {
+	if c.Steps < 0 {
+		return errors.New("steps must not be negative")
+	}
+	switch c.Mode {
+	case Fixed:
+		if c.FixedWeights != nil && len(c.FixedWeights) != blocks {
+			return fmt.Errorf("%d fixed weights for %d blocks", len(c.FixedWeights), blocks)
+		}
+		for _, w := range c.FixedWeights {
+			if !(w > 0) || math.IsInf(w, 0) {
+				return fmt.Errorf("fixed weight %v: want positive finite weights", w)
+			}
+		}
+	case ExactWeights:
+		if c.ExactEvery < 1 {
+			return errors.New("exact weights need ExactEvery ≥ 1")
+		}
+	case Estimated:
+		if !(c.Alpha > 0 && c.Alpha <= 1) {
+			return fmt.Errorf("α = %v: want 0 < α ≤ 1", c.Alpha)
+		}
+		if c.InitProbes < 2 {
+			return fmt.Errorf("initial probes N = %d: want at least 2", c.InitProbes)
+		}
+		if c.StepProbes < 1 {
+			return fmt.Errorf("probes per step m = %d: want at least 1", c.StepProbes)
+		}
+		if err := c.Probe.Validate(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("weight mode %d", c.Mode)
+	}
+	if c.Optimizer != "gd" && c.Optimizer != "adam" {
+		return fmt.Errorf("optimizer %q: want gd or adam", c.Optimizer)
+	}
+	if c.Spaced && c.Mode == Fixed {
+		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
+	}
+	return c.Schedule.validate()
+}
+
+// StepRecord is what one step did, for the run's log.
+type StepRecord struct {
+	Step      int
+	BlockMSE  []float64 // mean squared residual per block
+	Loss      float64   // Σ_b BlockMSE (each block counts equally)
+	Objective float64   // ½ Σ_b λ_b ‖R_b‖², what the step descends
+	GradNorm2 float64   // ‖Jᵀ Λ R‖²
+	LR        float64
+
+	Lambda             []float64 // weights used by this step
+	LambdaLo, LambdaHi []float64 // 95% interval (estimated mode), else equal to Lambda
+	Accepted           bool      // the weights changed this step (spaced rule)
+	Trace              float64   // Tr K (estimated or exact) behind Lambda; NaN with fixed weights
+
+	ExactLambda []float64 // exact weights, when computed this step
+	Eigenvalues []float64 // largest eigenvalues of K, when computed this step
+}
+
+// Trainer runs PINN training with NTK loss weights. Step is pure
+// computation; a Run around it adds logging, checkpoints and plots.
+type Trainer struct {
+	cfg     TrainConfig
+	setup   *model.Setup
+	backend Backend
+	ev      model.Evaluator
+	prober  *sampler.Prober
+	plan    *sampler.Plan
+	opt     Optimizer
+
+	theta  []float64
+	points *model.Collocation
+	t      int // the next step
+
+	lambda []float64
+	avg    *MovingAverage
+	spaced *SpacedRule
+	acc    *Accumulator
+	e      Estimate
+
+	perBlock [][]float64
+	grad     []float64
+	js       []uint32
+	ds       [][]float64
+	diag     []float64
+	traces   []float64
+	kernel   []float64 // K̂ of the step's probes, when the average keeps one
+	exactK   []float64
+	obs      []bool
+	cots     []model.Cotangent
+	lam, se  []float64
+	rec      StepRecord
+}
+
+// NewTrainer prepares a run from θ_0. backend computes probes (the initial
+// N, and each step's m unless cfg.Fused); it may be nil for Fixed and
+// ExactWeights runs and fused runs with in-process initial probes.
+func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend Backend, opt model.Options) (*Trainer, error) {
+	if err := setup.CheckTheta(theta0); err != nil {
+		return nil, err
+	}
+	if cfg.ExactEvery == 0 && cfg.Mode == ExactWeights {
+		cfg.ExactEvery = 1
+	}
+	B := len(setup.Problem.Blocks)
+	if err := cfg.Validate(B); err != nil {
+		return nil, err
+	}
+	pts, err := setup.DrawPoints(cfg.PointSeed, 0, cfg.Counts, nil)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := setup.NewEvaluator(pts, opt)
+	if err != nil {
+		return nil, err
+	}
+	lay := ev.Layout()
+	tr := &Trainer{
+		cfg: cfg, setup: setup, backend: backend, ev: ev,
+		theta: append([]float64(nil), theta0...), points: pts,
+		grad: make([]float64, lay.P), diag: make([]float64, lay.N), traces: make([]float64, B),
+		lambda: make([]float64, B), obs: make([]bool, B),
+	}
+	tr.perBlock = make([][]float64, B)
+	for b := range tr.perBlock {
+		tr.perBlock[b] = make([]float64, lay.P)
+	}
+	switch cfg.Optimizer {
+	case "gd":
+		tr.opt, err = NewGD(cfg.Schedule)
+	case "adam":
+		tr.opt, err = NewAdam(cfg.Schedule, lay.P)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Mode == Estimated {
+		if backend == nil && !cfg.Fused {
+			return nil, errors.New("estimated weights need a backend to compute probes, or fused in-process probes")
+		}
+		if tr.plan, err = sampler.NewPlan(cfg.Probe, lay); err != nil {
+			return nil, err
+		}
+		if cfg.Kernel && cfg.Probe.Kind == sampler.Param {
+			return nil, errors.New("parameter-space probes give no kernel: drop the kernel option or use another probe kind")
+		}
+	} else {
+		tr.plan, _ = sampler.NewPlan(sampler.Settings{}, lay)
+	}
+	tr.prober = sampler.NewProber(ev, tr.plan)
+	for b := range tr.lambda {
+		tr.lambda[b] = 1
+		if cfg.Mode == Fixed && cfg.FixedWeights != nil {
+			tr.lambda[b] = cfg.FixedWeights[b]
+		}
+	}
+	return tr, nil
+}
+
+// Theta is the current θ (owned by the trainer).
+func (tr *Trainer) Theta() []float64 { return tr.theta }
+
+// Setup is the run's setup.
+func (tr *Trainer) Setup() *model.Setup { return tr.setup }
+
+// Layout is the residual layout.
+func (tr *Trainer) Layout() *model.Layout { return tr.ev.Layout() }
+
+// Next is the index of the next step.
+func (tr *Trainer) Next() int { return tr.t }
+
+// Points are the current step's collocation points.
+func (tr *Trainer) Points() *model.Collocation { return tr.points }
+
+// Step runs one training step: R(θ_t), the weights, the corrector step.
+// The returned record is owned by the trainer until the next Step.
+func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
+	t := tr.t
+	cfg := &tr.cfg
+	lay := tr.ev.Layout()
+	B := len(lay.Blocks)
+	if cfg.Resample && t > 0 {
+		if _, err := tr.setup.DrawPoints(cfg.PointSeed, uint32(t), cfg.Counts, tr.points); err != nil {
+			return nil, err
+		}
+		if err := tr.ev.SetPoints(tr.points); err != nil {
+			return nil, err
+		}
+	}
+	r := tr.prober.SetBase(tr.theta, uint32(t))
+	rec := &tr.rec
+	tr.resetRecord(B)
+	rec.Step = t
+
+	switch cfg.Mode {
+	case Fixed:
+		tr.gradients(r)
+		rec.Trace = math.NaN()
+	case ExactWeights:
+		tr.gradients(r)
+		if t%cfg.ExactEvery == 0 {
+			cand, tr0, err := tr.exactWeights(rec)
+			if err != nil {
+				return nil, err
+			}
+			tr.decide(t, cand, r, rec)
+			rec.Trace = tr0
+		}
+	case Estimated:
+		if err := tr.estimateStep(ctx, t, r); err != nil {
+			return nil, err
+		}
+		if len(tr.lam) != B {
+			tr.lam, tr.se = make([]float64, B), make([]float64, B)
+		}
+		lam, se := tr.lam, tr.se
+		tr.avg.WeightsInto(lam, se)
+		tr.decide(t, lam, r, rec)
+		for b := range lam {
+			if rec.Accepted || t == 0 {
+				rec.LambdaLo[b] = lam[b] - Z95*se[b]
+				rec.LambdaHi[b] = lam[b] + Z95*se[b]
+			}
+		}
+		var trace float64
+		for _, v := range tr.avg.T {
+			trace += v
+		}
+		rec.Trace = trace
+		if cfg.ExactEvery > 0 && t%cfg.ExactEvery == 0 {
+			if _, _, err := tr.exactWeights(rec); err != nil {
+				return nil, err
+			}
+		}
+	}
+	copy(rec.Lambda, tr.lambda)
+	if cfg.Mode != Estimated || !rec.Accepted && t > 0 {
+		copy(rec.LambdaLo, tr.lambda)
+		copy(rec.LambdaHi, tr.lambda)
+	}
+
+	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b λ_b Jᵀ R_b.
+	for i := range tr.grad {
+		tr.grad[i] = 0
+	}
+	for b, sp := range lay.Blocks {
+		var ss float64
+		for _, v := range r[sp.Off : sp.Off+sp.Len] {
+			ss += v * v
+		}
+		if sp.Len > 0 {
+			rec.BlockMSE[b] = ss / float64(sp.Len)
+		}
+		rec.Loss += rec.BlockMSE[b]
+		rec.Objective += tr.lambda[b] * ss / 2
+		lb := tr.lambda[b]
+		pb := tr.perBlock[b]
+		for i, g := range pb {
+			tr.grad[i] += lb * g
+		}
+	}
+	for _, g := range tr.grad {
+		rec.GradNorm2 += g * g
+	}
+	rec.LR = tr.opt.LR(t)
+	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
+		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
+	}
+	tr.opt.Step(tr.theta, tr.grad, t)
+	tr.t++
+	return rec, nil
+}
+
+func (tr *Trainer) resetRecord(B int) {
+	rec := &tr.rec
+	grow := func(s []float64) []float64 {
+		if len(s) != B {
+			return make([]float64, B)
+		}
+		for i := range s {
+			s[i] = 0
+		}
+		return s
+	}
+	rec.BlockMSE = grow(rec.BlockMSE)
+	rec.Lambda = grow(rec.Lambda)
+	rec.LambdaLo = grow(rec.LambdaLo)
+	rec.LambdaHi = grow(rec.LambdaHi)
+	rec.Loss, rec.Objective, rec.GradNorm2 = 0, 0, 0
+	rec.Accepted = false
+	rec.ExactLambda = nil
+	rec.Eigenvalues = nil
+}
+
+// exactWeights computes the exact block traces at the base point and their
+// weights (and, when asked, eigenvalues of K) into rec.
+func (tr *Trainer) exactWeights(rec *StepRecord) ([]float64, float64, error) {
+	tr.ev.Diagonal(tr.diag)
+	tr.ev.Layout().BlockSums(tr.diag, tr.traces)
+	w := make([]float64, len(tr.traces))
+	model.Weights(tr.traces, w)
+	var tr0 float64
+	for _, v := range tr.traces {
+		tr0 += v
+	}
+	rec.ExactLambda = w
+	if tr.cfg.Eigenvalues > 0 {
+		n := tr.ev.Layout().N
+		if tr.exactK == nil {
+			tr.exactK = make([]float64, n*n)
+		}
+		if err := tr.ev.NTK(tr.exactK); err != nil {
+			return nil, 0, err
+		}
+		vals, err := topEigenvalues(tr.exactK, n, tr.cfg.Eigenvalues)
+		if err != nil {
+			return nil, 0, err
+		}
+		rec.Eigenvalues = vals
+	}
+	return w, tr0, nil
+}
+
+// decide installs candidate weights, through the spaced rule when enabled.
+func (tr *Trainer) decide(t int, cand []float64, r []float64, rec *StepRecord) {
+	if !tr.cfg.Spaced || t == 0 {
+		if tr.cfg.Spaced && tr.spaced == nil {
+			h0 := tr.cfg.SpacedH0
+			if h0 == 0 {
+				var rr, lmax float64
+				for _, v := range r {
+					rr += v * v
+				}
+				for _, l := range cand {
+					lmax = math.Max(lmax, l)
+				}
+				h0 = lmax * rr
+			}
+			tr.spaced, _ = NewSpacedRule(h0, tr.cfg.SpacedGamma)
+		}
+		copy(tr.lambda, cand)
+		rec.Accepted = true
+		return
+	}
+	var rr float64
+	for _, v := range r {
+		rr += v * v
+	}
+	// At step t the rule's "t+1" is this step: S(t−1) + λmax(Λ̃_t − Λ_{t−1})‖R(θ_t)‖² ≤ h(t−1).
+	if tr.spaced.Decide(t-1, tr.lambda, cand, rr) {
+		copy(tr.lambda, cand)
+		rec.Accepted = true
+	}
+}
+
+// estimateStep draws the step's probes and updates the moving average: N
+// probes at t = 0, m after. The per-block gradients are computed in the
+// same backward pass (fused) or while the backend works.
+func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
+	cfg := &tr.cfg
+	m := cfg.StepProbes
+	if t == 0 {
+		m = cfg.InitProbes
+	}
+	if tr.acc == nil {
+		tr.acc = NewAccumulator(tr.plan, uint32(t), r, cfg.Kernel)
+	} else {
+		tr.acc.Reset(uint32(t), r)
+	}
+	switch {
+	case cfg.Fused && t > 0 && m <= maxFused:
+		for len(tr.ds) < m {
+			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
+		}
+		tr.js = tr.js[:0]
+		for j := 0; j < m; j++ {
+			tr.js = append(tr.js, uint32(j))
+		}
+		tr.prober.ProbesWithGradient(tr.js, tr.ds[:m], tr.perBlock)
+		for j := 0; j < m; j++ {
+			if err := tr.acc.Add(j, tr.ds[j]); err != nil {
+				return fmt.Errorf("step %d: %w", t, err)
+			}
+		}
+	case tr.backend == nil:
+		// In process, one probe at a time on the trainer's own evaluator.
+		if len(tr.ds) == 0 {
+			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
+		}
+		for j := 0; j < m; j++ {
+			tr.prober.Probe(uint32(j), tr.ds[0])
+			if err := tr.acc.Add(j, tr.ds[0]); err != nil {
+				return fmt.Errorf("step %d: %w", t, err)
+			}
+		}
+		tr.gradients(r)
+	default:
+		w := &Work{ID: uint64(t) + 1, PointsID: tr.pointsID(t), Step: uint32(t), Theta: tr.theta, Points: tr.points, PointSeed: cfg.PointSeed}
+		if cfg.Resample {
+			w.Counts = tr.points.Counts()
+		}
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr.gradients(r)
+		}()
+		var rejected int
+		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
+			if err := tr.acc.Add(j, d); err != nil {
+				rejected++
+			}
+			return nil
+		})
+		wg.Wait()
+		if err != nil {
+			return fmt.Errorf("step %d probes: %w", t, err)
+		}
+		if tr.acc.Applied() != m {
+			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, rejected)
+		}
+	}
+	tr.acc.EstimateInto(&tr.e)
+	var kernel []float64
+	if cfg.Kernel {
+		n := tr.ev.Layout().N
+		if tr.kernel == nil {
+			tr.kernel = make([]float64, n*n)
+		}
+		if err := tr.acc.Kernel(tr.kernel, false); err != nil {
+			return err
+		}
+		kernel = tr.kernel
+	}
+	if t == 0 || tr.avg == nil {
+		var err error
+		tr.avg, err = NewMovingAverage(cfg.Alpha, tr.e, kernel)
+		return err
+	}
+	var observed []bool
+	if tr.plan.Kind == sampler.Block {
+		for b := range tr.obs {
+			tr.obs[b] = false
+		}
+		for j := 0; j < m; j++ {
+			tr.obs[tr.plan.BlockOf(uint32(j))] = true
+		}
+		observed = tr.obs
+	}
+	tr.avg.Update(tr.e, kernel, observed)
+	return nil
+}
+
+// maxFused bounds the probes a fused step pushes through one backward pass
+// (each needs its own work memory); more go one by one.
+const maxFused = 4
+
+// gradients sets the per-block gradients Jᵀ R_b at the base point.
+func (tr *Trainer) gradients(r []float64) {
+	if len(tr.cots) != 1 {
+		tr.cots = make([]model.Cotangent, 1)
+	}
+	tr.cots[0] = model.Cotangent{V: r, PerBlock: tr.perBlock}
+	tr.ev.Backward(tr.cots)
+}
+
+func (tr *Trainer) pointsID(t int) uint64 {
+	if tr.cfg.Resample {
+		return uint64(t) + 1
+	}
+	return 1
+}
+
+// Average is the moving average (estimated mode), or nil.
+func (tr *Trainer) Average() *MovingAverage { return tr.avg }
+
+// MarshalText writes the mode name.
+func (m WeightMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText reads a mode name.
+func (m *WeightMode) UnmarshalText(b []byte) (err error) {
+	*m, err = ParseWeightMode(string(b))
+	return
+}
