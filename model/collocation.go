@@ -143,3 +143,12 @@ func resize(s []float64, n int) []float64 {
 	}
 	return make([]float64, n)
 }
+
+// Targets returns the problem's data (no noise) for block b at points x
+// (count×Dim): what a residual subtracts when no targets are given.
+func (p *Problem) Targets(b int, x []float64) []float64 {
+	bp := &BlockPoints{Name: p.Blocks[b].Name, Dim: p.Dim, X: x}
+	bp.Y = make([]float64, bp.Count()*p.Blocks[b].Components)
+	p.fillTargets(b, bp)
+	return bp.Y
+}

@@ -286,3 +286,16 @@ func (a *Allocation) UnmarshalText(b []byte) (err error) {
 	*a, err = ParseAllocation(string(b))
 	return
 }
+
+// Width is the number of values one probe returns for a problem with the
+// given points per block: n, or the number of blocks for Param probes.
+func (s Settings) Width(p *model.Problem, counts []int) int {
+	if s.Kind == Param {
+		return len(p.Blocks)
+	}
+	n := 0
+	for b, c := range counts {
+		n += c * p.Blocks[b].Components
+	}
+	return n
+}

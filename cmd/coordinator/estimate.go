@@ -64,6 +64,8 @@ func runEstimate(args []string, out io.Writer) error {
 	pf.register(fs)
 	var lf logFlags
 	lf.register(fs)
+	var bf busFlags
+	bf.register(fs, "off", runtime.NumCPU())
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -97,11 +99,27 @@ func runEstimate(args []string, out io.Writer) error {
 
 	start := time.Now()
 	opt := model.Options{MaxMemory: *maxMem}
-	local, err := coordinator.NewLocal(setup, coll, settings, *workers, opt)
+	local, err := coordinator.NewLocal(setup, coll, settings, 1, opt)
 	if err != nil {
 		return err
 	}
-	lay := local.Plan().Layout()
+	plan := local.Plan()
+	lay := plan.Layout()
+	var backend coordinator.Backend = local
+	backendDesc := fmt.Sprintf("local, %d workers", *workers)
+	if bf.useNATS() {
+		bs, err := bf.start(log, os.Stderr, setup, settings, plan.Width(), runID(bf.run, "estimate"), opt)
+		if err != nil {
+			return err
+		}
+		defer bs.close()
+		backend, backendDesc = bs.backend, bs.desc
+	} else if *workers > 1 {
+		if local, err = coordinator.NewLocal(setup, coll, settings, *workers, opt); err != nil {
+			return err
+		}
+		backend = local
+	}
 	if *kernelOut != "" {
 		if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
 			return err
@@ -125,7 +143,7 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	w := &coordinator.Work{ID: 1, PointsID: 1, Step: uint32(*step), Theta: theta, Points: coll}
 	bar := newProgress(os.Stderr, log, "probes", *probes)
-	res, err := coordinator.EstimateAt(ctx, local, local.Plan(), w, r0, coordinator.EstimateOptions{
+	res, err := coordinator.EstimateAt(ctx, backend, plan, w, r0, coordinator.EstimateOptions{
 		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "",
 		Progress: func(done, total int, e coordinator.Estimate) {
 			bar.update(done, fmt.Sprintf("Tr K ≈ %.6g", e.Trace))
@@ -141,7 +159,7 @@ func runEstimate(args []string, out io.Writer) error {
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
 		Weights: map[string]float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
 		StoppedEarly: res.Stopped, Rejected: res.Rejected, Masked: masked,
-		Workers: *workers, Backend: "local", BLAS: model.BLASBackend(),
+		Workers: *workers, Backend: backendDesc, BLAS: model.BLASBackend(),
 	}
 	e := res.Estimate
 	rep.Trace, rep.TraceSE = e.Trace, num(e.TraceSE())
@@ -183,7 +201,7 @@ func runEstimate(args []string, out io.Writer) error {
 	if rep.Kernel != "" {
 		fmt.Fprintf(tw, "kernel\twritten to %s\n", rep.Kernel)
 	}
-	fmt.Fprintf(tw, "\ntime\t%.3f s on %d workers (BLAS %s)\n", rep.Seconds, rep.Workers, rep.BLAS)
+	fmt.Fprintf(tw, "\ntime\t%.3f s (%s; BLAS %s)\n", rep.Seconds, rep.Backend, rep.BLAS)
 	return tw.Flush()
 }
 

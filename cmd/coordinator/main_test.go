@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,5 +123,69 @@ func TestBadInputExitsTwo(t *testing.T) {
 		if tc.args[0] == "exact" && strings.Count(strings.TrimSpace(e), "\n") > 0 {
 			t.Errorf("%v: error is not one line: %q", tc.args, e)
 		}
+	}
+}
+
+// estimate over an embedded NATS server with in-process samplers prints the
+// same numbers as the in-process backend, to the bit (JSON floats are exact).
+func TestEstimateOverNATSEqualsLocal(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "w.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "wave", "--layers", "2,16,16,1", "--points", "8,8,4,4,4", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	est := func(extra ...string) map[string]any {
+		args := append([]string{"estimate", "--snapshot", snap, "--probes", "50", "--seed", "4", "--json", "--log-level", "error"}, extra...)
+		code, out, e := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, e)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	local := est("--workers", "2")
+	bus := est("--nats", "embedded", "--listen", "127.0.0.1:0", "--samplers", "3")
+	for _, k := range []string{"trace", "trace_se"} {
+		if local[k] != bus[k] {
+			t.Errorf("%s: local %v, NATS %v", k, local[k], bus[k])
+		}
+	}
+	for _, k := range []string{"block_traces", "weights", "weights_se"} {
+		if fmt.Sprint(local[k]) != fmt.Sprint(bus[k]) {
+			t.Errorf("%s: local %v, NATS %v", k, local[k], bus[k])
+		}
+	}
+	if !strings.HasPrefix(bus["backend"].(string), "nats, embedded") {
+		t.Errorf("backend %v", bus["backend"])
+	}
+}
+
+// train over the embedded bus writes its run folder.
+func TestTrainOverNATS(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, out, e := runCmd(t, "train", "--problem", "wave", "--layers", "2,12,12,1", "--points", "8,8,4,4,4",
+		"--steps", "6", "--init-probes", "8", "--probes", "2", "--alpha", "0.5", "--exact-every", "3",
+		"--listen", "127.0.0.1:0", "--samplers", "2", "--out", dir, "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if !strings.Contains(out, "embedded NATS server: nats://127.0.0.1:") || !strings.Contains(out, "run folder: "+dir) {
+		t.Errorf("output does not name the server and the folder:\n%s", out)
+	}
+	for _, f := range []string{"config.json", "train.csv", "checkpoint.gob", "final.json", "summary.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "train.csv"))
+	if n := strings.Count(string(data), "\n"); n != 7 {
+		t.Errorf("train.csv has %d lines, want a header and 6 rows", n)
+	}
+	// The final snapshot feeds "exact".
+	if code, _, e := runCmd(t, "exact", "--snapshot", filepath.Join(dir, "final.json")); code != 0 {
+		t.Errorf("exact on the final snapshot: %s", e)
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 // trainFlags are the flags of "coordinator train".
 type trainFlags struct {
+	bus         busFlags
 	pf          problemFlags
 	probe       probeFlags
 	logf        logFlags
@@ -56,6 +57,7 @@ type trainFlags struct {
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
+	f.bus.register(fs, "embedded", runtime.NumCPU())
 	addProblemFlags(fs, &f.pf)
 	f.probe.register(fs)
 	f.logf.register(fs)
@@ -79,7 +81,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.spaced, "spaced", false, "accept new weights only under Corollary 2's spaced-update rule")
 	fs.Float64Var(&f.spacedH0, "spaced-h0", 0, "h(t) = h0·(1+t)^γ of the spaced rule (0: λmax(Λ_0)·‖R(θ_0)‖²)")
 	fs.Float64Var(&f.spacedGamma, "spaced-gamma", 0.5, "exponent γ < 1 of h(t)")
-	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "in-process sampler goroutines (for the initial probes)")
+	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "goroutines for the initial probes with --local")
 	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
@@ -146,7 +148,6 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	if f.eig > 0 && mode == coordinator.Fixed {
 		return rc, badInput("--eigenvalues needs exact steps: use --weights exact, or --exact-every with --weights estimate")
 	}
-	rc.Backend = fmt.Sprintf("local, %d workers", f.workers)
 	return rc, nil
 }
 
@@ -166,39 +167,39 @@ func runTrain(args []string, out io.Writer) error {
 
 	var (
 		run *coordinator.Run
+		rc  coordinator.RunConfig
+		dir string
 		err error
 	)
 	evalOpt := model.Options{MaxMemory: f.maxMem}
 	if f.resume != "" {
-		rc, err := readRunConfig(f.resume)
-		if err != nil {
+		if rc, err = readRunConfig(f.resume); err != nil {
 			return inputError{err}
 		}
-		backend, err := localBackend(rc, f.workers, evalOpt)
-		if err != nil {
-			return err
-		}
-		run, err = coordinator.ResumeRun(f.resume, backend, runOptions(rc, f, log))
-		if err != nil {
-			return inputError{err}
-		}
+		dir = f.resume
 	} else {
-		rc, err := f.runConfig()
-		if err != nil {
+		if rc, err = f.runConfig(); err != nil {
 			return err
 		}
-		dir := f.out
+		dir = f.out
 		if dir == "" {
 			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", f.pf.problem, time.Now().Format("20060102-150405")))
 		}
-		backend, err := localBackend(rc, f.workers, evalOpt)
-		if err != nil {
-			return err
-		}
+	}
+	backend, desc, closeBus, err := f.backend(rc, dir, log, out, evalOpt)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	rc.Train.Fused = !f.bus.useNATS()
+	rc.Backend = desc
+	if f.resume != "" {
+		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log))
+	} else {
 		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log))
-		if err != nil {
-			return inputError{err}
-		}
+	}
+	if err != nil {
+		return inputError{err}
 	}
 	fmt.Fprintf(out, "run folder: %s\n", run.Dir)
 	err = run.Execute(ctx)
@@ -213,20 +214,32 @@ func runTrain(args []string, out io.Writer) error {
 	return nil
 }
 
-// localBackend makes the in-process backend of a run's initial probes.
-func localBackend(rc coordinator.RunConfig, workers int, opt model.Options) (coordinator.Backend, error) {
+// backend makes where a run's probes are computed: samplers on NATS, or
+// (--local) goroutines for the initial probes and the trainer's own fused
+// steps after. Runs with exact or fixed weights draw no probes.
+func (f *trainFlags) backend(rc coordinator.RunConfig, dir string, log hclog.Logger, out io.Writer, opt model.Options) (coordinator.Backend, string, func(), error) {
+	none := func() {}
 	if rc.Train.Mode != coordinator.Estimated {
-		return nil, nil
+		return nil, "none (no probes)", none, nil
 	}
 	setup, err := model.NewSetup(rc.Model)
 	if err != nil {
-		return nil, err
+		return nil, "", none, inputError{err}
 	}
 	pts, err := setup.DrawPoints(rc.Train.PointSeed, 0, rc.Train.Counts, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", none, inputError{err}
 	}
-	return coordinator.NewLocal(setup, pts, rc.Train.Probe, workers, opt)
+	if !f.bus.useNATS() {
+		l, err := coordinator.NewLocal(setup, pts, rc.Train.Probe, f.workers, opt)
+		return l, fmt.Sprintf("local, %d workers, fused steps", f.workers), none, err
+	}
+	width := rc.Train.Probe.Width(setup.Problem, pts.Counts())
+	bs, err := f.bus.start(log, out, setup, rc.Train.Probe, width, runID(f.bus.run, filepath.Base(dir)), opt)
+	if err != nil {
+		return nil, "", none, err
+	}
+	return bs.backend, bs.desc, bs.close, nil
 }
 
 func readRunConfig(dir string) (coordinator.RunConfig, error) {

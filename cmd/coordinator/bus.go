@@ -1,0 +1,156 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"ntkbus/cmd/internal/natsconn"
+	"ntkbus/coordinator/natsbus"
+	"ntkbus/model"
+	"ntkbus/sampler"
+	"ntkbus/sampler/worker"
+)
+
+// busFlags choose where probes are computed: goroutines in this process
+// (--local), or samplers on NATS: an embedded server (--nats embedded) or a
+// running cluster (--nats URL), with --samplers of them in this process.
+type busFlags struct {
+	nf       natsconn.Flags
+	samplers int
+	listen   string
+	local    bool
+	batch    int
+	timeout  time.Duration
+	run      string
+}
+
+func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSamplers int) {
+	b.nf.Register(fs, defaultNATS, `NATS: "embedded" starts a server in this process; a URL joins a running cluster; "off" computes probes on goroutines (--workers)`)
+	fs.IntVar(&b.samplers, "samplers", defaultSamplers, "sampler instances in this process on the NATS bus (0 leaves the work to external samplers)")
+	fs.StringVar(&b.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server (a free port is taken if it is busy)")
+	fs.BoolVar(&b.local, "local", false, `compute probes on goroutines in this process, without NATS (same as --nats off)`)
+	fs.IntVar(&b.batch, "batch-size", 0, "probes per work request (0: sized from the samplers seen)")
+	fs.DurationVar(&b.timeout, "timeout", 60*time.Second, "first deadline of a work request, before the samplers' speed is known")
+	fs.StringVar(&b.run, "run", "", "run id on the bus (default: from the output folder)")
+}
+
+// bus is a started NATS backend and what it needs stopped.
+type bus struct {
+	backend *natsbus.Backend
+	desc    string
+	stop    []func()
+}
+
+func (b *bus) close() {
+	for i := len(b.stop) - 1; i >= 0; i-- {
+		b.stop[i]()
+	}
+}
+
+// useNATS reports whether probes go over NATS.
+func (b *busFlags) useNATS() bool {
+	return !b.local && b.nf.URL != "off" && b.nf.URL != ""
+}
+
+var runIDChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// runID makes a valid run id from a hint (an output folder).
+func runID(explicit, hint string) string {
+	if explicit != "" {
+		return explicit
+	}
+	id := runIDChars.ReplaceAllString(hint, "-")
+	id = strings.Trim(id, "-")
+	if len(id) > 48 {
+		id = id[len(id)-48:]
+	}
+	return fmt.Sprintf("%s-%x", id, time.Now().UnixNano()&0xffffff)
+}
+
+// start connects (or starts an embedded server), starts the in-process
+// samplers and the backend for the setup's probes.
+func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, settings sampler.Settings, width int, run string, opt model.Options) (*bus, error) {
+	subjects, err := b.nf.Subjects()
+	if err != nil {
+		return nil, inputError{err}
+	}
+	bs := &bus{}
+	var (
+		coordConn *nats.Conn
+		dial      func(name string) (*nats.Conn, error)
+	)
+	if b.nf.URL == "embedded" {
+		listen := b.listen
+		if isBusy(listen) {
+			host, _, _ := net.SplitHostPort(listen)
+			log.Warn("embedded NATS address busy, taking a free port", "address", listen)
+			listen = net.JoinHostPort(host, "0")
+		}
+		srv, err := natsbus.StartEmbedded(listen, log)
+		if err != nil {
+			return nil, err
+		}
+		bs.stop = append(bs.stop, func() { srv.Shutdown(); srv.WaitForShutdown() })
+		url := srv.ClientURL()
+		fmt.Fprintf(out, "embedded NATS server: %s (more samplers join with: sampler --nats %s)\n", url, url)
+		dial = func(name string) (*nats.Conn, error) { return inProcess(srv, name) }
+		bs.desc = "nats, embedded at " + url
+	} else {
+		dial = func(name string) (*nats.Conn, error) { return b.nf.Connect(name, log.Named("nats")) }
+		bs.desc = "nats at " + b.nf.URL
+	}
+	if coordConn, err = dial("ntkbus-coordinator " + run); err != nil {
+		bs.close()
+		return nil, err
+	}
+	bs.stop = append(bs.stop, func() { coordConn.Drain() })
+	for i := 0; i < b.samplers; i++ {
+		id := fmt.Sprintf("local-%d", i)
+		nc, err := dial("ntkbus-sampler " + id)
+		if err != nil {
+			bs.close()
+			return nil, err
+		}
+		w, err := worker.Start(nc, worker.Options{Subjects: subjects, ID: id, Eval: opt, Log: log.Named("sampler").With("instance", id)})
+		if err != nil {
+			nc.Close()
+			bs.close()
+			return nil, err
+		}
+		bs.stop = append(bs.stop, func() { w.Stop(); nc.Drain() })
+	}
+	be, err := natsbus.New(coordConn, natsbus.Options{
+		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,
+		Batch: b.batch, Timeout: b.timeout, Log: log,
+	})
+	if err != nil {
+		bs.close()
+		return nil, err
+	}
+	bs.backend = be
+	bs.stop = append(bs.stop, func() { be.Close() })
+	bs.desc += fmt.Sprintf(", run %s, %d samplers in process", run, b.samplers)
+	return bs, nil
+}
+
+func inProcess(srv *server.Server, name string) (*nats.Conn, error) {
+	return nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name(name), nats.MaxReconnects(-1))
+}
+
+func isBusy(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return true
+	}
+	l.Close()
+	return false
+}

@@ -1,0 +1,379 @@
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"ntkbus/coordinator"
+	"ntkbus/model"
+	"ntkbus/protocol"
+	"ntkbus/sampler"
+	"ntkbus/sampler/worker"
+)
+
+// cluster is a real nats-server in this process with sampler instances on
+// their own connections.
+type cluster struct {
+	t       testing.TB
+	srv     *server.Server
+	url     string
+	conns   []*nats.Conn
+	workers []*worker.Worker
+}
+
+func newCluster(t testing.TB) *cluster {
+	t.Helper()
+	srv, err := StartEmbedded("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{t: t, srv: srv, url: srv.ClientURL()}
+	t.Cleanup(c.close)
+	return c
+}
+
+func (c *cluster) connect(name string) *nats.Conn {
+	c.t.Helper()
+	nc, err := nats.Connect(c.url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.conns = append(c.conns, nc)
+	return nc
+}
+
+func (c *cluster) samplers(n int) []*nats.Conn {
+	var out []*nats.Conn
+	for i := 0; i < n; i++ {
+		nc := c.connect(fmt.Sprintf("sampler-%d", i))
+		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i)})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.workers = append(c.workers, w)
+		out = append(out, nc)
+	}
+	return out
+}
+
+func (c *cluster) close() {
+	for _, w := range c.workers {
+		w.Stop()
+	}
+	for _, nc := range c.conns {
+		nc.Close()
+	}
+	c.srv.Shutdown()
+}
+
+type fixture struct {
+	setup  *model.Setup
+	points *model.Collocation
+	theta  []float64
+	r0     []float64
+	plan   *sampler.Plan
+}
+
+func newFixture(t testing.TB, layers, counts []int, s sampler.Settings) *fixture {
+	t.Helper()
+	setup, err := model.NewSetup(model.Config{Problem: "wave", Layers: layers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts, err := setup.DrawPoints(3, 0, counts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := setup.NewEvaluator(pts, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{setup: setup, points: pts, theta: setup.InitTheta(3)}
+	f.r0 = make([]float64, ev.Layout().N)
+	ev.Residual(f.theta, f.r0)
+	if f.plan, err = sampler.NewPlan(s, ev.Layout()); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) work() *coordinator.Work {
+	return &coordinator.Work{ID: 1, PointsID: 1, Step: 2, Theta: f.theta, Points: f.points}
+}
+
+func (f *fixture) backend(t testing.TB, nc *nats.Conn, opt Options) *Backend {
+	t.Helper()
+	opt.Setup, opt.Probe, opt.Width = f.setup, f.plan.Settings, f.plan.Width()
+	if opt.Run == "" {
+		opt.Run = "test"
+	}
+	b, err := New(nc, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// estimate draws probes [0, N) through b into a fresh accumulator, calling
+// hook after each accepted probe.
+func (f *fixture) estimate(t testing.TB, b coordinator.Backend, N int, hook func(j int)) *coordinator.Accumulator {
+	t.Helper()
+	acc := coordinator.NewAccumulator(f.plan, 2, f.r0, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := b.Probes(ctx, f.work(), 0, N, func(j int, d []float64) error {
+		if err := acc.Add(j, d); err != nil {
+			return err
+		}
+		if hook != nil {
+			hook(j)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.Applied() != N {
+		t.Fatalf("%d of %d probes applied", acc.Applied(), N)
+	}
+	return acc
+}
+
+func sameBits(t *testing.T, what string, a, b *coordinator.Accumulator, n int) {
+	t.Helper()
+	ea, eb := a.Estimate(), b.Estimate()
+	if math.Float64bits(ea.Trace) != math.Float64bits(eb.Trace) {
+		t.Fatalf("%s: trace %v vs %v", what, ea.Trace, eb.Trace)
+	}
+	for i := range ea.BlockTraces {
+		if math.Float64bits(ea.BlockTraces[i]) != math.Float64bits(eb.BlockTraces[i]) {
+			t.Fatalf("%s: block %d trace differs", what, i)
+		}
+	}
+	ka, kb := make([]float64, n*n), make([]float64, n*n)
+	a.Kernel(ka, false)
+	b.Kernel(kb, false)
+	for i := range ka {
+		if math.Float64bits(ka[i]) != math.Float64bits(kb[i]) {
+			t.Fatalf("%s: K̂ differs at %d", what, i)
+		}
+	}
+}
+
+var smallLayers, smallCounts = []int{2, 16, 16, 1}, []int{10, 10, 4, 4, 4}
+
+// Over NATS, with 1 or 4 samplers, the estimate is the in-process one to the bit.
+func TestNATSEqualsInProcess(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 5})
+	local, err := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 2, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const N = 97
+	want := f.estimate(t, local, N, nil)
+	n := f.plan.Layout().N
+	for _, samplers := range []int{1, 4} {
+		c := newCluster(t)
+		c.samplers(samplers)
+		b := f.backend(t, c.connect("coordinator"), Options{Batch: 7})
+		got := f.estimate(t, b, N, nil)
+		sameBits(t, fmt.Sprintf("%d samplers", samplers), got, want, n)
+		st := b.Stats()
+		if st.Results != (N+6)/7 || len(st.Rejected) != 0 || st.Samplers != samplers {
+			t.Errorf("%d samplers: stats %+v", samplers, st)
+		}
+	}
+}
+
+// Kill a quarter of the samplers mid-step: the step completes and K̂ is the
+// fault-free one, to the bit.
+func TestKilledSamplersLoseNothing(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 6})
+	ref := newCluster(t)
+	ref.samplers(2)
+	const N = 120
+	want := f.estimate(t, f.backend(t, ref.connect("c"), Options{Batch: 5}), N, nil)
+
+	c := newCluster(t)
+	conns := c.samplers(8)
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 5, Timeout: 2 * time.Second})
+	var once sync.Once
+	got := f.estimate(t, b, N, func(j int) {
+		if j >= 10 {
+			once.Do(func() {
+				for _, nc := range conns[:2] { // a quarter of 8
+					nc.Close()
+				}
+			})
+		}
+	})
+	sameBits(t, "after killing 2 of 8 samplers", got, want, f.plan.Layout().N)
+	t.Logf("stats after the kill: %+v", b.Stats())
+}
+
+// Forged, malformed, truncated, non-finite, other-run, old-step and replayed
+// results are all rejected and counted; none is averaged.
+func TestBadResultsAreRejected(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 7})
+	c := newCluster(t)
+	c.samplers(2)
+	const N = 40
+	want := f.estimate(t, f.backend(t, c.connect("c0"), Options{Run: "clean", Batch: 4}), N, nil)
+
+	b := f.backend(t, c.connect("c1"), Options{Run: "dirty", Batch: 4})
+	rogue := c.connect("rogue")
+	// A spy keeps a copy of a genuine result to replay.
+	var genuine []byte
+	var mu sync.Mutex
+	spy := c.connect("spy")
+	spy.Subscribe(b.opt.Subjects.Results("dirty"), func(m *nats.Msg) {
+		mu.Lock()
+		if genuine == nil && m.Header.Get("Nats-Service-Error-Code") == "" {
+			genuine = append([]byte(nil), m.Data...)
+		}
+		mu.Unlock()
+	})
+	spy.Flush()
+	width := f.plan.Width()
+	var codec protocol.Codec
+	good := func(mut func(*protocol.Result)) []byte {
+		r := &protocol.Result{Version: protocol.Version, Run: "dirty", Step: 2, Lo: 0, Hi: 4, Sampler: "rogue", Width: width, D: make([]float64, 4*width)}
+		for i := range r.D {
+			r.D[i] = 1e6
+		}
+		mut(r)
+		return codec.MarshalResult(nil, r)
+	}
+	var injected bool
+	subject := b.opt.Subjects.ResultsFor("dirty", "forged")
+	got := f.estimate(t, b, N, func(j int) {
+		if injected || j < 8 {
+			return
+		}
+		injected = true
+		var replay []byte
+		for end := time.Now().Add(5 * time.Second); replay == nil && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			replay = genuine
+			mu.Unlock()
+		}
+		if replay == nil {
+			t.Fatal("the spy saw no genuine result to replay")
+		}
+		full := good(func(*protocol.Result) {})
+		for _, msg := range [][]byte{
+			[]byte("not msgpack at all"),
+			full[:len(full)/2], // truncated
+			good(func(r *protocol.Result) { r.D = r.D[:len(r.D)-1] }),          // wrong length
+			good(func(r *protocol.Result) { r.D[3] = math.NaN() }),             // non-finite
+			good(func(r *protocol.Result) { r.Run = "another" }),               // another run
+			good(func(r *protocol.Result) { r.Step = 1 }),                      // an old step
+			good(func(r *protocol.Result) { r.Lo, r.Hi = 1, 5; r.D = r.D[:] }), // a range never sent
+			good(func(r *protocol.Result) { r.Width = width + 1 }),             // wrong width
+			replay, // a replayed genuine result
+		} {
+			rogue.Publish(subject, msg)
+		}
+		rogue.Flush()
+		time.Sleep(100 * time.Millisecond)
+	})
+	sameBits(t, "with forged results", got, want, f.plan.Layout().N)
+	st := b.Stats()
+	for _, r := range []protocol.Reason{protocol.ReasonMalformed, protocol.ReasonLength, protocol.ReasonNonFinite, protocol.ReasonRun, protocol.ReasonStaleStep, protocol.ReasonRange, protocol.ReasonWidth} {
+		if st.Rejected[r] == 0 {
+			t.Errorf("no rejection counted for %s: %v", r, st.Rejected)
+		}
+	}
+	if st.Rejected[protocol.ReasonMalformed] < 2 {
+		t.Errorf("garbage and a truncated result: %d malformed", st.Rejected[protocol.ReasonMalformed])
+	}
+	if st.Duplicates == 0 {
+		t.Error("the replayed result was not counted as a duplicate")
+	}
+}
+
+// The wave network's θ (4 MB) reaches samplers through a server with the
+// default 1 MB max payload, including a sampler that joins mid-run.
+func TestLargeSnapshotOnDefaultPayload(t *testing.T) {
+	f := newFixture(t, []int{2, 1000, 500, 1}, []int{3, 3, 2, 2, 2}, sampler.Settings{Seed: 8, Quotient: sampler.Exact})
+	if p := f.setup.NumParams(); p < 500000 {
+		t.Fatalf("p = %d", p)
+	}
+	c := newCluster(t)
+	if mp := c.srv.GlobalAccount(); mp == nil {
+		t.Fatal("no account")
+	}
+	first := c.samplers(1)
+	nc := c.connect("coordinator")
+	if nc.MaxPayload() != 1<<20 {
+		t.Fatalf("server max payload %d, want the default 1 MB", nc.MaxPayload())
+	}
+	b := f.backend(t, nc, Options{Batch: 2, Timeout: 2 * time.Second})
+	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
+	want := f.estimate(t, local, 6, nil)
+	joined := false
+	got := f.estimate(t, b, 6, func(j int) {
+		if !joined {
+			// A sampler joins mid-run and the first one leaves: the
+			// newcomer must fetch the snapshot to do the rest.
+			joined = true
+			c.samplers(1)
+			first[0].Close()
+		}
+	})
+	sameBits(t, "4 MB snapshot", got, want, f.plan.Layout().N)
+	size := len(f.theta) * 8
+	if st := b.Stats(); st.ChunkBytes < int64(2*size) {
+		t.Errorf("%d chunk bytes served: the joining sampler did not fetch the %d-byte snapshot", st.ChunkBytes, size)
+	}
+}
+
+// Training over NATS (resampled points drawn by the samplers from the seed)
+// is the fused in-process run, to the bit.
+func TestTrainingOverNATSEqualsFused(t *testing.T) {
+	setup, _ := model.NewSetup(model.Config{Problem: "wave", Layers: smallLayers})
+	cfg := coordinator.TrainConfig{
+		Steps: 6, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 12, StepProbes: 3,
+		Probe: sampler.Settings{Seed: 4}, Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3},
+		Resample: true, PointSeed: 9, Counts: smallCounts,
+	}
+	theta0 := setup.InitTheta(2)
+	run := func(b coordinator.Backend, fused bool) []float64 {
+		c := cfg
+		c.Fused = fused
+		tr, err := coordinator.NewTrainer(setup, theta0, c, b, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < c.Steps; i++ {
+			if _, err := tr.Step(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tr.Theta()
+	}
+	want := run(nil, true)
+	cl := newCluster(t)
+	cl.samplers(3)
+	lay, _ := setup.DrawPoints(9, 0, smallCounts, nil)
+	ev, _ := setup.NewEvaluator(lay, model.Options{})
+	plan, _ := sampler.NewPlan(cfg.Probe, ev.Layout())
+	b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: plan.Width(), Batch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := run(b, false)
+	for i := range want {
+		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+			t.Fatalf("θ after %d steps differs at %d: NATS %v, fused %v", cfg.Steps, i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,715 @@
+package protocol
+
+// Codec encodes and decodes messages, reusing its buffers; one Codec serves
+// one goroutine. Marshal functions append to dst and return it; Unmarshal
+// functions reuse the slices already in the destination message. Unmarshal
+// checks the wire format and the version only; Validate checks meaning.
+type Codec struct {
+	w writer
+	r reader
+}
+
+// MarshalResult appends the encoding of m to dst.
+func (c *Codec) MarshalResult(dst []byte, m *Result) []byte {
+	w := &c.w
+	w.begin(10)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.int("lo", int64(m.Lo))
+	w.int("hi", int64(m.Hi))
+	w.str("sampler", m.Sampler)
+	w.int("width", int64(m.Width))
+	w.floats("d", m.D)
+	w.int("masked", int64(m.Masked))
+	w.float("sec", m.Seconds)
+	return w.out(dst)
+}
+
+// UnmarshalResult decodes a Result into m.
+func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	var f fields
+	required := []string{"v", "run", "step", "lo", "hi", "width", "d"}
+	d := m.D
+	*m = Result{}
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "step":
+			m.Step, err = r.int(k)
+			f.set(2)
+		case "lo":
+			m.Lo, err = r.smallInt(k)
+			f.set(3)
+		case "hi":
+			m.Hi, err = r.smallInt(k)
+			f.set(4)
+		case "width":
+			m.Width, err = r.smallInt(k)
+			f.set(5)
+		case "d":
+			d, err = r.floats(k, d)
+			m.D = d
+			f.set(6)
+		case "sampler":
+			m.Sampler, err = r.str(k)
+		case "masked":
+			m.Masked, err = r.smallInt(k)
+		case "sec":
+			m.Seconds, err = r.float(k)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing(required); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalWorkRequest appends the encoding of m to dst.
+func (c *Codec) MarshalWorkRequest(dst []byte, m *WorkRequest) []byte {
+	w := &c.w
+	w.begin(7)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.int("lo", int64(m.Lo))
+	w.int("hi", int64(m.Hi))
+	w.key("snap")
+	writeRef(w, &m.Snap)
+	w.int("try", int64(m.Attempt))
+	return w.out(dst)
+}
+
+func writeRef(w *writer, s *SnapshotRef) {
+	w.enc.EncodeMapLen(4)
+	w.int("step", s.Step)
+	w.int("size", int64(s.Size))
+	w.int("chunks", int64(s.Chunks))
+	w.bytes("sum", s.Sum[:])
+}
+
+func readRef(r *reader, s *SnapshotRef) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "step":
+			s.Step, err = r.int(k)
+			f.set(0)
+		case "size":
+			s.Size, err = r.smallInt(k)
+			f.set(1)
+		case "chunks":
+			s.Chunks, err = r.smallInt(k)
+			f.set(2)
+		case "sum":
+			err = readSum(r, &s.Sum)
+			f.set(3)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return f.missing([]string{"step", "size", "chunks", "sum"})
+}
+
+func readSum(r *reader, sum *[32]byte) error {
+	n, err := r.binLen("sum")
+	if err != nil {
+		return err
+	}
+	if n != 32 {
+		return malformed("sum has %d bytes, want 32", n)
+	}
+	copy(sum[:], r.raw(n))
+	return nil
+}
+
+// UnmarshalWorkRequest decodes a WorkRequest into m.
+func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	*m = WorkRequest{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "step":
+			m.Step, err = r.int(k)
+			f.set(2)
+		case "lo":
+			m.Lo, err = r.smallInt(k)
+			f.set(3)
+		case "hi":
+			m.Hi, err = r.smallInt(k)
+			f.set(4)
+		case "snap":
+			err = readRef(r, &m.Snap)
+			f.set(5)
+		case "try":
+			m.Attempt, err = r.smallInt(k)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "run", "step", "lo", "hi", "snap"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalSamplerError appends the encoding of m to dst.
+func (c *Codec) MarshalSamplerError(dst []byte, m *SamplerError) []byte {
+	w := &c.w
+	w.begin(8)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.int("lo", int64(m.Lo))
+	w.int("hi", int64(m.Hi))
+	w.str("sampler", m.Sampler)
+	w.str("code", m.Code)
+	w.str("msg", m.Message)
+	return w.out(dst)
+}
+
+// UnmarshalSamplerError decodes a SamplerError into m.
+func (c *Codec) UnmarshalSamplerError(data []byte, m *SamplerError) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	*m = SamplerError{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "code":
+			m.Code, err = r.str(k)
+			f.set(1)
+		case "run":
+			m.Run, err = r.str(k)
+		case "step":
+			m.Step, err = r.int(k)
+		case "lo":
+			m.Lo, err = r.smallInt(k)
+		case "hi":
+			m.Hi, err = r.smallInt(k)
+		case "sampler":
+			m.Sampler, err = r.str(k)
+		case "msg":
+			m.Message, err = r.str(k)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "code"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalChunkRequest appends the encoding of m to dst.
+func (c *Codec) MarshalChunkRequest(dst []byte, m *ChunkRequest) []byte {
+	w := &c.w
+	w.begin(4)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.int("i", int64(m.Index))
+	return w.out(dst)
+}
+
+// UnmarshalChunkRequest decodes a ChunkRequest into m.
+func (c *Codec) UnmarshalChunkRequest(data []byte, m *ChunkRequest) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	*m = ChunkRequest{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "step":
+			m.Step, err = r.int(k)
+			f.set(2)
+		case "i":
+			m.Index, err = r.smallInt(k)
+			f.set(3)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "run", "step", "i"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalChunk appends the encoding of m to dst.
+func (c *Codec) MarshalChunk(dst []byte, m *Chunk) []byte {
+	w := &c.w
+	w.begin(9)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.int("i", int64(m.Index))
+	w.int("n", int64(m.Count))
+	w.int("off", int64(m.Offset))
+	w.int("size", int64(m.Size))
+	w.bytes("sum", m.Sum[:])
+	w.bytes("data", m.Data)
+	return w.out(dst)
+}
+
+// UnmarshalChunk decodes a Chunk into m; m.Data reuses its storage.
+func (c *Codec) UnmarshalChunk(data []byte, m *Chunk) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	buf := m.Data
+	*m = Chunk{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "step":
+			m.Step, err = r.int(k)
+			f.set(2)
+		case "i":
+			m.Index, err = r.smallInt(k)
+			f.set(3)
+		case "n":
+			m.Count, err = r.smallInt(k)
+			f.set(4)
+		case "off":
+			m.Offset, err = r.smallInt(k)
+			f.set(5)
+		case "size":
+			m.Size, err = r.smallInt(k)
+			f.set(6)
+		case "sum":
+			err = readSum(r, &m.Sum)
+			f.set(7)
+		case "data":
+			buf, err = r.bytesInto(k, buf)
+			m.Data = buf
+			f.set(8)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "run", "step", "i", "n", "off", "size", "sum", "data"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalAnnounce appends the encoding of m to dst.
+func (c *Codec) MarshalAnnounce(dst []byte, m *Announce) []byte {
+	w := &c.w
+	w.begin(3)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.key("snap")
+	writeRef(w, &m.Snap)
+	return w.out(dst)
+}
+
+// UnmarshalAnnounce decodes an Announce into m.
+func (c *Codec) UnmarshalAnnounce(data []byte, m *Announce) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	*m = Announce{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "snap":
+			err = readRef(r, &m.Snap)
+			f.set(2)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "run", "snap"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+// MarshalSnapshot appends the encoding of m to dst.
+func (c *Codec) MarshalSnapshot(dst []byte, m *Snapshot) []byte {
+	w := &c.w
+	w.begin(8)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.key("problem")
+	p := &m.Problem
+	w.enc.EncodeMapLen(6)
+	w.str("name", p.Name)
+	w.ints("layers", p.Layers)
+	w.str("act", p.Activation)
+	w.floats("shift", p.InputShift)
+	w.floats("scale", p.InputScale)
+	w.key("params")
+	keys := sortedKeys(p.Params)
+	w.enc.EncodeMapLen(len(keys))
+	for _, k := range keys {
+		w.float(k, p.Params[k])
+	}
+	w.floats("theta", m.Theta)
+	w.key("points")
+	w.enc.EncodeMapLen(3)
+	w.uint("seed", m.Points.Seed)
+	w.ints("counts", m.Points.Counts)
+	w.key("blocks")
+	w.enc.EncodeArrayLen(len(m.Points.Blocks))
+	for i := range m.Points.Blocks {
+		b := &m.Points.Blocks[i]
+		w.enc.EncodeMapLen(4)
+		w.str("name", b.Name)
+		w.int("dim", int64(b.Dim))
+		w.floats("pts", b.Points)
+		w.floats("tgt", b.Targets)
+	}
+	w.key("probe")
+	pr := &m.Probe
+	w.enc.EncodeMapLen(6)
+	w.uint("seed", pr.Seed)
+	w.str("kind", pr.Kind)
+	w.str("quot", pr.Quotient)
+	w.float("dt", pr.Dt)
+	w.float("eps", pr.Epsilon)
+	w.str("alloc", pr.Allocation)
+	w.int("width", int64(m.Width))
+	return w.out(dst)
+}
+
+// UnmarshalSnapshot decodes a Snapshot into m, reusing θ's storage.
+func (c *Codec) UnmarshalSnapshot(data []byte, m *Snapshot) error {
+	r := &c.r
+	r.reset(data)
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	theta := m.Theta
+	*m = Snapshot{}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "v":
+			m.Version, err = r.smallInt(k)
+			f.set(0)
+		case "run":
+			m.Run, err = r.str(k)
+			f.set(1)
+		case "step":
+			m.Step, err = r.int(k)
+			f.set(2)
+		case "problem":
+			err = readProblem(r, &m.Problem)
+			f.set(3)
+		case "theta":
+			theta, err = r.floats(k, theta)
+			m.Theta = theta
+			f.set(4)
+		case "points":
+			err = readPoints(r, &m.Points)
+			f.set(5)
+		case "probe":
+			err = readProbe(r, &m.Probe)
+			f.set(6)
+		case "width":
+			m.Width, err = r.smallInt(k)
+			f.set(7)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := f.missing([]string{"v", "run", "step", "problem", "theta", "points", "probe", "width"}); err != nil {
+		return err
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(m.Version))
+}
+
+func readProblem(r *reader, p *ProblemSpec) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "name":
+			p.Name, err = r.str(k)
+			f.set(0)
+		case "layers":
+			p.Layers, err = r.ints(k, nil)
+		case "act":
+			p.Activation, err = r.str(k)
+		case "shift":
+			p.InputShift, err = r.floats(k, nil)
+		case "scale":
+			p.InputScale, err = r.floats(k, nil)
+		case "params":
+			var pn int
+			if pn, err = r.mapLen(); err != nil {
+				return err
+			}
+			p.Params = make(map[string]float64, pn)
+			for j := 0; j < pn && err == nil; j++ {
+				var pk string
+				if pk, err = r.key(); err == nil {
+					p.Params[pk], err = r.float(pk)
+				}
+			}
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return f.missing([]string{"name"})
+}
+
+func readPoints(r *reader, c *Collocation) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "seed":
+			c.Seed, err = r.uint(k)
+		case "counts":
+			c.Counts, err = r.ints(k, nil)
+		case "blocks":
+			var bn int
+			if bn, err = r.dec.DecodeArrayLen(); err != nil {
+				return malformed("blocks: %v", err)
+			}
+			if bn > r.left() {
+				return malformed("blocks: %d in %d bytes", bn, r.left())
+			}
+			for j := 0; j < bn && err == nil; j++ {
+				var b BlockPoints
+				err = readBlock(r, &b)
+				c.Blocks = append(c.Blocks, b)
+			}
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func readBlock(r *reader, b *BlockPoints) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	var f fields
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "name":
+			b.Name, err = r.str(k)
+			f.set(0)
+		case "dim":
+			b.Dim, err = r.smallInt(k)
+			f.set(1)
+		case "pts":
+			b.Points, err = r.floats(k, nil)
+			f.set(2)
+		case "tgt":
+			b.Targets, err = r.floats(k, nil)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return f.missing([]string{"name", "dim", "pts"})
+}
+
+func readProbe(r *reader, p *ProbeSettings) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "seed":
+			p.Seed, err = r.uint(k)
+		case "kind":
+			p.Kind, err = r.str(k)
+		case "quot":
+			p.Quotient, err = r.str(k)
+		case "dt":
+			p.Dt, err = r.float(k)
+		case "eps":
+			p.Epsilon, err = r.float(k)
+		case "alloc":
+			p.Allocation, err = r.str(k)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
