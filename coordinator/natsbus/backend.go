@@ -342,9 +342,12 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	}
 	window := 2 * n
 	next, inflight, done := 0, 0, 0
-	b.nonce++
-	reply := b.opt.Subjects.ResultsFor(b.opt.Run, strconv.FormatUint(b.nonce, 36))
 	send := func(bt *batch) error {
+		// Every request has its own reply subject: a sampler's user may
+		// answer each request it received once (allow_responses), so two
+		// batches must not share a reply subject.
+		b.nonce++
+		reply := b.opt.Subjects.ResultsFor(b.opt.Run, strconv.FormatUint(b.nonce, 36))
 		bt.attempts++
 		bt.sent = time.Now()
 		bt.deadline = bt.sent.Add(b.deadline(bt.hi - bt.lo))

@@ -377,3 +377,56 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 		}
 	}
 }
+
+// With the deploy config's users and permissions, samplers (who may only
+// answer what they receive) deliver every result at the first attempt.
+func TestWithDeployPermissions(t *testing.T) {
+	port := freePorts(t, 2)
+	t.Setenv("NATS_NAME", "perm")
+	t.Setenv("NATS_LISTEN", fmt.Sprintf("127.0.0.1:%d", port[0]))
+	t.Setenv("NATS_HTTP", "127.0.0.1:0")
+	t.Setenv("NATS_CLUSTER_LISTEN", fmt.Sprintf("127.0.0.1:%d", port[1]))
+	t.Setenv("NATS_ROUTES", fmt.Sprintf("[nats-route://127.0.0.1:%d]", port[1]))
+	t.Setenv("NTKBUS_COORDINATOR_PASSWORD", "c")
+	t.Setenv("NTKBUS_SAMPLER_PASSWORD", "s")
+	o, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.NoLog, o.NoSigs, o.HTTPPort = true, true, 0
+	srv, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 9})
+	for i := 0; i < 2; i++ {
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("sampler", "s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("coordinator", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	b := f.backend(t, nc, Options{Batch: 2})
+	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
+	want := f.estimate(t, local, 40, nil)
+	got := f.estimate(t, b, 40, nil)
+	sameBits(t, "with permissions", got, want, f.plan.Layout().N)
+	if st := b.Stats(); st.Redispatched != 0 || st.Results != 20 {
+		t.Errorf("stats %+v: every batch should arrive at the first attempt", st)
+	}
+}
