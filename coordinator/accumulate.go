@@ -36,6 +36,7 @@ type Accumulator struct {
 	count []int     // probes applied per block (block probes), or [N]
 	stats traceStats
 
+	first   int // the first probe index
 	next    int
 	pending map[int][]float64
 	free    [][]float64
@@ -70,7 +71,11 @@ func NewAccumulator(plan *sampler.Plan, step uint32, r0 []float64, full bool) *A
 
 // Reset empties the accumulator for another step (or base point), keeping
 // its memory.
-func (a *Accumulator) Reset(step uint32, r0 []float64) {
+func (a *Accumulator) Reset(step uint32, r0 []float64) { a.ResetFrom(step, r0, 0) }
+
+// ResetFrom empties the accumulator for probes first, first+1, ... of a
+// step: disjoint index ranges of one step are independent estimates.
+func (a *Accumulator) ResetFrom(step uint32, r0 []float64, first int) {
 	a.step, a.r0 = step, r0
 	for i := range a.m {
 		a.m[i] = 0
@@ -83,11 +88,11 @@ func (a *Accumulator) Reset(step uint32, r0 []float64) {
 		a.free = append(a.free, d)
 		delete(a.pending, j)
 	}
-	a.next = 0
+	a.first, a.next = first, first
 }
 
-// Applied is the number of probes applied: all of 0..Applied()-1.
-func (a *Accumulator) Applied() int { return a.next }
+// Applied is the number of probes applied: all of first..first+Applied()-1.
+func (a *Accumulator) Applied() int { return a.next - a.first }
 
 // Pending is the number of probes received but waiting for earlier ones.
 func (a *Accumulator) Pending() int { return len(a.pending) }

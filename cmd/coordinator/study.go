@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"ntkbus/coordinator"
+	"ntkbus/coordinator/study"
+	"ntkbus/model"
+)
+
+func runStudy(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "errors" {
+		return badInput(`usage: coordinator study errors [flags] (the only study so far; "coordinator study errors -h" for its flags)`)
+	}
+	return runStudyErrors(args[1:], out)
+}
+
+// runStudyErrors is the paper's Figures 5 and 6: M independent estimates of
+// K and Tr K per N against the exact NTK at a fixed θ.
+func runStudyErrors(args []string, out io.Writer) error {
+	fs := newFlags("study errors", "--problem P [--N 10,20,...] [--M 100] [flags]")
+	var pf problemFlags
+	addProblemFlags(fs, &pf)
+	var lf logFlags
+	lf.register(fs)
+	var bf busFlags
+	bf.register(fs, "off", runtime.NumCPU())
+	var ns intList = []int{10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000}
+	fs.Var(&ns, "N", "numbers of probes per estimate, increasing")
+	M := fs.Int("M", 100, "independent estimates per N")
+	seed := fs.Uint64("seed", 1, "seed of θ, the points and the probes")
+	snapPath := fs.String("snapshot", "", "take θ and the points from this snapshot instead of --problem and --seed")
+	variants := fs.String("variants", "gaussian", "estimators to compare on the same probes, kind[:quotient[:Δt]] comma-separated, e.g. gaussian,rademacher,block,gaussian:exact,gaussian:forward:1e-2,param:exact")
+	clip := fs.Bool("clip", false, "also measure the clipped estimator max(K̂_ij, 0) (Remark 6)")
+	var heat intList
+	fs.Var(&heat, "heatmaps", "N values whose first K̂ is saved and drawn beside the exact K (Figure 5), e.g. 1,2000,20000")
+	outDir := fs.String("out", "", "study folder (default runs/study-<problem>-<time>); run again with the same folder and flags to resume")
+	workers := fs.Int("workers", runtime.NumCPU(), "in-process sampler goroutines (without --nats)")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the exact kernel may use")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var (
+		setup *model.Setup
+		coll  *model.Collocation
+		theta []float64
+		err   error
+	)
+	if *snapPath != "" {
+		snap, err := model.ReadSnapshot(*snapPath)
+		if err != nil {
+			return inputError{err}
+		}
+		if setup, coll, theta, err = snap.Resolve(); err != nil {
+			return badInput("snapshot %s: %v", *snapPath, err)
+		}
+	} else {
+		if setup, err = pf.setup(); err != nil {
+			return err
+		}
+		var counts []int
+		if len(pf.points) > 0 {
+			counts = pf.points
+		}
+		if coll, err = setup.DrawPoints(*seed, 0, counts, nil); err != nil {
+			return inputError{err}
+		}
+		theta = setup.InitTheta(*seed)
+	}
+	vs, err := study.ParseVariants(*variants, *seed)
+	if err != nil {
+		return inputError{err}
+	}
+	cfg := study.Config{Problem: setup.Config, Seed: *seed, Snapshot: *snapPath, Ns: ns, M: *M, Clip: *clip, Heatmaps: heat}
+	for _, v := range vs {
+		cfg.Variants = append(cfg.Variants, strings.ReplaceAll(strings.TrimSuffix(strings.TrimSuffix(v.Name, "/forward"), ""), "/", ":"))
+	}
+	if err := cfg.Validate(); err != nil {
+		return inputError{err}
+	}
+	log := lf.logger(nil)
+	opt := model.Options{MaxMemory: *maxMem}
+	ev, err := setup.NewEvaluator(coll, opt)
+	if err != nil {
+		return err
+	}
+	lay := ev.Layout()
+	if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
+		return err
+	}
+	r0 := make([]float64, lay.N)
+	ev.Forward(theta, r0)
+	ref, err := study.NewReference(ev)
+	if err != nil {
+		return err
+	}
+	dir := *outDir
+	if dir == "" {
+		dir = filepath.Join("runs", fmt.Sprintf("study-%s-%s", setup.Problem.Name, time.Now().Format("20060102-150405")))
+	}
+	fmt.Fprintf(out, "study folder: %s\n", dir)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var buses []*bus
+	defer func() {
+		for _, b := range buses {
+			b.close()
+		}
+	}()
+	bar := newProgress(os.Stderr, log, "probes", 1)
+	var total int64
+	runner := &study.Runner{
+		Config: cfg, Dir: dir, Setup: setup, Points: coll, Theta: theta, Ref: ref, Layout: lay, R0: r0,
+		Backends: func(v study.Variant) (coordinator.Backend, error) {
+			if bf.useNATS() {
+				bs, err := bf.start(log, os.Stderr, setup, v.Settings, v.Settings.Width(setup.Problem, coll.Counts()), runID(bf.run, "study"), opt)
+				if err != nil {
+					return nil, err
+				}
+				buses = append(buses, bs)
+				return bs.backend, nil
+			}
+			return coordinator.NewLocal(setup, coll, v.Settings, *workers, opt)
+		},
+		Progress: func(done, tot int64, rep *study.Rep) {
+			if total == 0 {
+				total = tot
+				bar = newProgress(os.Stderr, log, "probes", int(tot))
+			}
+			bar.update(int(done), fmt.Sprintf("%s N=%d", rep.Variant, rep.N))
+		},
+	}
+	err = runner.Run(ctx)
+	bar.finish()
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintf(out, "interrupted; run the same command again to resume from %s\n", dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return printStudy(out, dir, cfg, ref)
+}
+
+// printStudy prints errors.csv as a table beside the theory, with the
+// fitted log-log slopes.
+func printStudy(out io.Writer, dir string, cfg study.Config, ref *study.Reference) error {
+	reps, err := study.ReadReps(filepath.Join(dir, "reps.csv"), len(ref.Blocks))
+	if err != nil {
+		return err
+	}
+	rows := study.Aggregate(reps, &cfg, ref)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "variant\tN\tMSE K̂\t± SE\tThm 4 (2n(n+2)/N ‖K‖²)\tGaussian exact\tMSE Tr\t± SE\tThm 4 (4/N ‖K‖²)\tGaussian exact\t\n")
+	byVariant := map[string][]study.Row{}
+	var order []string
+	for _, r := range rows {
+		if byVariant[r.Variant] == nil {
+			order = append(order, r.Variant)
+		}
+		byVariant[r.Variant] = append(byVariant[r.Variant], r)
+		fmt.Fprintf(tw, "%s\t%d\t%.4g\t%.2g\t%.4g\t%.4g\t%.4g\t%.2g\t%.4g\t%.4g\t\n", r.Variant, r.N, r.MSEKernel, r.MSEKernelSE, r.Thm4Kernel, r.GaussKernel, r.MSETrace, r.MSETraceSE, r.Thm4Trace, r.GaussTrace)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	for _, v := range order {
+		var x, yk, yt []float64
+		for _, r := range byVariant[v] {
+			x = append(x, float64(r.N))
+			yk = append(yk, r.MSEKernel)
+			yt = append(yt, r.MSETrace)
+		}
+		for _, s := range []struct {
+			what string
+			y    []float64
+		}{{"K̂", yk}, {"trace", yt}} {
+			if f, err := study.FitLogLog(x, s.y); err == nil && !math.IsNaN(f.Slope) {
+				fmt.Fprintf(out, "%s: MSE of the %s ∝ N^%.3f (95%% interval [%.3f, %.3f]; theory −1)\n", v, s.what, f.Slope, f.Lo, f.Hi)
+			}
+		}
+	}
+	fmt.Fprintf(out, "\nresults in %s: errors.csv, reps.csv\n", dir)
+	return nil
+}
