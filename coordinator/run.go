@@ -271,6 +271,14 @@ func (r *Run) Execute(ctx context.Context) error {
 			mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
 			r.lastErr, r.hasError = [2]float64{mx, rms}, true
 		}
+		var exactFirst []float64
+		if t == 0 && r.Config.Train.Kernel {
+			n := tr.Layout().N
+			exactFirst = make([]float64, n*n)
+			if err := tr.ExactKernel(exactFirst); err != nil {
+				return err
+			}
+		}
 		rec, err := tr.Step(ctx)
 		if err != nil {
 			r.w.Flush()
@@ -281,6 +289,11 @@ func (r *Run) Execute(ctx context.Context) error {
 		}
 		if err := r.writeRow(rec); err != nil {
 			return err
+		}
+		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
+			if err := r.saveKernels("first", exactFirst); err != nil {
+				return err
+			}
 		}
 		r.lastRec = *rec
 		if r.opt.Progress != nil {
@@ -297,6 +310,11 @@ func (r *Run) Execute(ctx context.Context) error {
 	}
 	if err := r.checkpoint(); err != nil {
 		return err
+	}
+	if tr.avg != nil && tr.avg.Kernel != nil {
+		if err := r.saveKernels("last", nil); err != nil {
+			return err
+		}
 	}
 	if err := r.finish(); err != nil {
 		return err
@@ -361,6 +379,64 @@ func (r *Run) writeRow(rec *StepRecord) error {
 	b = append(b, '\n')
 	_, err := r.w.Write(b)
 	return err
+}
+
+// saveKernels writes the moving average K̂ and the exact K (given, or at
+// the current θ) as kernel_estimate_<when>.csv and kernel_exact_<when>.csv:
+// the paper's Figure 7.
+func (r *Run) saveKernels(when string, exact []float64) error {
+	tr := r.Trainer
+	n := tr.Layout().N
+	if exact == nil {
+		exact = make([]float64, n*n)
+		if err := tr.ExactKernel(exact); err != nil {
+			return err
+		}
+	}
+	if err := WriteMatrixCSV(filepath.Join(r.Dir, "kernel_estimate_"+when+".csv"), tr.avg.Kernel, n); err != nil {
+		return err
+	}
+	return WriteMatrixCSV(filepath.Join(r.Dir, "kernel_exact_"+when+".csv"), exact, n)
+}
+
+// WriteMatrixCSV writes an n×n matrix, every value in its shortest exact form.
+func WriteMatrixCSV(path string, m []float64, n int) error {
+	var b []byte
+	for i := 0; i < n; i++ {
+		for j := 0; j < n; j++ {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendFloat(b, m[i*n+j], 'g', -1, 64)
+		}
+		b = append(b, '\n')
+	}
+	return model.WriteFileAtomic(path, b)
+}
+
+// ReadMatrixCSV reads a square matrix written by WriteMatrixCSV.
+func ReadMatrixCSV(path string) ([]float64, int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	n := len(lines)
+	m := make([]float64, 0, n*n)
+	for i, line := range lines {
+		fields := strings.Split(line, ",")
+		if len(fields) != n {
+			return nil, 0, fmt.Errorf("%s: row %d has %d values, want %d", path, i, len(fields), n)
+		}
+		for _, f := range fields {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%s: %w", path, err)
+			}
+			m = append(m, v)
+		}
+	}
+	return m, n, nil
 }
 
 // checkpointState is the trainer's state after a step: everything the next

@@ -130,6 +130,7 @@ type StepRecord struct {
 	Lambda             []float64 // weights used by this step
 	LambdaLo, LambdaHi []float64 // 95% interval (estimated mode), else equal to Lambda
 	Accepted           bool      // the weights changed this step (spaced rule)
+	Kept               int       // blocks whose candidate weight was not positive and finite, so kept its weight
 	Trace              float64   // Tr K (estimated or exact) behind Lambda; NaN with fixed weights
 
 	ExactLambda []float64 // exact weights, when computed this step
@@ -168,6 +169,7 @@ type Trainer struct {
 	obs      []bool
 	cots     []model.Cotangent
 	lam, se  []float64
+	kept     []bool
 	rec      StepRecord
 }
 
@@ -296,9 +298,11 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		tr.avg.WeightsInto(lam, se)
 		tr.decide(t, lam, r, rec)
 		for b := range lam {
-			if rec.Accepted || t == 0 {
+			if (rec.Accepted || t == 0) && !tr.kept[b] {
 				rec.LambdaLo[b] = lam[b] - Z95*se[b]
 				rec.LambdaHi[b] = lam[b] + Z95*se[b]
+			} else {
+				rec.LambdaLo[b], rec.LambdaHi[b] = tr.lambda[b], tr.lambda[b]
 			}
 		}
 		var trace float64
@@ -401,7 +405,22 @@ func (tr *Trainer) exactWeights(rec *StepRecord) ([]float64, float64, error) {
 }
 
 // decide installs candidate weights, through the spaced rule when enabled.
+// A candidate that is not positive and finite (a block whose rows all have
+// R_i = 0 has no estimated trace; a noisy estimate from few probes can be
+// negative, which would turn descent into ascent for that block) leaves the
+// block's current weight in place.
 func (tr *Trainer) decide(t int, cand []float64, r []float64, rec *StepRecord) {
+	rec.Kept = 0
+	if len(tr.kept) != len(cand) {
+		tr.kept = make([]bool, len(cand))
+	}
+	for b, l := range cand {
+		tr.kept[b] = !(l > 0) || math.IsInf(l, 0)
+		if tr.kept[b] {
+			cand[b] = tr.lambda[b]
+			rec.Kept++
+		}
+	}
 	if !tr.cfg.Spaced || t == 0 {
 		if tr.cfg.Spaced && tr.spaced == nil {
 			h0 := tr.cfg.SpacedH0
@@ -560,4 +579,11 @@ func (m WeightMode) MarshalText() ([]byte, error) { return []byte(m.String()), n
 func (m *WeightMode) UnmarshalText(b []byte) (err error) {
 	*m, err = ParseWeightMode(string(b))
 	return
+}
+
+// ExactKernel sets dst (n×n) to the exact NTK at the current θ and the
+// current step's points (one forward pass, then the structured NTK).
+func (tr *Trainer) ExactKernel(dst []float64) error {
+	tr.prober.SetBase(tr.theta, uint32(tr.t))
+	return tr.ev.NTK(dst)
 }

@@ -272,3 +272,36 @@ func TestTrainConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// A block whose residuals are exactly zero (poisson1d without input
+// standardization: u(0) = 0 at initialization) has no estimated trace; its
+// weight stays as it was instead of becoming Tr K/0, and training goes on.
+func TestZeroResidualBlockKeepsItsWeight(t *testing.T) {
+	s, err := model.NewSetup(model.Config{Problem: "poisson1d", Layers: []int{1, 10, 1}, Shift: []float64{0}, Scale: []float64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := TrainConfig{Steps: 5, Mode: Estimated, Alpha: 0.5, InitProbes: 10, StepProbes: 2,
+		Probe: sampler.Settings{Seed: 1}, Optimizer: "adam", Schedule: Schedule{LR: 1e-3}, PointSeed: 1, Fused: true}
+	tr, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tr.Step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.BlockMSE[1] != 0 || rec.Kept != 1 || rec.Lambda[1] != 1 {
+		t.Fatalf("left block: mse %v, kept %d, λ %v; want an exactly zero residual whose weight stays 1", rec.BlockMSE[1], rec.Kept, rec.Lambda[1])
+	}
+	for i := 1; i < cfg.Steps; i++ {
+		if rec, err = tr.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range rec.Lambda {
+			if !(l > 0) || math.IsInf(l, 0) {
+				t.Fatalf("step %d: weights %v", i, rec.Lambda)
+			}
+		}
+	}
+}

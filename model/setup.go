@@ -12,7 +12,8 @@ import (
 
 // Config is everything besides θ and the points that fixes the residual: the
 // problem, its constants and the network. Empty fields take the problem's
-// defaults (see DefaultConfig).
+// defaults (see DefaultConfig); for inputs as they are, give shift 0 and
+// scale 1.
 type Config struct {
 	Problem    string             `json:"problem"`
 	Layers     []int              `json:"layers,omitempty"`
@@ -73,7 +74,7 @@ func bind(p *Problem, cfg Config) (*Setup, error) {
 	if cfg.Activation == "" {
 		s.Config.Activation = p.Activation.String()
 	}
-	if len(cfg.Shift) == 0 && len(cfg.Scale) == 0 && len(cfg.Layers) == 0 && p.Standardize {
+	if len(cfg.Shift) == 0 && len(cfg.Scale) == 0 && p.Standardize {
 		s.Config.Shift, s.Config.Scale = p.uniformStandardization()
 	}
 	act, err := ParseActivation(s.Config.Activation)

@@ -112,7 +112,7 @@ func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, se
 		bs.close()
 		return nil, err
 	}
-	bs.stop = append(bs.stop, func() { coordConn.Drain() })
+	bs.stop = append(bs.stop, func() { drain(coordConn) })
 	for i := 0; i < b.samplers; i++ {
 		id := fmt.Sprintf("local-%d", i)
 		nc, err := dial("ntkbus-sampler " + id)
@@ -126,7 +126,7 @@ func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, se
 			bs.close()
 			return nil, err
 		}
-		bs.stop = append(bs.stop, func() { w.Stop(); nc.Drain() })
+		bs.stop = append(bs.stop, func() { w.Stop(); drain(nc) })
 	}
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,
@@ -140,6 +140,16 @@ func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, se
 	bs.stop = append(bs.stop, func() { be.Close() })
 	bs.desc += fmt.Sprintf(", run %s, %d samplers in process", run, b.samplers)
 	return bs, nil
+}
+
+// drain flushes what a connection holds and closes it, waiting up to 10 s.
+func drain(nc *nats.Conn) {
+	if nc.Drain() == nil {
+		for end := time.Now().Add(10 * time.Second); !nc.IsClosed() && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	nc.Close()
 }
 
 func inProcess(srv *server.Server, name string) (*nats.Conn, error) {

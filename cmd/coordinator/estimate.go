@@ -32,7 +32,7 @@ type estimateReport struct {
 	TraceSE       *float64            `json:"trace_se"`
 	BlockTraces   map[string]float64  `json:"block_traces"`
 	BlockTracesSE map[string]*float64 `json:"block_traces_se"`
-	Weights       map[string]float64  `json:"weights"`
+	Weights       map[string]*float64 `json:"weights"` // null where Tr K_bb is 0 (every row of the block has R_i = 0)
 	WeightsSE     map[string]*float64 `json:"weights_se"`
 	WeightsLo     map[string]*float64 `json:"weights_lo"`
 	WeightsHi     map[string]*float64 `json:"weights_hi"`
@@ -157,7 +157,7 @@ func runEstimate(args []string, out io.Writer) error {
 		Problem: setup.Problem.Name, N: lay.N, P: lay.P, Probes: res.Estimate.Probes,
 		Kind: settings.Kind.String(), Quotient: settings.Quotient.String(), Seed: *seed,
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
-		Weights: map[string]float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
+		Weights: map[string]*float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
 		StoppedEarly: res.Stopped, Rejected: res.Rejected, Masked: masked,
 		Workers: *workers, Backend: backendDesc, BLAS: model.BLASBackend(),
 	}
@@ -167,7 +167,7 @@ func runEstimate(args []string, out io.Writer) error {
 	for b, name := range rep.Blocks {
 		rep.BlockTraces[name] = e.BlockTraces[b]
 		rep.BlockTracesSE[name] = num(e.BlockSE(b))
-		rep.Weights[name] = lam[b]
+		rep.Weights[name] = num(lam[b])
 		rep.WeightsSE[name] = num(se[b])
 		rep.WeightsLo[name] = num(lam[b] - coordinator.Z95*se[b])
 		rep.WeightsHi[name] = num(lam[b] + coordinator.Z95*se[b])
@@ -193,7 +193,7 @@ func runEstimate(args []string, out io.Writer) error {
 	fmt.Fprintf(tw, "trace\tTr K ≈ %.8g ± %s\n\n", rep.Trace, fmtSE(rep.TraceSE))
 	fmt.Fprintf(tw, "block\tTr K_bb\t± SE\tλ_b\t95%% interval\n")
 	for _, name := range rep.Blocks {
-		fmt.Fprintf(tw, "%s\t%.8g\t%s\t%.6g\t[%s, %s]\n", name, rep.BlockTraces[name], fmtSE(rep.BlockTracesSE[name]), rep.Weights[name], fmtSE(rep.WeightsLo[name]), fmtSE(rep.WeightsHi[name]))
+		fmt.Fprintf(tw, "%s\t%.8g\t%s\t%s\t[%s, %s]\n", name, rep.BlockTraces[name], fmtSE(rep.BlockTracesSE[name]), fmtSE(rep.Weights[name]), fmtSE(rep.WeightsLo[name]), fmtSE(rep.WeightsHi[name]))
 	}
 	if rep.Masked > 0 {
 		fmt.Fprintf(tw, "\nnote\t%d residual rows are exactly zero and take no part in the probes\n", rep.Masked)

@@ -37,9 +37,6 @@ func (p *problemFlags) setup() (*model.Setup, error) {
 	}
 	if len(p.layers) > 0 {
 		cfg.Layers = p.layers
-		if cfg.Shift != nil && len(p.layers) > 0 && p.layers[0] != len(cfg.Shift) {
-			cfg.Shift, cfg.Scale = nil, nil
-		}
 	}
 	if p.activation != "" {
 		cfg.Activation = p.activation

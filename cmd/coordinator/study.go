@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/figures"
+	"ntkbus/coordinator/report"
 	"ntkbus/coordinator/study"
 	"ntkbus/model"
 )
@@ -151,7 +152,15 @@ func runStudyErrors(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return printStudy(out, dir, cfg, ref)
+	if err := printStudy(out, dir, cfg, ref); err != nil {
+		return err
+	}
+	files, err := report.StudyFigures(dir)
+	if err != nil {
+		return fmt.Errorf("figures: %w", err)
+	}
+	fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
+	return nil
 }
 
 // printStudy prints errors.csv as a table beside the theory, with the
@@ -186,8 +195,8 @@ func printStudy(out io.Writer, dir string, cfg study.Config, ref *study.Referenc
 			what string
 			y    []float64
 		}{{"K̂", yk}, {"trace", yt}} {
-			if f, err := study.FitLogLog(x, s.y); err == nil && !math.IsNaN(f.Slope) {
-				fmt.Fprintf(out, "%s: MSE of the %s ∝ N^%.3f (95%% interval [%.3f, %.3f]; theory −1)\n", v, s.what, f.Slope, f.Lo, f.Hi)
+			if slope, _, lo, hi, err := figures.FitLogLog(x, s.y); err == nil {
+				fmt.Fprintf(out, "%s: MSE of the %s ∝ N^%.3f (95%% interval [%.3f, %.3f]; theory −1)\n", v, s.what, slope, lo, hi)
 			}
 		}
 	}

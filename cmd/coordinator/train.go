@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/report"
 	"ntkbus/model"
 )
 
@@ -194,9 +195,9 @@ func runTrain(args []string, out io.Writer) error {
 	rc.Train.Fused = !f.bus.useNATS()
 	rc.Backend = desc
 	if f.resume != "" {
-		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log))
+		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log, out))
 	} else {
-		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log))
+		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log, out))
 	}
 	if err != nil {
 		return inputError{err}
@@ -254,7 +255,7 @@ func readRunConfig(dir string) (coordinator.RunConfig, error) {
 	return rc, nil
 }
 
-func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger) coordinator.RunOptions {
+func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io.Writer) coordinator.RunOptions {
 	steps := rc.Train.Steps
 	ck := f.ckEvery
 	if ck == 0 {
@@ -266,6 +267,14 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger) coordi
 	}
 	bar := newProgress(os.Stderr, log, "train", steps)
 	return coordinator.RunOptions{
+		AfterRun: func(r *coordinator.Run) error {
+			files, err := report.RunFigures(r.Dir)
+			if err != nil {
+				return fmt.Errorf("figures: %w", err)
+			}
+			fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
+			return nil
+		},
 		CheckpointEvery: ck,
 		ErrorEvery:      ee,
 		Log:             log,

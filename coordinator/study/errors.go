@@ -20,8 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"gonum.org/v1/gonum/stat/distuv"
-
 	"ntkbus/coordinator"
 	"ntkbus/model"
 	"ntkbus/sampler"
@@ -252,7 +250,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if st, _ := f.Stat(); st.Size() == 0 {
 		fmt.Fprintln(f, strings.Join(repColumns(r.Ref.Blocks), ","))
 	}
-	if err := writeMatrixCSV(filepath.Join(r.Dir, "kernel_exact.csv"), r.Ref.K, r.Ref.N); err != nil {
+	if err := coordinator.WriteMatrixCSV(filepath.Join(r.Dir, "kernel_exact.csv"), r.Ref.K, r.Ref.N); err != nil {
 		return err
 	}
 	n := r.Ref.N
@@ -300,7 +298,7 @@ func (r *Runner) Run(ctx context.Context) error {
 					rep.SqKernel = sqDist(Khat, r.Ref.K)
 					if m == 0 && contains(cfg.Heatmaps, N) {
 						name := fmt.Sprintf("kernel_%s_N%d.csv", strings.ReplaceAll(v.Name, "/", "-"), N)
-						if err := writeMatrixCSV(filepath.Join(r.Dir, name), Khat, n); err != nil {
+						if err := coordinator.WriteMatrixCSV(filepath.Join(r.Dir, name), Khat, n); err != nil {
 							return err
 						}
 					}
@@ -547,92 +545,4 @@ func WriteErrors(path string, rows []Row, blocks []string, clip bool) error {
 		sb.WriteString(strings.Join(f, ",") + "\n")
 	}
 	return model.WriteFileAtomic(path, []byte(sb.String()))
-}
-
-// Slope is a fitted log-log slope with its 95% interval.
-type Slope struct {
-	Slope, Intercept float64 // log10 y = Intercept + Slope·log10 x
-	Lo, Hi           float64
-	Points           int
-}
-
-// FitLogLog fits log10 y = a + b log10 x by least squares, with a t-based
-// 95% interval for b; non-positive or non-finite points are skipped. It
-// needs three points.
-func FitLogLog(x, y []float64) (Slope, error) {
-	var lx, ly []float64
-	for i := range x {
-		if x[i] > 0 && y[i] > 0 && !math.IsInf(x[i], 0) && !math.IsInf(y[i], 0) && !math.IsNaN(y[i]) {
-			lx = append(lx, math.Log10(x[i]))
-			ly = append(ly, math.Log10(y[i]))
-		}
-	}
-	n := len(lx)
-	if n < 3 {
-		return Slope{}, fmt.Errorf("a slope with an interval needs 3 positive points, have %d", n)
-	}
-	var mx, my float64
-	for i := range lx {
-		mx += lx[i]
-		my += ly[i]
-	}
-	mx /= float64(n)
-	my /= float64(n)
-	var sxx, sxy float64
-	for i := range lx {
-		sxx += (lx[i] - mx) * (lx[i] - mx)
-		sxy += (lx[i] - mx) * (ly[i] - my)
-	}
-	if sxx == 0 {
-		return Slope{}, errors.New("all x values are equal")
-	}
-	b := sxy / sxx
-	a := my - b*mx
-	var sse float64
-	for i := range lx {
-		r := ly[i] - a - b*lx[i]
-		sse += r * r
-	}
-	se := math.Sqrt(sse / float64(n-2) / sxx)
-	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 2)}.Quantile(0.975)
-	return Slope{Slope: b, Intercept: a, Lo: b - t*se, Hi: b + t*se, Points: n}, nil
-}
-
-func writeMatrixCSV(path string, m []float64, n int) error {
-	var sb strings.Builder
-	for i := 0; i < n; i++ {
-		for j := 0; j < n; j++ {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteString(strconv.FormatFloat(m[i*n+j], 'g', -1, 64))
-		}
-		sb.WriteByte('\n')
-	}
-	return model.WriteFileAtomic(path, []byte(sb.String()))
-}
-
-// ReadMatrixCSV reads a square matrix written by the study.
-func ReadMatrixCSV(path string) ([]float64, int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	n := len(lines)
-	m := make([]float64, 0, n*n)
-	for i, line := range lines {
-		fields := strings.Split(line, ",")
-		if len(fields) != n {
-			return nil, 0, fmt.Errorf("%s: row %d has %d values, want %d", path, i, len(fields), n)
-		}
-		for _, f := range fields {
-			v, err := strconv.ParseFloat(f, 64)
-			if err != nil {
-				return nil, 0, fmt.Errorf("%s: %w", path, err)
-			}
-			m = append(m, v)
-		}
-	}
-	return m, n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/figures"
 	"ntkbus/model"
 )
 
@@ -90,14 +91,14 @@ func TestErrorRateSlopeAndColumns(t *testing.T) {
 		}
 	}
 	for what, y := range map[string][]float64{"kernel": yk, "trace": yt} {
-		s, err := FitLogLog(x, y)
+		slope, _, lo, hi, err := figures.FitLogLog(x, y)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Slope < -1.15 || s.Slope > -0.85 {
-			t.Errorf("%s: slope %.3f outside [-1.15, -0.85]", what, s.Slope)
+		if slope < -1.15 || slope > -0.85 {
+			t.Errorf("%s: slope %.3f outside [-1.15, -0.85]", what, slope)
 		}
-		t.Logf("%s slope %.3f [%.3f, %.3f]", what, s.Slope, s.Lo, s.Hi)
+		t.Logf("%s slope %.3f [%.3f, %.3f]", what, slope, lo, hi)
 	}
 	header := strings.SplitN(readFile(t, filepath.Join(dir, "errors.csv")), "\n", 2)[0]
 	if header != strings.Join(ErrorColumns([]string{"data"}, true), ",") {
@@ -108,7 +109,7 @@ func TestErrorRateSlopeAndColumns(t *testing.T) {
 			t.Errorf("errors.csv lacks %s", col)
 		}
 	}
-	if _, n, err := ReadMatrixCSV(filepath.Join(dir, "kernel_gaussian-forward_N10.csv")); err != nil || n != 50 {
+	if _, n, err := coordinator.ReadMatrixCSV(filepath.Join(dir, "kernel_gaussian-forward_N10.csv")); err != nil || n != 50 {
 		t.Errorf("heatmap kernel: n = %d, %v", n, err)
 	}
 }
@@ -174,23 +175,5 @@ func TestParseVariants(t *testing.T) {
 		if _, err := ParseVariants(bad, 1); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-func TestFitLogLog(t *testing.T) {
-	x := []float64{1, 10, 100, 1000}
-	y := []float64{3, 0.3, 0.03, 0.003}
-	s, err := FitLogLog(x, y)
-	if err != nil || math.Abs(s.Slope+1) > 1e-12 || math.Abs(s.Intercept-math.Log10(3)) > 1e-12 || s.Hi-s.Lo > 1e-9 {
-		t.Errorf("exact power law: %+v, %v", s, err)
-	}
-	// Hand-computed: log10 x = 0,1,2; log10 y = 0,1,3 → slope 1.5, intercept −1/6,
-	// residuals 1/6,−1/3,1/6, s² = 1/6, se = √(1/6 / 2) = 0.2887, t_{0.975,1} = 12.706.
-	s, _ = FitLogLog([]float64{1, 10, 100}, []float64{1, 10, 1000})
-	if math.Abs(s.Slope-1.5) > 1e-12 || math.Abs(s.Hi-s.Slope-12.7062047361747*math.Sqrt(1.0/12)) > 1e-9 {
-		t.Errorf("hand case: %+v", s)
-	}
-	if _, err := FitLogLog([]float64{1, 2}, []float64{1, 2}); err == nil {
-		t.Error("two points gave an interval")
 	}
 }

@@ -1,0 +1,165 @@
+package figures
+
+import (
+	"image/color"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+)
+
+// legendEntry is one row of a legend: a name and the thumbnails drawn
+// beside it.
+type legendEntry struct {
+	name   string
+	thumbs []plot.Thumbnailer
+}
+
+// chart is a single-panel plot together with its legend and the polylines
+// (in data coordinates; a single point stands for a marker) the legend must
+// not cover.
+type chart struct {
+	p         *plot.Plot
+	entries   []legendEntry
+	obstacles []plotter.XYs
+}
+
+// Legend geometry in points (vg.Length units).
+const (
+	legendPad    vg.Length = 4 // inside the legend box
+	legendMargin vg.Length = 6 // between the box and the axes
+	legendClear  vg.Length = 3 // data closer than this counts as covered
+)
+
+// draw draws the plot and its legend on c. The legend goes in the first
+// position inside the axes (top right, top left, bottom left, bottom right,
+// then the edge midpoints) that no data crosses; if every position is
+// covered, the plot is narrowed and the legend drawn to its right.
+func (ch *chart) draw(c draw.Canvas) {
+	if len(ch.entries) == 0 {
+		ch.p.Draw(c)
+		return
+	}
+	leg := plot.NewLegend()
+	leg.TextStyle.Font = sans(legendSize)
+	leg.TextStyle.Handler = ch.p.TextHandler
+	leg.Top, leg.Left = true, true
+	leg.ThumbnailWidth = vg.Points(22)
+	for _, e := range ch.entries {
+		leg.Add(e.name, e.thumbs...)
+	}
+	r := leg.Rectangle(c)
+	w := r.Max.X - r.Min.X + 2*legendPad
+	h := r.Max.Y - r.Min.Y + leg.TextStyle.FontExtents().Descent + 2*legendPad
+
+	if box, ok := ch.freeSpot(c, w, h); ok {
+		ch.p.Draw(c)
+		drawLegend(c, &leg, box)
+		return
+	}
+	inner := c
+	inner.Max.X -= w + legendMargin
+	ch.p.Draw(inner)
+	dc := ch.p.DataCanvas(inner)
+	x0 := inner.Max.X + legendMargin
+	drawLegend(c, &leg, vg.Rectangle{
+		Min: vg.Point{X: x0, Y: dc.Max.Y - h},
+		Max: vg.Point{X: x0 + w, Y: dc.Max.Y},
+	})
+}
+
+// freeSpot returns a w×h box inside the data area of the plot drawn on c
+// that no obstacle crosses.
+func (ch *chart) freeSpot(c draw.Canvas, w, h vg.Length) (vg.Rectangle, bool) {
+	dc := ch.p.DataCanvas(c)
+	if w+2*legendMargin > dc.Max.X-dc.Min.X || h+2*legendMargin > dc.Max.Y-dc.Min.Y {
+		return vg.Rectangle{}, false
+	}
+	trX, trY := ch.p.Transforms(&dc)
+	paths := make([][]vg.Point, len(ch.obstacles))
+	for i, xys := range ch.obstacles {
+		pts := make([]vg.Point, len(xys))
+		for j, xy := range xys {
+			pts[j] = vg.Point{X: trX(xy.X), Y: trY(xy.Y)}
+		}
+		paths[i] = pts
+	}
+	left, right := dc.Min.X+legendMargin, dc.Max.X-legendMargin-w
+	bottom, top := dc.Min.Y+legendMargin, dc.Max.Y-legendMargin-h
+	midX, midY := (dc.Min.X+dc.Max.X-w)/2, (dc.Min.Y+dc.Max.Y-h)/2
+	for _, at := range []vg.Point{
+		{X: right, Y: top}, {X: left, Y: top}, {X: left, Y: bottom}, {X: right, Y: bottom},
+		{X: midX, Y: top}, {X: midX, Y: bottom}, {X: right, Y: midY}, {X: left, Y: midY},
+	} {
+		box := vg.Rectangle{Min: at, Max: vg.Point{X: at.X + w, Y: at.Y + h}}
+		if !covered(box, paths) {
+			return box, true
+		}
+	}
+	return vg.Rectangle{}, false
+}
+
+// covered reports whether any path comes within legendClear of box.
+func covered(box vg.Rectangle, paths [][]vg.Point) bool {
+	box.Min.X -= legendClear
+	box.Min.Y -= legendClear
+	box.Max.X += legendClear
+	box.Max.Y += legendClear
+	for _, pts := range paths {
+		if len(pts) == 1 && inside(box, pts[0]) {
+			return true
+		}
+		for i := 1; i < len(pts); i++ {
+			if segmentHits(box, pts[i-1], pts[i]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func inside(r vg.Rectangle, p vg.Point) bool {
+	return p.X >= r.Min.X && p.X <= r.Max.X && p.Y >= r.Min.Y && p.Y <= r.Max.Y
+}
+
+// segmentHits reports whether the segment a–b meets rectangle r
+// (Liang–Barsky clipping).
+func segmentHits(r vg.Rectangle, a, b vg.Point) bool {
+	dx, dy := float64(b.X-a.X), float64(b.Y-a.Y)
+	t0, t1 := 0.0, 1.0
+	clip := func(p, q float64) bool {
+		if p == 0 {
+			return q >= 0
+		}
+		t := q / p
+		if p < 0 {
+			if t > t1 {
+				return false
+			}
+			t0 = max(t0, t)
+		} else {
+			if t < t0 {
+				return false
+			}
+			t1 = min(t1, t)
+		}
+		return true
+	}
+	return clip(-dx, float64(a.X-r.Min.X)) && clip(dx, float64(r.Max.X-a.X)) &&
+		clip(-dy, float64(a.Y-r.Min.Y)) && clip(dy, float64(r.Max.Y-a.Y)) && t0 <= t1
+}
+
+// drawLegend draws leg inside box on a lightly framed white background.
+func drawLegend(c draw.Canvas, leg *plot.Legend, box vg.Rectangle) {
+	outline := []vg.Point{
+		box.Min, {X: box.Max.X, Y: box.Min.Y}, box.Max, {X: box.Min.X, Y: box.Max.Y}, box.Min,
+	}
+	c.FillPolygon(color.NRGBA{255, 255, 255, 230}, outline)
+	c.StrokeLines(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.5)}, outline)
+	in := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+		Min: vg.Point{X: box.Min.X + legendPad, Y: box.Min.Y + legendPad},
+		Max: vg.Point{X: box.Max.X - legendPad, Y: box.Max.Y - legendPad},
+	}}
+	leg.Draw(in)
+}

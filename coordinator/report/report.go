@@ -1,0 +1,508 @@
+// Package report draws the figures of a training run or a study from what
+// its folder holds (train.csv, final.json, saved kernels; errors.csv), so a
+// user never writes plotting code: the paper's Figures 1 to 10 come from
+// here.
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"ntkbus/coordinator"
+	"ntkbus/coordinator/figures"
+	"ntkbus/model"
+)
+
+// Table is a CSV file by column; empty cells are NaN.
+type Table struct {
+	Columns []string
+	Rows    int
+	cols    map[string][]float64
+	text    map[string][]string
+}
+
+// ReadTable reads a CSV file with a header.
+func ReadTable(path string) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	recs, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
+	}
+	t := &Table{Columns: recs[0], cols: map[string][]float64{}, text: map[string][]string{}}
+	for _, rec := range recs[1:] {
+		if len(rec) != len(t.Columns) {
+			continue // a torn last line
+		}
+		t.Rows++
+		for i, c := range t.Columns {
+			v, err := strconv.ParseFloat(rec[i], 64)
+			if err != nil {
+				v = math.NaN()
+			}
+			t.cols[c] = append(t.cols[c], v)
+			t.text[c] = append(t.text[c], rec[i])
+		}
+	}
+	return t, nil
+}
+
+// Col is a column (nil if absent).
+func (t *Table) Col(name string) []float64 { return t.cols[name] }
+
+// Text is a column's raw text.
+func (t *Table) Text(name string) []string { return t.text[name] }
+
+// Has reports whether the column exists with a finite value.
+func (t *Table) Has(name string) bool {
+	for _, v := range t.cols[name] {
+		if !math.IsNaN(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// finite keeps the points where y is finite (steps where a quantity was computed).
+func finite(x, y []float64) (fx, fy []float64) {
+	for i := range y {
+		if !math.IsNaN(y[i]) && !math.IsInf(y[i], 0) {
+			fx = append(fx, x[i])
+			fy = append(fy, y[i])
+		}
+	}
+	return fx, fy
+}
+
+// RunFigures draws a training run's figures into its folder and returns
+// their paths:
+//
+//	loss.png          mean squared residual per block and their sum (Figure 1)
+//	weights.png       λ_b with 95% intervals, exact λ_b dashed (Figures 2a, 8)
+//	eigenvalues.png   the largest eigenvalues of K, when logged (Figure 2b)
+//	average_loss.png, average_gradient.png   time averages with O(1/T) (Figure 3)
+//	error.png         solution error against the exact solution
+//	solution.png      the solution: a curve (1-D), prediction/truth/error maps
+//	                  (2-D, Figure 9), light intensity and directors (Q-tensor, Figure 10)
+//	kernels.png       exact and estimated K at the first and last step (Figure 7)
+func RunFigures(dir string) ([]string, error) {
+	var rc coordinator.RunConfig
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("run figures: %w", err)
+	}
+	if err := json.Unmarshal(data, &rc); err != nil {
+		return nil, fmt.Errorf("run figures: config.json: %w", err)
+	}
+	setup, err := model.NewSetup(rc.Model)
+	if err != nil {
+		return nil, err
+	}
+	t, err := ReadTable(filepath.Join(dir, "train.csv"))
+	if err != nil {
+		return nil, fmt.Errorf("run figures: %w", err)
+	}
+	if t.Rows == 0 {
+		return nil, errors.New("run figures: train.csv has no steps yet")
+	}
+	blocks := setup.Problem.BlockNames()
+	step := t.Col("step")
+	var out []string
+	add := func(name string, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, filepath.Join(dir, name))
+		return nil
+	}
+
+	// Loss per block.
+	series := []figures.Series{{Name: "total (Σ blocks)", X: step, Y: t.Col("loss")}}
+	for _, b := range blocks {
+		series = append(series, figures.Series{Name: b, X: step, Y: t.Col("loss_" + b)})
+	}
+	if err := add("loss.png", figures.LinePlot(filepath.Join(dir, "loss.png"), series, figures.LineOptions{
+		Title: "Loss: mean squared residual per block", XLabel: "Step", YLabel: "Mean squared residual", LogY: true,
+	})); err != nil {
+		return out, err
+	}
+
+	// Weights, with intervals, and the exact ones dashed.
+	series = nil
+	for _, b := range blocks {
+		s := figures.Series{Name: "λ " + b, X: step, Y: t.Col("lambda_" + b), Group: b}
+		if rc.Train.Mode == coordinator.Estimated {
+			s.Name += " estimate"
+			s.Lo, s.Hi = t.Col("lambda_"+b+"_lo"), t.Col("lambda_"+b+"_hi")
+			for i := range s.Lo { // a lower bound ≤ 0 cannot show on a log axis
+				if s.Lo[i] <= 0 {
+					s.Lo[i] = s.Y[i] / 10
+				}
+			}
+		}
+		series = append(series, s)
+		if t.Has("exact_lambda_"+b) && rc.Train.Mode == coordinator.Estimated {
+			x, y := finite(step, t.Col("exact_lambda_"+b))
+			series = append(series, figures.Series{Name: "λ " + b + " exact", X: x, Y: y, Style: figures.Dashed, Group: b})
+		}
+	}
+	if err := add("weights.png", figures.LinePlot(filepath.Join(dir, "weights.png"), series, figures.LineOptions{
+		Title: "NTK loss weights λ_b = Tr K / Tr K_bb", XLabel: "Step", YLabel: "Loss weight", LogY: true,
+	})); err != nil {
+		return out, err
+	}
+
+	// Eigenvalues.
+	series = nil
+	for k := 1; t.Has("eig_" + strconv.Itoa(k)); k++ {
+		x, y := finite(step, t.Col("eig_"+strconv.Itoa(k)))
+		series = append(series, figures.Series{Name: fmt.Sprintf("eigenvalue %d", k), X: x, Y: y})
+	}
+	if len(series) > 0 {
+		if err := add("eigenvalues.png", figures.LinePlot(filepath.Join(dir, "eigenvalues.png"), series, figures.LineOptions{
+			Title: "Largest eigenvalues of the exact NTK", XLabel: "Step", YLabel: "Eigenvalue", LogY: true,
+		})); err != nil {
+			return out, err
+		}
+	}
+
+	// Time averages with O(1/T) (Theorems 1 and 2).
+	for _, a := range []struct{ file, col, what string }{
+		{"average_loss.png", "loss", "loss"},
+		{"average_gradient.png", "grad_norm2", "squared gradient norm ‖Jᵀ Λ R‖²"},
+	} {
+		T, avg := timeAverage(t.Col(a.col))
+		ref := figures.Reference{Label: "O(T⁻¹)", Slope: -1, X0: T[len(T)-1], Y0: avg[len(avg)-1]}
+		if err := add(a.file, figures.LinePlot(filepath.Join(dir, a.file), []figures.Series{{Name: "time average", X: T, Y: avg}}, figures.LineOptions{
+			Title: "Time-averaged " + a.what, XLabel: "T (steps)", YLabel: "(1/T) Σ_{t<T}", LogX: true, LogY: true,
+			References: []figures.Reference{ref},
+		})); err != nil {
+			return out, err
+		}
+	}
+
+	// Solution error.
+	if t.Has("error_max") {
+		x1, y1 := finite(step, t.Col("error_max"))
+		x2, y2 := finite(step, t.Col("error_rms"))
+		if err := add("error.png", figures.LinePlot(filepath.Join(dir, "error.png"), []figures.Series{
+			{Name: "max |u − u*|", X: x1, Y: y1, Style: figures.SolidMarkers},
+			{Name: "RMS error", X: x2, Y: y2, Style: figures.SolidMarkers},
+		}, figures.LineOptions{Title: "Error against the exact solution", XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
+			return out, err
+		}
+	}
+
+	// The solution.
+	snap, err := model.ReadSnapshot(filepath.Join(dir, "final.json"))
+	if err == nil {
+		fs, coll, theta, err := snap.Resolve()
+		if err != nil {
+			return out, err
+		}
+		if err := add("solution.png", Solution(filepath.Join(dir, "solution.png"), fs, theta, coll)); err != nil {
+			return out, err
+		}
+	}
+
+	// Kernels at the first and last step.
+	if _, err := os.Stat(filepath.Join(dir, "kernel_exact_first.csv")); err == nil {
+		var panels []figures.Matrix
+		for _, k := range []struct{ file, title string }{
+			{"kernel_exact_first.csv", "Exact NTK, first step"},
+			{"kernel_estimate_first.csv", "Estimated NTK, first step"},
+			{"kernel_exact_last.csv", "Exact NTK, last step"},
+			{"kernel_estimate_last.csv", "Estimated NTK, last step"},
+		} {
+			m, _, err := coordinator.ReadMatrixCSV(filepath.Join(dir, k.file))
+			if err != nil {
+				return out, err
+			}
+			panels = append(panels, figures.Matrix{Title: k.title, Data: m})
+		}
+		if err := add("kernels.png", figures.Heatmaps(filepath.Join(dir, "kernels.png"), panels, figures.HeatmapOptions{Cols: 2})); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// timeAverage returns T = 1..len(v) and (1/T) Σ_{t<T} v_t.
+func timeAverage(v []float64) (T, avg []float64) {
+	var sum float64
+	for i, x := range v {
+		sum += x
+		T = append(T, float64(i+1))
+		avg = append(avg, sum/float64(i+1))
+	}
+	return T, avg
+}
+
+// Solution draws the solution of a setup at θ: for 1-D problems the
+// prediction, the truth and the points (the data, for the quadratic
+// problem: Figure 4); for 2-D problems prediction, truth and error maps
+// (Figure 9); for the Q-tensor the light intensity with its directors at
+// t = 0, 0.5 and 2 (Figure 10).
+func Solution(path string, s *model.Setup, theta []float64, c *model.Collocation) error {
+	p := s.Problem
+	switch {
+	case p.Dim == 1:
+		return solution1D(path, s, theta, c)
+	case p.Name == "qtensor":
+		return QTensorFigure(path, []*model.Setup{s}, [][]float64{theta}, []string{"Q-tensor PINN"}, []float64{0, 0.5, 2})
+	case p.Dim == 2:
+		return solution2D(path, s, theta)
+	}
+	return fmt.Errorf("no solution figure for %d-D problem %s", p.Dim, p.Name)
+}
+
+func solution1D(path string, s *model.Setup, theta []float64, c *model.Collocation) error {
+	p := s.Problem
+	const n = 401
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = p.Box[0][0] + (p.Box[0][1]-p.Box[0][0])*float64(i)/(n-1)
+	}
+	u := make([]float64, n)
+	s.Predict(theta, x, u)
+	series := []figures.Series{}
+	if p.Name == "quadratic" {
+		b := c.Blocks[0]
+		series = append(series, figures.Series{Name: "data y", X: b.X, Y: b.Y, Style: figures.Markers})
+	} else {
+		// Where the residuals were evaluated.
+		var px, pu []float64
+		for _, b := range c.Blocks {
+			v := make([]float64, b.Count())
+			s.Predict(theta, b.X, v)
+			px = append(px, b.X...)
+			pu = append(pu, v...)
+		}
+		series = append(series, figures.Series{Name: "collocation points", X: px, Y: pu, Style: figures.Markers})
+	}
+	if p.Exact != nil {
+		truth := make([]float64, n)
+		for i := range x {
+			p.Exact(x[i:i+1], truth[i:i+1])
+		}
+		series = append(series, figures.Series{Name: "exact", X: x, Y: truth, Style: figures.Dashed})
+	}
+	name := "network"
+	if !p.IsNetwork() {
+		name = "fit (θ⊙θ)·(1, x, x²)"
+	}
+	series = append(series, figures.Series{Name: name, X: x, Y: u})
+	return figures.LinePlot(path, series, figures.LineOptions{Title: p.Name + ": solution", XLabel: p.Coords[0], YLabel: "u"})
+}
+
+func solution2D(path string, s *model.Setup, theta []float64) error {
+	p := s.Problem
+	const nx, ny = 101, 101
+	g := figures.Grid{Nx: nx, Ny: ny, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
+	x := gridPoints(g, nil)
+	u := make([]float64, nx*ny)
+	s.Predict(theta, x, u)
+	panels := []figures.FieldPanel{{Title: "Neural network prediction", Grid: g, Z: u}}
+	if p.Exact != nil {
+		truth, diff := make([]float64, nx*ny), make([]float64, nx*ny)
+		for i := range truth {
+			p.Exact(x[2*i:2*i+2], truth[i:i+1])
+			diff[i] = u[i] - truth[i]
+		}
+		panels = append(panels,
+			figures.FieldPanel{Title: "Exact solution", Grid: g, Z: truth},
+			figures.FieldPanel{Title: "Error (prediction − exact)", Grid: g, Z: diff, Diverging: true})
+	}
+	return figures.FieldMaps(path, panels, figures.FieldOptions{XLabel: p.Coords[0], YLabel: p.Coords[1], SharedRange: true})
+}
+
+// gridPoints lists the grid's nodes (x, y) in the figures' order (x fastest),
+// with extra coordinates appended to each point.
+func gridPoints(g figures.Grid, extra []float64) []float64 {
+	d := 2 + len(extra)
+	x := make([]float64, 0, g.Nx*g.Ny*d)
+	for j := 0; j < g.Ny; j++ {
+		for i := 0; i < g.Nx; i++ {
+			x = append(x, g.XMin+(g.XMax-g.XMin)*float64(i)/float64(g.Nx-1), g.YMin+(g.YMax-g.YMin)*float64(j)/float64(g.Ny-1))
+			x = append(x, extra...)
+		}
+	}
+	return x
+}
+
+// QTensorFigure draws, for each run (a row) and each time (a column), the
+// light passing through the liquid crystal, |λ₁ (v₁·e₁)| with λ₁ the
+// positive eigenvalue of Q and v₁ its eigenvector, as a contour map with
+// the directors v₁ (the paper's Figure 10). For Q = [[q₁, q₂], [q₂, −q₁]],
+// λ₁ = √(q₁² + q₂²) and v₁ = (cos φ, sin φ) with φ = ½ atan2(q₂, q₁).
+func QTensorFigure(path string, setups []*model.Setup, thetas [][]float64, labels []string, times []float64) error {
+	var panels []figures.FieldPanel
+	for r, s := range setups {
+		p := s.Problem
+		g := figures.Grid{Nx: 81, Ny: 81, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
+		dg := figures.Grid{Nx: 17, Ny: 17, XMin: g.XMin, XMax: g.XMax, YMin: g.YMin, YMax: g.YMax}
+		for _, t := range times {
+			x := gridPoints(g, []float64{t})
+			q := make([]float64, 2*g.Nx*g.Ny)
+			s.Predict(thetas[r], x, q)
+			z := make([]float64, g.Nx*g.Ny)
+			for i := range z {
+				l, phi := director(q[2*i], q[2*i+1])
+				z[i] = math.Abs(l * math.Cos(phi))
+			}
+			dx := gridPoints(dg, []float64{t})
+			dq := make([]float64, 2*dg.Nx*dg.Ny)
+			s.Predict(thetas[r], dx, dq)
+			d := &figures.Directors{Grid: dg, U: make([]float64, dg.Nx*dg.Ny), V: make([]float64, dg.Nx*dg.Ny)}
+			for i := range d.U {
+				_, phi := director(dq[2*i], dq[2*i+1])
+				d.U[i], d.V[i] = math.Cos(phi), math.Sin(phi)
+			}
+			panels = append(panels, figures.FieldPanel{
+				Title: fmt.Sprintf("%s, t = %g", labels[r], t), Grid: g, Z: z, Contours: 8, Directors: d,
+			})
+		}
+	}
+	return figures.FieldMaps(path, panels, figures.FieldOptions{
+		Title: "Light intensity |λ₁ (v₁·e₁)| and directors v₁", XLabel: "x", YLabel: "y",
+		Cols: len(times), SharedRange: true, EqualAspect: true,
+	})
+}
+
+// director returns the positive eigenvalue of [[q1, q2], [q2, −q1]] and the
+// angle of its eigenvector.
+func director(q1, q2 float64) (lambda, phi float64) {
+	return math.Hypot(q1, q2), 0.5 * math.Atan2(q2, q1)
+}
+
+// StudyFigures draws an error study's figures into its folder:
+//
+//	errors_kernel.png, errors_trace.png   MSE against N with standard errors,
+//	    the O(1/N) line and the fitted slope (Figure 6), one line per variant
+//	    when several are compared
+//	heatmaps.png   the exact K and K̂ at the N values asked for (Figure 5)
+func StudyFigures(dir string) ([]string, error) {
+	t, err := ReadTable(filepath.Join(dir, "errors.csv"))
+	if err != nil {
+		return nil, fmt.Errorf("study figures: %w", err)
+	}
+	variants := map[string][]int{}
+	var order []string
+	for i, v := range t.Text("variant") {
+		if variants[v] == nil {
+			order = append(order, v)
+		}
+		variants[v] = append(variants[v], i)
+	}
+	var out []string
+	for _, m := range []struct{ file, col, what string }{
+		{"errors_kernel.png", "mse_kernel", "NTK estimate: mean squared Frobenius error"},
+		{"errors_trace.png", "mse_trace", "Trace estimate: mean squared error"},
+	} {
+		path := filepath.Join(dir, m.file)
+		pick := func(v, col string) []float64 {
+			var out []float64
+			for _, i := range variants[v] {
+				out = append(out, t.Col(col)[i])
+			}
+			return out
+		}
+		var err error
+		if len(order) == 1 {
+			v := order[0]
+			if !hasFinite(pick(v, m.col)) {
+				continue
+			}
+			err = figures.ErrorRatePlot(path, pick(v, "N"), pick(v, m.col), pick(v, m.col+"_se"), figures.ErrorRateOptions{Title: m.what + " (" + v + ")"})
+		} else {
+			var series []figures.Series
+			var x0, y0 float64
+			for _, v := range order {
+				y := pick(v, m.col)
+				if !hasFinite(y) {
+					continue
+				}
+				n := pick(v, "N")
+				name := v
+				if slope, _, lo, hi, ferr := figures.FitLogLog(n, y); ferr == nil {
+					name = fmt.Sprintf("%s (slope %.2f [%.2f, %.2f])", v, slope, lo, hi)
+				}
+				series = append(series, figures.Series{Name: name, X: n, Y: y, Err: pick(v, m.col+"_se"), Style: figures.SolidMarkers})
+				if x0 == 0 {
+					x0, y0 = n[0], y[0]
+				}
+			}
+			if len(series) == 0 {
+				continue
+			}
+			err = figures.LinePlot(path, series, figures.LineOptions{
+				Title: m.what, XLabel: "Number of samples N", YLabel: "Mean squared error", LogX: true, LogY: true,
+				References: []figures.Reference{{Label: "O(N⁻¹) reference", Slope: -1, X0: x0, Y0: y0}},
+			})
+		}
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", m.file, err)
+		}
+		out = append(out, path)
+	}
+	// Heatmaps.
+	files, _ := filepath.Glob(filepath.Join(dir, "kernel_*_N*.csv"))
+	if len(files) > 0 {
+		exact, _, err := coordinator.ReadMatrixCSV(filepath.Join(dir, "kernel_exact.csv"))
+		if err != nil {
+			return out, err
+		}
+		panels := []figures.Matrix{{Title: "Exact NTK", Data: exact}}
+		sort.Slice(files, func(a, b int) bool { return probesOf(files[a]) < probesOf(files[b]) })
+		for _, f := range files {
+			m, _, err := coordinator.ReadMatrixCSV(f)
+			if err != nil {
+				return out, err
+			}
+			n := probesOf(f)
+			title := fmt.Sprintf("Estimate, %d samples", n)
+			if n == 1 {
+				title = "Estimate, 1 sample"
+			}
+			panels = append(panels, figures.Matrix{Title: title, Data: m})
+		}
+		path := filepath.Join(dir, "heatmaps.png")
+		if err := figures.Heatmaps(path, panels, figures.HeatmapOptions{}); err != nil {
+			return out, err
+		}
+		out = append(out, path)
+	}
+	return out, nil
+}
+
+func hasFinite(v []float64) bool {
+	for _, x := range v {
+		if !math.IsNaN(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// probesOf reads N from kernel_<variant>_N<N>.csv.
+func probesOf(path string) int {
+	base := strings.TrimSuffix(filepath.Base(path), ".csv")
+	n, _ := strconv.Atoi(base[strings.LastIndex(base, "_N")+2:])
+	return n
+}
