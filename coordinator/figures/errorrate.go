@@ -96,13 +96,13 @@ func centredReference(x, y []float64, slope float64) (Reference, bool) {
 	return Reference{Slope: slope, X0: math.Pow(10, mx/float64(k)), Y0: math.Pow(10, my/float64(k))}, true
 }
 
-// exponent writes a slope as a superscript exponent: −1 as "⁻¹"; slopes
-// that are not whole numbers as "^-0.5".
+// exponent writes a slope as a superscript exponent: −1 as "⁻¹", −0.5 as
+// "^{-0.5}" (see richText).
 func exponent(slope float64) string {
 	if slope == math.Trunc(slope) && math.Abs(slope) < 1e6 {
 		return superscript(int(slope))
 	}
-	return "^" + strconv.FormatFloat(slope, 'g', 3, 64)
+	return "^{" + strconv.FormatFloat(slope, 'g', 3, 64) + "}"
 }
 
 // signed formats v with two decimals and a true minus sign.

@@ -196,16 +196,6 @@ func (q gridXYZ) Dims() (c, r int)   { return q.g.Nx, q.g.Ny }
 func (q gridXYZ) Z(c, r int) float64 { return q.z[r*q.g.Nx+c] }
 func (q gridXYZ) X(c int) float64    { return q.g.x(c) }
 func (q gridXYZ) Y(r int) float64    { return q.g.y(r) }
-func (q gridXYZ) Min() (v float64)   { return q.extreme(math.Min, math.Inf(1)) }
-func (q gridXYZ) Max() (v float64)   { return q.extreme(math.Max, math.Inf(-1)) }
-func (q gridXYZ) extreme(f func(a, b float64) float64, v float64) float64 {
-	for _, z := range q.z {
-		if isFinite(z) {
-			v = f(v, z)
-		}
-	}
-	return v
-}
 
 // contours returns n equally spaced contour levels strictly inside the
 // colour range, as thin dark lines; for a diverging map negative levels

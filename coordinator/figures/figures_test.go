@@ -139,7 +139,7 @@ func TestLinePlotReference(t *testing.T) {
 	path := filepath.Join(outDir(t), "rate.png")
 	err := LinePlot(path, []Series{
 		{Name: "time-averaged loss", X: T, Y: avg},
-		{Name: "time-averaged ‖∇L‖²", X: T, Y: grad},
+		{Name: "time-averaged ‖R‖²", X: T, Y: grad},
 	}, LineOptions{
 		Size: Size{Width: 800, Height: 600}, XLabel: "Epoch T", YLabel: "average",
 		LogX: true, LogY: true,
@@ -171,7 +171,7 @@ func TestLinePlotScatter(t *testing.T) {
 	err := LinePlot(path, []Series{
 		{Name: "data", X: xs, Y: ys, Style: Markers},
 		{Name: "true f", X: cx, Y: truth},
-		{Name: "fitted f̂", X: cx, Y: fit, Style: Dashed},
+		{Name: "fitted f_{θ}", X: cx, Y: fit, Style: Dashed},
 	}, LineOptions{Title: "Quadratic predictor", XLabel: "x", YLabel: "y"})
 	if err != nil {
 		t.Fatal(err)
@@ -336,11 +336,30 @@ func directorField(fine, coarse int) (g Grid, z []float64, d *Directors) {
 }
 
 func TestDirectorField(t *testing.T) {
+	// Light intensity with the director on top, three solutions side by
+	// side: the paper's Figure 10.
 	g, z, d := directorField(121, 15)
+	var panels []FieldPanel
+	for k, title := range []string{"FEM", "NTK-PINN", "PINN"} {
+		zk := make([]float64, len(z))
+		for i, v := range z {
+			zk[i] = v * (1 - 0.05*float64(k))
+		}
+		panels = append(panels, FieldPanel{Title: title + ", t = 0", Grid: g, Z: zk, Contours: 8, Directors: d})
+	}
 	path := filepath.Join(outDir(t), "directors.png")
-	err := FieldMaps(path, []FieldPanel{
-		{Title: "NTK-PINN, t = 0", Grid: g, Z: z, Contours: 8, Directors: d},
-	}, FieldOptions{Size: Size{Width: 700, Height: 600}, XLabel: "x", YLabel: "y", EqualAspect: true})
+	err := FieldMaps(path, panels, FieldOptions{
+		Title: "Light intensity and director", XLabel: "x", YLabel: "y",
+		SharedRange: true, EqualAspect: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPNG(t, path, 1560, 510)
+
+	// A single panel at a chosen size.
+	path = filepath.Join(outDir(t), "director.png")
+	err = FieldMaps(path, panels[1:2], FieldOptions{Size: Size{Width: 700, Height: 600}, XLabel: "x", YLabel: "y", EqualAspect: true})
 	if err != nil {
 		t.Fatal(err)
 	}

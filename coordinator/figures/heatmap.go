@@ -37,7 +37,7 @@ type HeatmapOptions struct {
 
 // Heatmaps writes a PNG of one or more square matrices side by side, each
 // with its own colour bar (the NTK and its estimates: the paper's Figures 5
-// and 7). NaN and infinite entries are drawn grey.
+// and 7). NaN and infinite entries are drawn dark grey.
 func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 	if len(panels) == 0 {
 		return fmt.Errorf("figures: heatmaps %q: no panels", path)

@@ -46,6 +46,7 @@ func (ch *chart) draw(c draw.Canvas) {
 	leg.TextStyle.Handler = ch.p.TextHandler
 	leg.Top, leg.Left = true, true
 	leg.ThumbnailWidth = vg.Points(22)
+	leg.Padding = vg.Points(1.5)
 	for _, e := range ch.entries {
 		leg.Add(e.name, e.thumbs...)
 	}

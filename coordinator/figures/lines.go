@@ -42,7 +42,7 @@ type Series struct {
 	Style Style
 	// Group gives related series one colour: series with the same
 	// non-empty Group share the colour of the first of them, so that
-	// "λ_D exact" (Dashed) and "λ_D estimate" (Solid) match.
+	// "λ_{D} exact" (Dashed) and "λ_{D} estimate" (Solid) match.
 	Group string
 	// Color, if not nil, overrides the automatic colour.
 	Color color.Color
@@ -105,7 +105,7 @@ func scaled(v float64, log bool) float64 {
 	return v
 }
 
-// Line widths and dash patterns, in points.
+// Line width and marker radius in points.
 const (
 	lineWidth    vg.Length = 1.5
 	markerRadius vg.Length = 2.5
@@ -144,19 +144,16 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 	next := 0
 	for i := range series {
 		s := &series[i]
-		col := s.Color
-		if col == nil {
-			if g, ok := groups[s.Group]; ok && s.Group != "" {
-				col = g
-			} else {
-				col = seriesColor(next)
-				next++
-			}
+		col, ok := groups[s.Group]
+		switch {
+		case s.Color != nil:
+			col = s.Color
+		case !ok:
+			col = seriesColor(next)
+			next++
 		}
-		if s.Group != "" {
-			if _, ok := groups[s.Group]; !ok {
-				groups[s.Group] = col
-			}
+		if s.Group != "" && !ok {
+			groups[s.Group] = col
 		}
 		d := s.prepare(ax, col)
 		finite = finite || d.finite
@@ -183,6 +180,28 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 		return nil, ErrNoData
 	}
 
+	// References span the data's x-range and widen its y-range.
+	var refLines []*plotter.Line
+	for i, r := range refs {
+		pts, err := r.points(xr, ax)
+		if err != nil {
+			return nil, fmt.Errorf("reference %d %q: %w", i, r.Label, err)
+		}
+		if len(pts) < 2 {
+			refLines = append(refLines, nil)
+			continue
+		}
+		for _, xy := range pts {
+			yr.add(xy.Y)
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return nil, fmt.Errorf("reference %d %q: %w", i, r.Label, err)
+		}
+		l.LineStyle = draw.LineStyle{Color: color.Black, Width: 1.2, Dashes: []vg.Length{5, 3}}
+		refLines = append(refLines, l)
+	}
+
 	// Bands first so that every line is drawn over every band.
 	for _, d := range drawn {
 		if d.bandPoly != nil {
@@ -196,9 +215,8 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 			ch.obstacles = append(ch.obstacles, d.band)
 		}
 		if len(d.bars.x) > 0 {
-			d.bars.bottom = yr.lo
 			p.Add(&d.bars)
-			ch.obstacles = append(ch.obstacles, d.bars.segments()...)
+			ch.obstacles = append(ch.obstacles, d.bars.segments(yr.lo)...)
 		}
 		if d.line != nil {
 			p.Add(d.line)
@@ -216,27 +234,14 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 			ch.entries = append(ch.entries, legendEntry{d.name, thumbs})
 		}
 	}
-
-	for i, r := range refs {
-		pts, err := r.points(xr, ax)
-		if err != nil {
-			return nil, fmt.Errorf("reference %d %q: %w", i, r.Label, err)
-		}
-		if len(pts) < 2 {
+	for i, l := range refLines {
+		if l == nil {
 			continue
 		}
-		for _, xy := range pts {
-			yr.add(xy.Y)
-		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
-			return nil, fmt.Errorf("reference %d %q: %w", i, r.Label, err)
-		}
-		l.LineStyle = draw.LineStyle{Color: color.Black, Width: 1.2, Dashes: []vg.Length{5, 3}}
 		p.Add(l)
-		ch.obstacles = append(ch.obstacles, pts)
-		if r.Label != "" {
-			ch.entries = append(ch.entries, legendEntry{r.Label, []plot.Thumbnailer{l}})
+		ch.obstacles = append(ch.obstacles, l.XYs)
+		if refs[i].Label != "" {
+			ch.entries = append(ch.entries, legendEntry{refs[i].Label, []plot.Thumbnailer{l}})
 		}
 	}
 
@@ -254,7 +259,7 @@ func setAxis(a *plot.Axis, r valueRange, log bool) {
 		}
 	} else {
 		a.Tick.Marker = linearTicks{}
-		r = r.colorRange(false)
+		r = r.widen()
 	}
 	a.Min, a.Max = r.lo, r.hi
 }
@@ -384,7 +389,6 @@ func (r Reference) points(xr valueRange, ax axes) (plotter.XYs, error) {
 type errorBars struct {
 	x, lo, hi []float64
 	color     color.Color
-	bottom    float64 // lowest y of the axes, for obstacle tests
 }
 
 const capWidth vg.Length = 3 // half-width of an error-bar cap, in points
@@ -406,13 +410,14 @@ func (e *errorBars) Plot(c draw.Canvas, p *plot.Plot) {
 	}
 }
 
-// segments returns the bars as obstacle polylines.
-func (e *errorBars) segments() []plotter.XYs {
+// segments returns the bars as obstacle polylines; bottom is the lowest y
+// of the axes.
+func (e *errorBars) segments(bottom float64) []plotter.XYs {
 	segs := make([]plotter.XYs, len(e.x))
 	for i, x := range e.x {
 		lo := e.lo[i]
 		if !isFinite(lo) {
-			lo = e.bottom
+			lo = bottom
 		}
 		segs[i] = plotter.XYs{{X: x, Y: lo}, {X: x, Y: e.hi[i]}}
 	}

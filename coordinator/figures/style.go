@@ -71,8 +71,7 @@ func seriesColor(i int) color.RGBA {
 	return tab10[i%len(tab10)]
 }
 
-// withAlpha returns c with opacity a in [0, 1], premultiplied as image/color
-// requires.
+// withAlpha returns c with opacity a in [0, 1].
 func withAlpha(c color.Color, a float64) color.Color {
 	n := color.NRGBAModel.Convert(c).(color.NRGBA)
 	n.A = uint8(math.Round(255 * a))
@@ -166,6 +165,12 @@ func (r valueRange) colorRange(diverging bool) valueRange {
 		}
 		return valueRange{-m, m}
 	}
+	return r.widen()
+}
+
+// widen returns r, widened by 5% of its value (or by 1 about 0) if it has
+// zero width.
+func (r valueRange) widen() valueRange {
 	if r.lo == r.hi {
 		d := math.Abs(r.lo) * 0.05
 		if d == 0 {

@@ -8,12 +8,13 @@ import (
 	"gonum.org/v1/plot"
 )
 
-// logTicks is a plot.Ticker for log axes. Decades are labelled 10ⁿ (every
-// second or third decade when many are shown) and 2…9×10ⁿ get unlabelled
-// minor ticks. When fewer than three decades fall inside the range, the 2×
-// and 5× ticks (and if need be all of them) are labelled too, as plain
-// numbers where short, so a log axis always carries at least two numbers. gonum's plot.LogTicks labels only
-// decades and starts one decade late for ranges below 1.
+// logTicks is a plot.Ticker for log axes (given the values themselves, not
+// their logarithms). Decades are labelled 10ⁿ, every second or third one
+// when many are shown, and 2…9×10ⁿ get unlabelled minor ticks. When fewer
+// than three labelled decades fall inside the range, the 2× and 5× ticks
+// (and if need be all of them) are labelled too, as plain numbers where
+// short, so that a log axis always carries at least two numbers. gonum's
+// plot.LogTicks labels only decades, and starts a decade late below 1.
 type logTicks struct{}
 
 func (logTicks) Ticks(lo, hi float64) []plot.Tick {
@@ -190,7 +191,8 @@ func (t linearTicks) Ticks(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
-// formatTick writes v with the given decimals, or as m×10^exp.
+// formatTick writes v with the given decimals, or as m×10^exp, with a true
+// minus sign.
 func formatTick(v float64, decimals int, scientific bool, exp int) string {
 	if math.Abs(v) < 1e-9*math.Pow(10, float64(exp)) {
 		v = 0
@@ -199,11 +201,7 @@ func formatTick(v float64, decimals int, scientific bool, exp int) string {
 		return "0"
 	}
 	if !scientific {
-		s := strconv.FormatFloat(v, 'f', decimals, 64)
-		if s == "-0" {
-			s = "0"
-		}
-		return strings.Replace(s, "-", "−", 1)
+		return strings.Replace(strconv.FormatFloat(v, 'f', decimals, 64), "-", "−", 1)
 	}
 	m := v / math.Pow(10, float64(exp))
 	// Round away floating noise, then drop trailing zeros.
