@@ -495,13 +495,15 @@ func (b *Backend) reject(err error, r *protocol.Result) error {
 	return err
 }
 
-// deadline is how long a batch of k probes may take: four times the
-// observed time per probe plus a second, or the configured first timeout.
+// deadline is how long a batch of k probes may take: it may wait behind
+// another batch in its sampler's queue (the window holds two per sampler),
+// so four times two batches' observed time plus a second; before any result,
+// the configured first timeout.
 func (b *Backend) deadline(k int) time.Duration {
 	if b.perProbe == 0 {
 		return b.opt.Timeout
 	}
-	return time.Duration((4*b.perProbe*float64(k) + 1) * float64(time.Second))
+	return time.Duration((8*b.perProbe*float64(k) + 1) * float64(time.Second))
 }
 
 func (b *Backend) observe(bt *batch, computeSeconds float64) {
