@@ -21,6 +21,10 @@ type progress struct {
 	total int
 	last  time.Time
 	start time.Time
+	// first is done at the first update: a resumed run or study starts
+	// part-way, and only the work done since counts toward the rate.
+	first int
+	seen  bool
 }
 
 func newProgress(w io.Writer, log hclog.Logger, what string, total int) *progress {
@@ -41,6 +45,9 @@ func newProgress(w io.Writer, log hclog.Logger, what string, total int) *progres
 
 // update sets done of total and a short status.
 func (p *progress) update(done int, status string) {
+	if !p.seen {
+		p.first, p.seen, p.start = done, true, time.Now()
+	}
 	if p.bar != nil {
 		p.bar.Describe(p.what + " " + status)
 		p.bar.Set(done)
@@ -51,9 +58,9 @@ func (p *progress) update(done int, status string) {
 	}
 	p.last = time.Now()
 	eta := "-"
-	if done > 0 {
+	if n := done - p.first; n > 0 {
 		el := time.Since(p.start)
-		eta = (time.Duration(float64(el) / float64(done) * float64(p.total-done))).Round(time.Second).String()
+		eta = (time.Duration(float64(el) / float64(n) * float64(p.total-done))).Round(time.Second).String()
 	}
 	p.log.Info(p.what, "done", done, "of", p.total, "eta", eta, "status", strings.TrimSpace(status))
 }
