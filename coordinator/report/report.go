@@ -305,7 +305,7 @@ func solution1D(path string, s *model.Setup, theta []float64, c *model.Collocati
 	}
 	name := "network"
 	if !p.IsNetwork() {
-		name = "fit (θ⊙θ)·(1, x, x²)"
+		name = "fitted model"
 	}
 	series = append(series, figures.Series{Name: name, X: x, Y: u})
 	return figures.LinePlot(path, series, figures.LineOptions{Title: p.Name + ": solution", XLabel: p.Coords[0], YLabel: "u"})
