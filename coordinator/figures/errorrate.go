@@ -20,6 +20,9 @@ type ErrorRateOptions struct {
 	// RefLabel labels the reference line; default "O(N⁻¹) reference"
 	// (with the exponent of RefSlope).
 	RefLabel string
+	// Predicted are further curves drawn beside the data, such as a
+	// theoretical bound or an exact expectation (Dashed reads best).
+	Predicted []Series
 }
 
 // ErrorRatePlot writes a log-log PNG of an estimator's mean squared error
@@ -68,7 +71,7 @@ func ErrorRatePlot(path string, n, mse, stderr []float64, opt ErrorRateOptions) 
 	}
 	s := Series{Name: label, X: n, Y: mse, Err: stderr, Style: SolidMarkers}
 	ax := axes{opt.Title, opt.XLabel, opt.YLabel, true, true}
-	ch, err := buildLines([]Series{s}, refs, ax)
+	ch, err := buildLines(append([]Series{s}, opt.Predicted...), refs, ax)
 	if err != nil {
 		return fmt.Errorf("figures: error-rate plot %q: %w", path, err)
 	}

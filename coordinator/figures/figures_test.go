@@ -192,11 +192,21 @@ func TestErrorRatePlot(t *testing.T) {
 	se[0] = 2 * mse[0] // lower end below zero on the log axis
 	mse[3] = math.NaN()
 	path := filepath.Join(outDir(t), "error_rate.png")
-	err := ErrorRatePlot(path, n, mse, se, ErrorRateOptions{Title: "NTK Monte Carlo error"})
+	bound := make([]float64, len(n))
+	for i, N := range n {
+		bound[i] = 1e6 / N
+	}
+	pred := []Series{{Name: "bound", X: n, Y: bound, Style: Dashed}}
+	err := ErrorRatePlot(path, n, mse, se, ErrorRateOptions{Title: "NTK Monte Carlo error", Predicted: pred})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPNG(t, path, 960, 640)
+
+	pred[0].Y = bound[:3]
+	if err := ErrorRatePlot(path, n, mse, se, ErrorRateOptions{Predicted: pred}); err == nil {
+		t.Error("a predicted curve with fewer Y than X values was drawn; want an error")
+	}
 }
 
 // quadraticNTK returns the exact NTK of the predictor (θ⊙θ)·(1, x, x²) on n

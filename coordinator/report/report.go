@@ -411,9 +411,9 @@ func StudyFigures(dir string) ([]string, error) {
 		variants[v] = append(variants[v], i)
 	}
 	var out []string
-	for _, m := range []struct{ file, col, what string }{
-		{"errors_kernel.png", "mse_kernel", "NTK estimate: mean squared Frobenius error"},
-		{"errors_trace.png", "mse_trace", "Trace estimate: mean squared error"},
+	for _, m := range []struct{ file, col, what, kind string }{
+		{"errors_kernel.png", "mse_kernel", "NTK estimate: mean squared Frobenius error", "kernel"},
+		{"errors_trace.png", "mse_trace", "Trace estimate: mean squared error", "trace"},
 	} {
 		path := filepath.Join(dir, m.file)
 		pick := func(v, col string) []float64 {
@@ -429,7 +429,9 @@ func StudyFigures(dir string) ([]string, error) {
 			if !hasFinite(pick(v, m.col)) {
 				continue
 			}
-			err = figures.ErrorRatePlot(path, pick(v, "N"), pick(v, m.col), pick(v, m.col+"_se"), figures.ErrorRateOptions{Title: m.what + " (" + v + ")"})
+			err = figures.ErrorRatePlot(path, pick(v, "N"), pick(v, m.col), pick(v, m.col+"_se"), figures.ErrorRateOptions{
+				Title: m.what + " (" + v + ")", Predicted: predicted(t, v, m.kind, pick),
+			})
 		} else {
 			var series []figures.Series
 			var x0, y0 float64
@@ -451,6 +453,7 @@ func StudyFigures(dir string) ([]string, error) {
 			if len(series) == 0 {
 				continue
 			}
+			series = append(series, predicted(t, order[0], m.kind, pick)...)
 			err = figures.LinePlot(path, series, figures.LineOptions{
 				Title: m.what, XLabel: "Number of samples N", YLabel: "Mean squared error", LogX: true, LogY: true,
 				References: []figures.Reference{{Label: "O(N⁻¹) reference", Slope: -1, X0: x0, Y0: y0}},
@@ -489,6 +492,31 @@ func StudyFigures(dir string) ([]string, error) {
 		out = append(out, path)
 	}
 	return out, nil
+}
+
+// predicted returns the study's theoretical curves for one metric (kind
+// "kernel" or "trace") as dashed series: Theorem 4's Monte Carlo terms and,
+// for Gaussian probes, the exact expected squared error. Studies written
+// before these columns existed have none.
+func predicted(t *Table, variant, kind string, pick func(v, col string) []float64) []figures.Series {
+	var out []figures.Series
+	for _, c := range []struct{ col, name string }{
+		{"theorem4_" + kind, "Theorem 4's Monte Carlo terms"},
+		{"gaussian_" + kind, "exact expectation, Gaussian probes"},
+	} {
+		if !t.Has(c.col) {
+			continue
+		}
+		if c.col == "gaussian_"+kind && !strings.HasPrefix(variant, "gaussian") {
+			continue
+		}
+		y := pick(variant, c.col)
+		if !hasFinite(y) {
+			continue
+		}
+		out = append(out, figures.Series{Name: c.name, X: pick(variant, "N"), Y: y, Style: figures.Dashed})
+	}
+	return out
 }
 
 func hasFinite(v []float64) bool {
