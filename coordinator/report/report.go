@@ -183,14 +183,14 @@ func RunFigures(dir string) ([]string, error) {
 	}
 
 	// Time averages with O(1/T) (Theorems 1 and 2).
-	for _, a := range []struct{ file, col, what string }{
-		{"average_loss.png", "loss", "loss"},
-		{"average_gradient.png", "grad_norm2", "squared gradient norm ‖Jᵀ Λ R‖²"},
+	for _, a := range []struct{ file, col, what, sym string }{
+		{"average_loss.png", "loss", "loss", "L(θ_{t})"},
+		{"average_gradient.png", "grad_norm2", "squared gradient norm", "‖Jᵀ Λ R‖² at step t"},
 	} {
 		T, avg := timeAverage(t.Col(a.col))
 		ref := figures.Reference{Label: "O(T⁻¹)", Slope: -1, X0: T[len(T)-1], Y0: avg[len(avg)-1]}
 		if err := add(a.file, figures.LinePlot(filepath.Join(dir, a.file), []figures.Series{{Name: "time average", X: T, Y: avg}}, figures.LineOptions{
-			Title: "Time-averaged " + a.what, XLabel: "T (steps)", YLabel: "(1/T) Σ_{t<T}", LogX: true, LogY: true,
+			Title: "Time-averaged " + a.what, XLabel: "T (steps)", YLabel: "(1/T) Σ_{t<T} " + a.sym, LogX: true, LogY: true,
 			References: []figures.Reference{ref},
 		})); err != nil {
 			return out, err
