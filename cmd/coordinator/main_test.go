@@ -112,6 +112,9 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{[]string{"snapshot", "--problem", "wave"}, "--out is required"},
 		{[]string{"snapshot", "--problem", "wave", "--out", "x", "--layers", "3,4,1"}, "input width 3"},
 		{[]string{"nonsense"}, "unknown command"},
+		{[]string{"study", "throughput", "--problem", "quadratic", "--rounds", "0"}, "--rounds 0"},
+		{[]string{"study", "throughput", "--problem", "quadratic", "--nats", "off", "--compare-local=false"}, "nothing to measure"},
+		{[]string{"study", "speed"}, "study errors|throughput"},
 	} {
 		code, _, e := runCmd(t, tc.args...)
 		if code != 2 {
@@ -160,6 +163,47 @@ func TestEstimateOverNATSEqualsLocal(t *testing.T) {
 	}
 	if !strings.HasPrefix(bus["backend"].(string), "nats, embedded") {
 		t.Errorf("backend %v", bus["backend"])
+	}
+}
+
+// study throughput measures both backends on the same probes, reports the
+// coordinator's share, and checks that they agree to the bit.
+func TestStudyThroughput(t *testing.T) {
+	code, out, e := runCmd(t, "study", "throughput", "--problem", "wave", "--layers", "2,16,16,1", "--points", "8,8,4,4,4",
+		"--probes", "64", "--rounds", "2", "--workers", "2", "--samplers", "3", "--listen", "127.0.0.1:0", "--json", "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	var rep struct {
+		Probes, Rounds int
+		Local, NATS    *struct {
+			Seconds      []float64 `json:"seconds"`
+			ProbesPerSec float64   `json:"probes_per_sec"`
+			Coord        *float64  `json:"coordinator_seconds"`
+			Compute      *float64  `json:"sampler_seconds"`
+			Pct          *float64  `json:"coordinator_percent"`
+			Samplers     *int      `json:"samplers"`
+		}
+		Ratio    *float64 `json:"nats_vs_local"`
+		SameBits *bool    `json:"same_bits"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if rep.Probes != 64 || rep.Rounds != 2 || rep.Local == nil || rep.NATS == nil {
+		t.Fatalf("report %s", out)
+	}
+	if len(rep.Local.Seconds) != 2 || len(rep.NATS.Seconds) != 2 || !(rep.Local.ProbesPerSec > 0) || !(rep.NATS.ProbesPerSec > 0) {
+		t.Errorf("rounds or rates missing: %s", out)
+	}
+	if rep.Local.Coord != nil {
+		t.Errorf("the in-process backend has no coordinator share: %s", out)
+	}
+	if rep.NATS.Coord == nil || rep.NATS.Compute == nil || !(*rep.NATS.Compute > 0) || rep.NATS.Pct == nil || rep.NATS.Samplers == nil || *rep.NATS.Samplers != 3 {
+		t.Errorf("NATS stats missing: %s", out)
+	}
+	if rep.SameBits == nil || !*rep.SameBits || rep.Ratio == nil {
+		t.Errorf("backends differ or no ratio: %s", out)
 	}
 }
 

@@ -22,10 +22,44 @@ import (
 )
 
 func runStudy(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "errors" {
-		return badInput(`usage: coordinator study errors [flags] (the only study so far; "coordinator study errors -h" for its flags)`)
+	if len(args) > 0 {
+		switch args[0] {
+		case "errors":
+			return runStudyErrors(args[1:], out)
+		case "throughput":
+			return runStudyThroughput(args[1:], out)
+		}
 	}
-	return runStudyErrors(args[1:], out)
+	return badInput(`usage: coordinator study errors|throughput [flags] ("coordinator study errors -h" for its flags)`)
+}
+
+// fixedPoint is the θ and points a study holds fixed: a snapshot's, or the
+// problem's drawn from the seed.
+func fixedPoint(pf *problemFlags, snapPath string, seed uint64) (*model.Setup, *model.Collocation, []float64, error) {
+	if snapPath != "" {
+		snap, err := model.ReadSnapshot(snapPath)
+		if err != nil {
+			return nil, nil, nil, inputError{err}
+		}
+		setup, coll, theta, err := snap.Resolve()
+		if err != nil {
+			return nil, nil, nil, badInput("snapshot %s: %v", snapPath, err)
+		}
+		return setup, coll, theta, nil
+	}
+	setup, err := pf.setup()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var counts []int
+	if len(pf.points) > 0 {
+		counts = pf.points
+	}
+	coll, err := setup.DrawPoints(seed, 0, counts, nil)
+	if err != nil {
+		return nil, nil, nil, inputError{err}
+	}
+	return setup, coll, setup.InitTheta(seed), nil
 }
 
 // runStudyErrors is the paper's Figures 5 and 6: M independent estimates of
@@ -53,32 +87,9 @@ func runStudyErrors(args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var (
-		setup *model.Setup
-		coll  *model.Collocation
-		theta []float64
-		err   error
-	)
-	if *snapPath != "" {
-		snap, err := model.ReadSnapshot(*snapPath)
-		if err != nil {
-			return inputError{err}
-		}
-		if setup, coll, theta, err = snap.Resolve(); err != nil {
-			return badInput("snapshot %s: %v", *snapPath, err)
-		}
-	} else {
-		if setup, err = pf.setup(); err != nil {
-			return err
-		}
-		var counts []int
-		if len(pf.points) > 0 {
-			counts = pf.points
-		}
-		if coll, err = setup.DrawPoints(*seed, 0, counts, nil); err != nil {
-			return inputError{err}
-		}
-		theta = setup.InitTheta(*seed)
+	setup, coll, theta, err := fixedPoint(&pf, *snapPath, *seed)
+	if err != nil {
+		return err
 	}
 	vs, err := study.ParseVariants(*variants, *seed)
 	if err != nil {
