@@ -13,32 +13,26 @@ import (
 )
 
 // progress shows long work: a bar with an ETA on a terminal, a log line
-// every few seconds otherwise (CI logs, files).
+// every few seconds otherwise (CI logs, files). A resumed run or study
+// starts part-way: the bar and the ETA count only the work done since the
+// first update.
 type progress struct {
+	w     io.Writer
+	tty   bool
 	bar   *progressbar.ProgressBar
 	log   hclog.Logger
 	what  string
 	total int
 	last  time.Time
 	start time.Time
-	// first is done at the first update: a resumed run or study starts
-	// part-way, and only the work done since counts toward the rate.
-	first int
+	first int // done at the first update
 	seen  bool
 }
 
 func newProgress(w io.Writer, log hclog.Logger, what string, total int) *progress {
-	p := &progress{log: log, what: what, total: total, start: time.Now()}
+	p := &progress{w: w, log: log, what: what, total: total}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(what),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-		)
+		p.tty = true
 	}
 	return p
 }
@@ -47,10 +41,25 @@ func newProgress(w io.Writer, log hclog.Logger, what string, total int) *progres
 func (p *progress) update(done int, status string) {
 	if !p.seen {
 		p.first, p.seen, p.start = done, true, time.Now()
+		if p.tty {
+			p.bar = progressbar.NewOptions(p.total-p.first,
+				progressbar.OptionSetWriter(p.w),
+				progressbar.OptionSetDescription(p.what),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(200*time.Millisecond),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }),
+			)
+		}
 	}
 	if p.bar != nil {
-		p.bar.Describe(p.what + " " + status)
-		p.bar.Set(done)
+		desc := p.what + " " + status
+		if p.first > 0 {
+			desc = fmt.Sprintf("%s %d/%d %s", p.what, done, p.total, status)
+		}
+		p.bar.Describe(desc)
+		p.bar.Set(done - p.first)
 		return
 	}
 	if time.Since(p.last) < 5*time.Second && done < p.total {
