@@ -300,16 +300,61 @@ func (r *reader) done() error {
 }
 
 // fields tracks which required keys a message had.
-type fields uint32
-
-func (f *fields) set(bit int) { *f |= 1 << bit }
-func (f fields) missing(required []string) error {
-	for i, name := range required {
-		if f&(1<<i) == 0 {
+// fields reads a map, calling field for each key in the order they come;
+// field reads the key's value (or skips it). Keys may come in any order;
+// every name in required must be among them.
+func (r *reader) fields(required []string, field func(r *reader, k string) error) error {
+	n, err := r.mapLen()
+	if err != nil {
+		return err
+	}
+	var seen uint64
+	for i := 0; i < n; i++ {
+		k, err := r.key()
+		if err != nil {
+			return err
+		}
+		if err := field(r, k); err != nil {
+			return err
+		}
+		for j, name := range required {
+			if name == k {
+				seen |= 1 << j
+			}
+		}
+	}
+	for j, name := range required {
+		if seen&(1<<j) == 0 {
 			return malformed("missing field %q", name)
 		}
 	}
 	return nil
+}
+
+// message reads a whole top-level message: a map with the version under
+// "v" and the required keys, nothing after it, and a version this build
+// speaks.
+func (r *reader) message(data []byte, v *int, required []string, field func(r *reader, k string) error) error {
+	r.reset(data)
+	hasV := false
+	err := r.fields(required, func(r *reader, k string) (err error) {
+		if k != "v" {
+			return field(r, k)
+		}
+		hasV = true
+		*v, err = r.smallInt(k)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !hasV {
+		return malformed("missing field %q", "v")
+	}
+	if err := r.done(); err != nil {
+		return err
+	}
+	return version(int64(*v))
 }
 
 // version checks the message's version field.

@@ -28,44 +28,23 @@ func (c *Codec) MarshalResult(dst []byte, m *Result) []byte {
 
 // UnmarshalResult decodes a Result into m.
 func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	var f fields
-	required := []string{"v", "run", "step", "lo", "hi", "width", "d"}
 	d := m.D
 	*m = Result{}
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "width", "d"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "step":
 			m.Step, err = r.int(k)
-			f.set(2)
 		case "lo":
 			m.Lo, err = r.smallInt(k)
-			f.set(3)
 		case "hi":
 			m.Hi, err = r.smallInt(k)
-			f.set(4)
 		case "width":
 			m.Width, err = r.smallInt(k)
-			f.set(5)
 		case "d":
 			d, err = r.floats(k, d)
 			m.D = d
-			f.set(6)
 		case "sampler":
 			m.Sampler, err = r.str(k)
 		case "masked":
@@ -75,17 +54,8 @@ func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing(required); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalWorkRequest appends the encoding of m to dst.
@@ -112,37 +82,21 @@ func writeRef(w *writer, s *SnapshotRef) {
 }
 
 func readRef(r *reader, s *SnapshotRef) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return r.fields([]string{"step", "size", "chunks", "sum"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "step":
 			s.Step, err = r.int(k)
-			f.set(0)
 		case "size":
 			s.Size, err = r.smallInt(k)
-			f.set(1)
 		case "chunks":
 			s.Chunks, err = r.smallInt(k)
-			f.set(2)
 		case "sum":
 			err = readSum(r, &s.Sum)
-			f.set(3)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return f.missing([]string{"step", "size", "chunks", "sum"})
+		return err
+	})
 }
 
 func readSum(r *reader, sum *[32]byte) error {
@@ -159,54 +113,26 @@ func readSum(r *reader, sum *[32]byte) error {
 
 // UnmarshalWorkRequest decodes a WorkRequest into m.
 func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	*m = WorkRequest{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "snap"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "step":
 			m.Step, err = r.int(k)
-			f.set(2)
 		case "lo":
 			m.Lo, err = r.smallInt(k)
-			f.set(3)
 		case "hi":
 			m.Hi, err = r.smallInt(k)
-			f.set(4)
 		case "snap":
 			err = readRef(r, &m.Snap)
-			f.set(5)
 		case "try":
 			m.Attempt, err = r.smallInt(k)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "run", "step", "lo", "hi", "snap"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalSamplerError appends the encoding of m to dst.
@@ -226,26 +152,11 @@ func (c *Codec) MarshalSamplerError(dst []byte, m *SamplerError) []byte {
 
 // UnmarshalSamplerError decodes a SamplerError into m.
 func (c *Codec) UnmarshalSamplerError(data []byte, m *SamplerError) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	*m = SamplerError{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"code"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "code":
 			m.Code, err = r.str(k)
-			f.set(1)
 		case "run":
 			m.Run, err = r.str(k)
 		case "step":
@@ -261,17 +172,8 @@ func (c *Codec) UnmarshalSamplerError(data []byte, m *SamplerError) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "code"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalChunkRequest appends the encoding of m to dst.
@@ -287,46 +189,20 @@ func (c *Codec) MarshalChunkRequest(dst []byte, m *ChunkRequest) []byte {
 
 // UnmarshalChunkRequest decodes a ChunkRequest into m.
 func (c *Codec) UnmarshalChunkRequest(data []byte, m *ChunkRequest) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	*m = ChunkRequest{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "step", "i"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "step":
 			m.Step, err = r.int(k)
-			f.set(2)
 		case "i":
 			m.Index, err = r.smallInt(k)
-			f.set(3)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "run", "step", "i"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalChunk appends the encoding of m to dst.
@@ -347,63 +223,32 @@ func (c *Codec) MarshalChunk(dst []byte, m *Chunk) []byte {
 
 // UnmarshalChunk decodes a Chunk into m; m.Data reuses its storage.
 func (c *Codec) UnmarshalChunk(data []byte, m *Chunk) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	buf := m.Data
 	*m = Chunk{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "step", "i", "n", "off", "size", "sum", "data"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "step":
 			m.Step, err = r.int(k)
-			f.set(2)
 		case "i":
 			m.Index, err = r.smallInt(k)
-			f.set(3)
 		case "n":
 			m.Count, err = r.smallInt(k)
-			f.set(4)
 		case "off":
 			m.Offset, err = r.smallInt(k)
-			f.set(5)
 		case "size":
 			m.Size, err = r.smallInt(k)
-			f.set(6)
 		case "sum":
 			err = readSum(r, &m.Sum)
-			f.set(7)
 		case "data":
 			buf, err = r.bytesInto(k, buf)
 			m.Data = buf
-			f.set(8)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "run", "step", "i", "n", "off", "size", "sum", "data"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalAnnounce appends the encoding of m to dst.
@@ -419,43 +264,18 @@ func (c *Codec) MarshalAnnounce(dst []byte, m *Announce) []byte {
 
 // UnmarshalAnnounce decodes an Announce into m.
 func (c *Codec) UnmarshalAnnounce(data []byte, m *Announce) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	*m = Announce{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "snap"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "snap":
 			err = readRef(r, &m.Snap)
-			f.set(2)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "run", "snap"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 // MarshalSnapshot appends the encoding of m to dst.
@@ -509,77 +329,37 @@ func (c *Codec) MarshalSnapshot(dst []byte, m *Snapshot) []byte {
 
 // UnmarshalSnapshot decodes a Snapshot into m, reusing θ's storage.
 func (c *Codec) UnmarshalSnapshot(data []byte, m *Snapshot) error {
-	r := &c.r
-	r.reset(data)
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
 	theta := m.Theta
 	*m = Snapshot{}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return c.r.message(data, &m.Version, []string{"run", "step", "problem", "theta", "points", "probe", "width"}, func(r *reader, k string) (err error) {
 		switch k {
-		case "v":
-			m.Version, err = r.smallInt(k)
-			f.set(0)
 		case "run":
 			m.Run, err = r.str(k)
-			f.set(1)
 		case "step":
 			m.Step, err = r.int(k)
-			f.set(2)
 		case "problem":
 			err = readProblem(r, &m.Problem)
-			f.set(3)
 		case "theta":
 			theta, err = r.floats(k, theta)
 			m.Theta = theta
-			f.set(4)
 		case "points":
 			err = readPoints(r, &m.Points)
-			f.set(5)
 		case "probe":
 			err = readProbe(r, &m.Probe)
-			f.set(6)
 		case "width":
 			m.Width, err = r.smallInt(k)
-			f.set(7)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := f.missing([]string{"v", "run", "step", "problem", "theta", "points", "probe", "width"}); err != nil {
 		return err
-	}
-	if err := r.done(); err != nil {
-		return err
-	}
-	return version(int64(m.Version))
+	})
 }
 
 func readProblem(r *reader, p *ProblemSpec) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return r.fields([]string{"name"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "name":
 			p.Name, err = r.str(k)
-			f.set(0)
 		case "layers":
 			p.Layers, err = r.ints(k, nil)
 		case "act":
@@ -589,37 +369,20 @@ func readProblem(r *reader, p *ProblemSpec) error {
 		case "scale":
 			p.InputScale, err = r.floats(k, nil)
 		case "params":
-			var pn int
-			if pn, err = r.mapLen(); err != nil {
+			p.Params = map[string]float64{}
+			err = r.fields(nil, func(r *reader, pk string) (err error) {
+				p.Params[pk], err = r.float(pk)
 				return err
-			}
-			p.Params = make(map[string]float64, pn)
-			for j := 0; j < pn && err == nil; j++ {
-				var pk string
-				if pk, err = r.key(); err == nil {
-					p.Params[pk], err = r.float(pk)
-				}
-			}
+			})
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return f.missing([]string{"name"})
+		return err
+	})
 }
 
 func readPoints(r *reader, c *Collocation) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return r.fields(nil, func(r *reader, k string) (err error) {
 		switch k {
 		case "seed":
 			c.Seed, err = r.uint(k)
@@ -641,56 +404,30 @@ func readPoints(r *reader, c *Collocation) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func readBlock(r *reader, b *BlockPoints) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	var f fields
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return r.fields([]string{"name", "dim", "pts"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "name":
 			b.Name, err = r.str(k)
-			f.set(0)
 		case "dim":
 			b.Dim, err = r.smallInt(k)
-			f.set(1)
 		case "pts":
 			b.Points, err = r.floats(k, nil)
-			f.set(2)
 		case "tgt":
 			b.Targets, err = r.floats(k, nil)
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return f.missing([]string{"name", "dim", "pts"})
+		return err
+	})
 }
 
 func readProbe(r *reader, p *ProbeSettings) error {
-	n, err := r.mapLen()
-	if err != nil {
-		return err
-	}
-	for i := 0; i < n; i++ {
-		k, err := r.key()
-		if err != nil {
-			return err
-		}
+	return r.fields(nil, func(r *reader, k string) (err error) {
 		switch k {
 		case "seed":
 			p.Seed, err = r.uint(k)
@@ -707,9 +444,6 @@ func readProbe(r *reader, p *ProbeSettings) error {
 		default:
 			err = r.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
