@@ -85,13 +85,9 @@ func runEstimate(args []string, out io.Writer) error {
 	if *kernelOut != "" && settings.Kind == sampler.Param {
 		return badInput("param probes (Theorem 5) estimate traces only: they give no kernel for --kernel-out")
 	}
-	snap, err := model.ReadSnapshot(*snapPath)
+	setup, coll, theta, err := loadSnapshot(*snapPath)
 	if err != nil {
-		return inputError{err}
-	}
-	setup, coll, theta, err := snap.Resolve()
-	if err != nil {
-		return badInput("snapshot %s: %v", *snapPath, err)
+		return err
 	}
 	log := lf.logger(nil)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -45,13 +45,9 @@ func runExact(args []string, out io.Writer) error {
 	if *snapPath == "" {
 		return badInput("--snapshot is required")
 	}
-	snap, err := model.ReadSnapshot(*snapPath)
+	setup, coll, theta, err := loadSnapshot(*snapPath)
 	if err != nil {
-		return inputError{err}
-	}
-	setup, coll, theta, err := snap.Resolve()
-	if err != nil {
-		return badInput("snapshot %s: %v", *snapPath, err)
+		return err
 	}
 	start := time.Now()
 	ev, err := setup.NewEvaluator(coll, model.Options{MaxMemory: *maxMem})

@@ -33,19 +33,25 @@ func runStudy(args []string, out io.Writer) error {
 	return badInput(`usage: coordinator study errors|throughput [flags] ("coordinator study errors -h" for its flags)`)
 }
 
+// loadSnapshot reads a snapshot file and resolves its problem, points and θ;
+// what is wrong with the file is bad input.
+func loadSnapshot(path string) (*model.Setup, *model.Collocation, []float64, error) {
+	snap, err := model.ReadSnapshot(path)
+	if err != nil {
+		return nil, nil, nil, inputError{err}
+	}
+	setup, coll, theta, err := snap.Resolve()
+	if err != nil {
+		return nil, nil, nil, badInput("snapshot %s: %v", path, err)
+	}
+	return setup, coll, theta, nil
+}
+
 // fixedPoint is the θ and points a study holds fixed: a snapshot's, or the
 // problem's drawn from the seed.
 func fixedPoint(pf *problemFlags, snapPath string, seed uint64) (*model.Setup, *model.Collocation, []float64, error) {
 	if snapPath != "" {
-		snap, err := model.ReadSnapshot(snapPath)
-		if err != nil {
-			return nil, nil, nil, inputError{err}
-		}
-		setup, coll, theta, err := snap.Resolve()
-		if err != nil {
-			return nil, nil, nil, badInput("snapshot %s: %v", snapPath, err)
-		}
-		return setup, coll, theta, nil
+		return loadSnapshot(snapPath)
 	}
 	setup, err := pf.setup()
 	if err != nil {
