@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ type busFlags struct {
 	batch    int
 	timeout  time.Duration
 	run      string
+	// connectWait bounds the wait for a server that is not up yet: a
+	// cluster may start its coordinator before its servers.
+	connectWait time.Duration
 }
 
 func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSamplers int) {
@@ -41,6 +45,7 @@ func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSampler
 	fs.IntVar(&b.batch, "batch-size", 0, "probes per work request (0: sized from the samplers seen)")
 	fs.DurationVar(&b.timeout, "timeout", 60*time.Second, "first deadline of a work request, before the samplers' speed is known")
 	fs.StringVar(&b.run, "run", "", "run id on the bus (default: from the output folder)")
+	fs.DurationVar(&b.connectWait, "connect-wait", time.Minute, "how long to wait for the NATS server at --nats URL before giving up")
 }
 
 // bus is a started NATS backend and what it needs stopped.
@@ -78,7 +83,7 @@ func runID(explicit, hint string) string {
 
 // start connects (or starts an embedded server), starts the in-process
 // samplers and the backend for the setup's probes.
-func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, settings sampler.Settings, width int, run string, opt model.Options) (*bus, error) {
+func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, setup *model.Setup, settings sampler.Settings, width int, run string, opt model.Options) (*bus, error) {
 	subjects, err := b.nf.Subjects()
 	if err != nil {
 		return nil, inputError{err}
@@ -113,6 +118,10 @@ func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, se
 		return nil, err
 	}
 	bs.stop = append(bs.stop, func() { drain(coordConn) })
+	if err := waitConnected(ctx, coordConn, b.nf.URL, b.connectWait, log); err != nil {
+		bs.close()
+		return nil, err
+	}
 	for i := 0; i < b.samplers; i++ {
 		id := fmt.Sprintf("local-%d", i)
 		nc, err := dial("ntkbus-sampler " + id)
@@ -140,6 +149,36 @@ func (b *busFlags) start(log hclog.Logger, out io.Writer, setup *model.Setup, se
 	bs.stop = append(bs.stop, func() { be.Close() })
 	bs.desc += fmt.Sprintf(", run %s, %d samplers in process", run, b.samplers)
 	return bs, nil
+}
+
+// waitConnected waits until nc is connected, logging every few seconds,
+// and names the server and the last connection error if it never is.
+func waitConnected(ctx context.Context, nc *nats.Conn, url string, wait time.Duration, log hclog.Logger) error {
+	start := time.Now()
+	next := start.Add(2 * time.Second)
+	for !nc.IsConnected() {
+		if nc.IsClosed() {
+			return fmt.Errorf("NATS connection to %s closed: %v", url, nc.LastError())
+		}
+		now := time.Now()
+		if now.Sub(start) > wait {
+			why := ""
+			if err := nc.LastError(); err != nil {
+				why = fmt.Sprintf(" (last error: %v)", err)
+			}
+			return fmt.Errorf("no NATS server answered at %s within %s%s: start it, or check --nats and the credentials", url, wait, why)
+		}
+		if now.After(next) {
+			log.Info("waiting for the NATS server", "url", url, "waited", now.Sub(start).Round(time.Second))
+			next = now.Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // drain flushes what a connection holds and closes it, waiting up to 10 s.

@@ -104,7 +104,7 @@ func runEstimate(args []string, out io.Writer) error {
 	var backend coordinator.Backend = local
 	backendDesc := fmt.Sprintf("local, %d workers", *workers)
 	if bf.useNATS() {
-		bs, err := bf.start(log, os.Stderr, setup, settings, plan.Width(), runID(bf.run, "estimate"), opt)
+		bs, err := bf.start(ctx, log, os.Stderr, setup, settings, plan.Width(), runID(bf.run, "estimate"), opt)
 		if err != nil {
 			return err
 		}

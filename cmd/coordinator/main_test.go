@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,6 +164,26 @@ func TestEstimateOverNATSEqualsLocal(t *testing.T) {
 	}
 	if !strings.HasPrefix(bus["backend"].(string), "nats, embedded") {
 		t.Errorf("backend %v", bus["backend"])
+	}
+}
+
+// A --nats URL with no server behind it fails after --connect-wait with a
+// message that names the address, instead of a bare timeout.
+func TestNoServerAtURL(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "q.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "quadratic", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	code, _, e := runCmd(t, "estimate", "--snapshot", snap, "--probes", "4", "--nats", "nats://"+addr, "--connect-wait", "300ms", "--log-level", "error")
+	if code != 1 || !strings.Contains(e, "no NATS server answered at nats://"+addr) {
+		t.Errorf("exit %d, stderr %q", code, e)
 	}
 }
 

@@ -143,7 +143,7 @@ func runStudyErrors(args []string, out io.Writer) error {
 		Config: cfg, Dir: dir, Setup: setup, Points: coll, Theta: theta, Ref: ref, Layout: lay, R0: r0,
 		Backends: func(v study.Variant) (coordinator.Backend, error) {
 			if bf.useNATS() {
-				bs, err := bf.start(log, os.Stderr, setup, v.Settings, v.Settings.Width(setup.Problem, coll.Counts()), runID(bf.run, "study"), opt)
+				bs, err := bf.start(ctx, log, os.Stderr, setup, v.Settings, v.Settings.Width(setup.Problem, coll.Counts()), runID(bf.run, "study"), opt)
 				if err != nil {
 					return nil, err
 				}

@@ -132,7 +132,7 @@ func runStudyThroughput(args []string, out io.Writer) error {
 		}
 	}
 	if bf.useNATS() {
-		bs, err := bf.start(log, os.Stderr, setup, settings, plan.Width(), runID(bf.run, "throughput"), opt)
+		bs, err := bf.start(ctx, log, os.Stderr, setup, settings, plan.Width(), runID(bf.run, "throughput"), opt)
 		if err != nil {
 			return err
 		}

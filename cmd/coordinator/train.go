@@ -187,7 +187,7 @@ func runTrain(args []string, out io.Writer) error {
 			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", f.pf.problem, time.Now().Format("20060102-150405")))
 		}
 	}
-	backend, desc, closeBus, err := f.backend(rc, dir, log, out, evalOpt)
+	backend, desc, closeBus, err := f.backend(ctx, rc, dir, log, out, evalOpt)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ func runTrain(args []string, out io.Writer) error {
 // backend makes where a run's probes are computed: samplers on NATS, or
 // (--local) goroutines for the initial probes and the trainer's own fused
 // steps after. Runs with exact or fixed weights draw no probes.
-func (f *trainFlags) backend(rc coordinator.RunConfig, dir string, log hclog.Logger, out io.Writer, opt model.Options) (coordinator.Backend, string, func(), error) {
+func (f *trainFlags) backend(ctx context.Context, rc coordinator.RunConfig, dir string, log hclog.Logger, out io.Writer, opt model.Options) (coordinator.Backend, string, func(), error) {
 	none := func() {}
 	if rc.Train.Mode != coordinator.Estimated {
 		return nil, "none (no probes)", none, nil
@@ -236,7 +236,7 @@ func (f *trainFlags) backend(rc coordinator.RunConfig, dir string, log hclog.Log
 		return l, fmt.Sprintf("local, %d workers, fused steps", f.workers), none, err
 	}
 	width := rc.Train.Probe.Width(setup.Problem, pts.Counts())
-	bs, err := f.bus.start(log, out, setup, rc.Train.Probe, width, runID(f.bus.run, filepath.Base(dir)), opt)
+	bs, err := f.bus.start(ctx, log, out, setup, rc.Train.Probe, width, runID(f.bus.run, filepath.Base(dir)), opt)
 	if err != nil {
 		return nil, "", none, err
 	}

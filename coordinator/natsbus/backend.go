@@ -140,7 +140,7 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 	b.subs = append(b.subs, sub)
 	if err := nc.Flush(); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("natsbus: %w", err)
+		return nil, fmt.Errorf("natsbus: subscribe on the server (is the connection up?): %w", err)
 	}
 	return b, nil
 }
