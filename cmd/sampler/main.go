@@ -90,6 +90,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		workers = append(workers, w)
 	}
 	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "blas", model.BLASBackend())
+	if len(conns) > 0 && !conns[0].IsConnected() {
+		log.Warn("no NATS server answers yet; retrying in the background until one does", "nats", nf.URL)
+	}
 	<-ctx.Done()
 	log.Info("stopping: finishing the work in hand")
 	var wg sync.WaitGroup
