@@ -76,7 +76,7 @@ func TestNATSConfigParses(t *testing.T) {
 	if !slices.Equal(p.Publish.Allow, []string{"ntkbus.snap.>"}) {
 		t.Errorf("sampler may publish %v, want only snapshot-chunk requests", p.Publish.Allow)
 	}
-	if !slices.Equal(p.Subscribe.Allow, []string{"ntkbus.work", "ntkbus.announce.>", "_INBOX.>", "$SRV.>"}) {
+	if !slices.Equal(p.Subscribe.Allow, []string{"ntkbus.work", "ntkbus.work.*", "ntkbus.announce.>", "_INBOX.>", "$SRV.>"}) {
 		t.Errorf("sampler may subscribe to %v", p.Subscribe.Allow)
 	}
 	if p.Response == nil {
@@ -134,7 +134,7 @@ func TestSamplerPermissionsOnARealServer(t *testing.T) {
 
 	// What the coordinator sees on its subjects.
 	seen := make(chan string, 16)
-	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
+	for _, subj := range []string{"ntkbus.work", "ntkbus.work.inst1", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
 		subj := subj
 		if _, err := coord.Subscribe(subj, func(m *nats.Msg) { seen <- subj }); err != nil {
 			t.Fatal(err)
@@ -142,8 +142,9 @@ func TestSamplerPermissionsOnARealServer(t *testing.T) {
 	}
 	coord.Flush()
 
-	// The sampler tries to publish work, an announcement and a result, and to read results.
-	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
+	// The sampler tries to publish work (to the queue and to one instance),
+	// an announcement and a result, and to read results.
+	for _, subj := range []string{"ntkbus.work", "ntkbus.work.inst1", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
 		sampler.Publish(subj, []byte("forged"))
 	}
 	sampler.Subscribe("ntkbus.results.>", func(*nats.Msg) {})
@@ -157,8 +158,8 @@ func TestSamplerPermissionsOnARealServer(t *testing.T) {
 	mu.Lock()
 	n := len(violations)
 	mu.Unlock()
-	if n < 4 {
-		t.Errorf("%d permission violations reported, want 4 (3 publishes and 1 subscription): %v", n, violations)
+	if n < 5 {
+		t.Errorf("%d permission violations reported, want 5 (4 publishes and 1 subscription): %v", n, violations)
 	}
 
 	// But it can take work from the queue and answer it, and ask for a snapshot chunk.
@@ -170,8 +171,15 @@ func TestSamplerPermissionsOnARealServer(t *testing.T) {
 	}
 	sampler.Flush()
 	coord.Flush()
+	if _, err := sampler.Subscribe("ntkbus.work.inst2", func(m *nats.Msg) { m.Respond([]byte("direct result")) }); err != nil {
+		t.Fatal(err)
+	}
+	sampler.Flush()
 	if m, err := coord.Request("ntkbus.work", []byte("work"), 2*time.Second); err != nil || string(m.Data) != "result" {
 		t.Errorf("coordinator → sampler work request: %v", err)
+	}
+	if m, err := coord.Request("ntkbus.work.inst2", []byte("work"), 2*time.Second); err != nil || string(m.Data) != "direct result" {
+		t.Errorf("coordinator → one sampler instance's work request: %v", err)
 	}
 	if m, err := sampler.Request("ntkbus.snap.run1", []byte("chunk 0"), 2*time.Second); err != nil || string(m.Data) != "chunk" {
 		t.Errorf("sampler → coordinator chunk request: %v", err)

@@ -15,6 +15,7 @@ const ServiceName = "ntkbus-sampler"
 // Subjects are all the subjects of one deployment, under one prefix:
 //
 //	<prefix>.work               work requests; samplers' queue group <prefix>-samplers
+//	<prefix>.work.<instance>    work requests for one sampler instance (its micro id)
 //	<prefix>.snap.<run>         snapshot chunk requests, answered by the coordinator
 //	<prefix>.announce.<run>     "a new snapshot exists", so idle samplers prefetch it
 //	<prefix>.results.<run>.<t>  where samplers send results (the work request's reply subject)
@@ -35,6 +36,12 @@ func NewSubjects(prefix string) (Subjects, error) {
 
 // Work is the subject of work requests.
 func (s Subjects) Work() string { return s.Prefix + ".work" }
+
+// WorkTo is the subject of work requests for one sampler instance, named by
+// its micro service instance id. The coordinator addresses batches to the
+// least loaded instance it knows: a queue group picks a member at random,
+// which leaves some samplers idle while others queue.
+func (s Subjects) WorkTo(instance string) string { return s.Prefix + ".work." + instance }
 
 // QueueGroup is the samplers' queue group.
 func (s Subjects) QueueGroup() string { return s.Prefix + "-samplers" }

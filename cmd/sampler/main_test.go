@@ -65,7 +65,8 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	if len(ids) != 3 {
 		t.Fatalf("%d sampler instances answer discovery, want 3\n%s", len(ids), logs.String())
 	}
-	// "nats micro stats" sees the probe endpoint of each instance.
+	// "nats micro stats" sees each instance's endpoints: the queue group's
+	// and its own.
 	stats, _ := micro.ControlSubject(micro.StatsVerb, protocol.ServiceName, "")
 	m, err := nc.Request(stats, nil, 2*time.Second)
 	if err != nil {
@@ -73,8 +74,12 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	}
 	var st micro.Stats
 	json.Unmarshal(m.Data, &st)
-	if len(st.Endpoints) != 1 || st.Endpoints[0].Subject != "ntkbus.work" || st.Endpoints[0].QueueGroup != "ntkbus-samplers" {
+	if len(st.Endpoints) != 2 || st.Endpoints[0].Subject != "ntkbus.work" || st.Endpoints[0].QueueGroup != "ntkbus-samplers" ||
+		st.Endpoints[1].Subject != "ntkbus.work."+st.ID {
 		t.Errorf("stats %+v", st)
+		for _, e := range st.Endpoints {
+			t.Logf("endpoint %+v", *e)
+		}
 	}
 	cancel()
 	select {

@@ -11,8 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +56,11 @@ type Options struct {
 // Stats count what the backend saw. Rejected results are counted by reason
 // and never averaged.
 type Stats struct {
-	Batches       int64
-	Redispatched  int64
+	Batches      int64
+	Redispatched int64
+	// NoResponders counts batches the server could not deliver: sent to
+	// an instance that had left (then sent on to another at once).
+	NoResponders  int64
 	Results       int64
 	Duplicates    int64
 	SamplerErrors int64
@@ -95,8 +101,11 @@ type Backend struct {
 	perProbe     float64         // seconds per probe, moving average
 	doneRanges   map[[2]int]bool // batches answered for the served snapshot
 	samplers     int
+	instances    []string        // sampler instances (micro ids) known, sorted
+	gone         map[string]bool // instances the server could not deliver to
 	samplersSeen time.Time
 	nonce        uint64
+	turn         int // rotates ties between equally loaded instances
 }
 
 // New subscribes to the run's result and snapshot subjects on nc.
@@ -267,10 +276,21 @@ func (b *Backend) countSamplers(wait time.Duration) int {
 		select {
 		case m := <-ch:
 			var p micro.Ping
-			if json.Unmarshal(m.Data, &p) == nil {
+			if json.Unmarshal(m.Data, &p) == nil && p.ID != "" && !strings.ContainsAny(p.ID, ".*> \t\r\n") {
 				ids[p.ID] = true
 			}
 		case <-timer.C:
+			// An instance that misses one round stays known; one the
+			// server could not deliver to is dropped until it answers.
+			for id := range ids {
+				delete(b.gone, id)
+			}
+			for _, id := range b.instances {
+				if !b.gone[id] {
+					ids[id] = true
+				}
+			}
+			b.instances = slices.Sorted(maps.Keys(ids))
 			b.samplers, b.samplersSeen = len(ids), time.Now()
 			return b.samplers
 		}
@@ -279,6 +299,7 @@ func (b *Backend) countSamplers(wait time.Duration) int {
 
 type batch struct {
 	lo, hi   int
+	instance string // where it was last sent ("" for the queue group)
 	attempts int
 	deadline time.Time
 	sent     time.Time
@@ -342,12 +363,45 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	}
 	window := 2 * n
 	next, inflight, done := 0, 0, 0
+	// Each batch goes to the known instance with the fewest batches in
+	// hand (a re-sent one to another instance than before), so no sampler
+	// idles while another queues; the queue group takes it when no
+	// instance is known. Replies name their request by its token.
+	load := make(map[string]int, len(b.instances))
+	if b.gone == nil {
+		b.gone = map[string]bool{}
+	}
+	type sent struct {
+		bt       *batch
+		instance string
+	}
+	pending := map[string]sent{}
+	pick := func(avoid string) string {
+		best, bestLoad := "", math.MaxInt
+		k := len(b.instances)
+		for i := range k {
+			id := b.instances[(b.turn+i)%k]
+			if !b.gone[id] && id != avoid && load[id] < bestLoad {
+				best, bestLoad = id, load[id]
+			}
+		}
+		b.turn++
+		return best
+	}
 	send := func(bt *batch) error {
 		// Every request has its own reply subject: a sampler's user may
 		// answer each request it received once (allow_responses), so two
 		// batches must not share a reply subject.
 		b.nonce++
-		reply := b.opt.Subjects.ResultsFor(b.opt.Run, strconv.FormatUint(b.nonce, 36))
+		token := strconv.FormatUint(b.nonce, 36)
+		reply := b.opt.Subjects.ResultsFor(b.opt.Run, token)
+		subject := b.opt.Subjects.Work()
+		bt.instance = pick(bt.instance)
+		if bt.instance != "" {
+			subject = b.opt.Subjects.WorkTo(bt.instance)
+			load[bt.instance]++
+		}
+		pending[token] = sent{bt, bt.instance}
 		bt.attempts++
 		bt.sent = time.Now()
 		bt.deadline = bt.sent.Add(b.deadline(bt.hi - bt.lo))
@@ -361,7 +415,7 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 			b.stats.Redispatched++
 		}
 		b.statsMu.Unlock()
-		return b.nc.PublishRequest(b.opt.Subjects.Work(), reply, req)
+		return b.nc.PublishRequest(subject, reply, req)
 	}
 	exp := protocol.ResultExpect{Run: b.opt.Run, Step: int64(w.Step), Width: b.opt.Width, Probes: hi, MaxBatch: maxBatch}
 	timer := time.NewTimer(time.Second)
@@ -401,6 +455,40 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 		case m = <-b.results:
 		}
 		tick = time.Now()
+		var from sent
+		if i := strings.LastIndexByte(m.Subject, '.'); i >= 0 {
+			token := m.Subject[i+1:]
+			if s, ok := pending[token]; ok {
+				from = s
+				delete(pending, token)
+				if s.instance != "" {
+					load[s.instance]--
+				}
+			}
+		}
+		// No subscriber on the subject (the server's 503): the instance has
+		// gone since discovery. Send the batch elsewhere at once, without
+		// counting the attempt, and discover the samplers again next time.
+		if m.Header.Get("Status") == "503" && len(m.Data) == 0 {
+			if from.bt == nil || from.bt.done {
+				continue
+			}
+			if from.instance == "" {
+				b.log.Warn("no sampler is subscribed to the work subject; waiting for the deadline", "step", w.Step, "lo", from.bt.lo)
+				continue
+			}
+			b.statsMu.Lock()
+			b.stats.NoResponders++
+			b.statsMu.Unlock()
+			b.log.Warn("sampler gone, sending its batch to another", "instance", from.instance, "step", w.Step, "lo", from.bt.lo, "hi", from.bt.hi)
+			b.gone[from.instance] = true
+			b.samplersSeen = time.Time{}
+			from.bt.attempts--
+			if err := send(from.bt); err != nil {
+				return fmt.Errorf("re-send work: %w", err)
+			}
+			continue
+		}
 		// A sampler's error answer.
 		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
 			b.statsMu.Lock()

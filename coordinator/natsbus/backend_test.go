@@ -193,6 +193,70 @@ func TestNATSEqualsInProcess(t *testing.T) {
 	}
 }
 
+// discover makes b see all n samplers before a test depends on it: on a
+// loaded machine an instance can miss one discovery round.
+func discover(t *testing.T, b *Backend, n int) {
+	t.Helper()
+	for try := 0; try < 20; try++ {
+		b.samplersSeen = time.Time{}
+		if b.countSamplers(500*time.Millisecond) == n {
+			return
+		}
+	}
+	t.Fatalf("discovery never saw %d samplers", n)
+}
+
+// Batches go to the least loaded sampler instance, not to a random member
+// of the queue group: with 4 samplers and a window of 8 batches, each
+// sampler gets exactly two (at random, that happens 4% of the time).
+func TestBatchesSpreadEvenly(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 7})
+	c := newCluster(t)
+	c.samplers(4)
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 1})
+	discover(t, b, 4)
+	f.estimate(t, b, 8, nil)
+	for i, w := range c.workers {
+		got := 0
+		for _, e := range w.Stats().Endpoints {
+			got += e.NumRequests
+		}
+		if got != 2 {
+			t.Errorf("sampler %d served %d batches, want 2", i, got)
+		}
+	}
+}
+
+// A sampler that leaves between discovery and dispatch: the server answers
+// its batch with "no responders" and the batch goes to another sampler at
+// once instead of waiting for its deadline.
+func TestGoneSamplerNoDeadlineWait(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 8})
+	c := newCluster(t)
+	conns := c.samplers(4)
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 1, Timeout: time.Minute})
+	f.estimate(t, b, 4, nil)
+	discover(t, b, 4)
+	clients := c.srv.NumClients()
+	c.workers[0].Stop()
+	conns[0].Close()
+	for c.srv.NumClients() >= clients { // until the server has dropped it
+		time.Sleep(5 * time.Millisecond)
+	}
+	acc := coordinator.NewAccumulator(f.plan, 3, f.r0, false)
+	w := f.work()
+	w.ID, w.Step = 2, 3
+	if err := b.Probes(context.Background(), w, 0, 16, acc.Add); err != nil {
+		t.Fatal(err)
+	}
+	if acc.Applied() != 16 {
+		t.Fatalf("%d of 16 probes", acc.Applied())
+	}
+	if st := b.Stats(); st.NoResponders == 0 {
+		t.Errorf("the gone sampler's batches were not re-sent on the server's no-responders answer: %+v", st)
+	}
+}
+
 // Kill a quarter of the samplers mid-step: the step completes and K̂ is the
 // fault-free one, to the bit.
 func TestKilledSamplersLoseNothing(t *testing.T) {

@@ -54,7 +54,9 @@ type Worker struct {
 	snap    protocol.Snapshot
 	snapErr error
 
-	// Compute state, used by the handler goroutine only.
+	// Compute state, used by one handler at a time (busy): work comes on
+	// the queue group's subject and on this instance's own.
+	busy    sync.Mutex
 	codec   protocol.Codec
 	cfg     model.Config
 	setup   *model.Setup
@@ -104,6 +106,11 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 		svc.Stop()
 		return nil, fmt.Errorf("add probe endpoint: %w", err)
 	}
+	direct := opt.Subjects.WorkTo(svc.Info().ID)
+	if err = svc.AddEndpoint("direct", micro.HandlerFunc(w.handle), micro.WithEndpointSubject(direct)); err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("add direct probe endpoint: %w", err)
+	}
 	// Announcements of new snapshots: prefetch while idle, newest only.
 	latest := make(chan protocol.Announce, 1)
 	w.ann, err = nc.Subscribe(opt.Subjects.AnnounceAll(), func(m *nats.Msg) {
@@ -135,7 +142,7 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 			}
 		}
 	}()
-	w.log.Info("sampler serving", "subject", opt.Subjects.Work(), "queue", opt.Subjects.QueueGroup())
+	w.log.Info("sampler serving", "subject", opt.Subjects.Work(), "queue", opt.Subjects.QueueGroup(), "direct", direct)
 	return w, nil
 }
 
@@ -159,6 +166,8 @@ func (w *Worker) Stats() micro.Stats { return w.svc.Stats() }
 
 // handle serves one work request.
 func (w *Worker) handle(req micro.Request) {
+	w.busy.Lock()
+	defer w.busy.Unlock()
 	var wr protocol.WorkRequest
 	if err := w.codec.UnmarshalWorkRequest(req.Data(), &wr); err != nil {
 		w.fail(req, &wr, protocol.CodeBadRequest, err)
