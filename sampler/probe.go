@@ -3,6 +3,7 @@ package sampler
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"ntkbus/model"
 	"ntkbus/model/rng"
@@ -138,7 +139,12 @@ func NewPlan(s Settings, lay *model.Layout) (*Plan, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Plan{Settings: s, lay: lay}
+	// The plan keeps its own copy: lay usually belongs to one worker's
+	// evaluator, which rewrites it when its points change, while other
+	// workers read the plan.
+	own := *lay
+	own.Blocks = slices.Clone(lay.Blocks)
+	p := &Plan{Settings: s, lay: &own}
 	if s.Kind == Block {
 		p.cycle = allocationCycle(lay, s.Allocation)
 		if len(p.cycle) == 0 {
