@@ -235,7 +235,13 @@ func (b *Backend) publish(w *coordinator.Work) error {
 	} else {
 		s.Points = protocol.Collocation{Blocks: worker.BlockPoints(w.Points)}
 	}
-	encoded := b.codec.MarshalSnapshot(b.encoded[:0], s)
+	// The served chunks alias b.encoded, which is about to be overwritten:
+	// stop serving them first (a late request for the old step is refused).
+	b.mu.Lock()
+	buf := b.encoded[:0]
+	b.encoded, b.chunks = nil, nil
+	b.mu.Unlock()
+	encoded := b.codec.MarshalSnapshot(buf, s)
 	maxPayload := int(b.nc.MaxPayload())
 	if maxPayload <= 0 {
 		maxPayload = 1 << 20
