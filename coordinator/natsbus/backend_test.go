@@ -184,6 +184,7 @@ func TestNATSEqualsInProcess(t *testing.T) {
 		c := newCluster(t)
 		c.samplers(samplers)
 		b := f.backend(t, c.connect("coordinator"), Options{Batch: 7})
+		discover(t, b, samplers)
 		got := f.estimate(t, b, N, nil)
 		sameBits(t, fmt.Sprintf("%d samplers", samplers), got, want, n)
 		st := b.Stats()
