@@ -154,9 +154,13 @@ func (r *Run) init() {
 	if p.Exact != nil && r.opt.ErrorEvery > 0 {
 		g := r.Config.ErrorGrid
 		if g <= 0 {
-			g = 41
-			if p.Dim == 1 {
+			switch {
+			case p.Dim == 1:
 				g = 201
+			case p.Dim == 2:
+				g = 41
+			default: // 21³ = 9261 points; 41³ would predict 68,921 points each time
+				g = 21
 			}
 		}
 		r.Config.ErrorGrid = g

@@ -19,7 +19,7 @@ type Problem struct {
 	Box     [][2]float64         // domain bounds per coordinate
 	Blocks  []BlockDef           // in residual order
 	Params  []Param              // constants of the equation, with their values
-	Exact   func(x, u []float64) // exact solution u(x) (Outputs values); nil when unknown
+	Exact   func(x, u []float64) // exact solution u(x) (Outputs values), or a numerical reference (qtensor); nil when unknown
 
 	// Network defaults. Layers is nil for problems that are not a network
 	// (quadratic), whose parameters are Params-free and counted by NumParams.

@@ -318,7 +318,12 @@ func TestSolutionError(t *testing.T) {
 	if want := math.E - 2.5; math.Abs(maxAbs-want) > 1e-12 {
 		t.Errorf("max error %v, want %v", maxAbs, want)
 	}
-	if _, _, ok := mustSetup(t, "qtensor", []int{3, 4, 2}).SolutionError(nil, nil); ok {
-		t.Error("qtensor has no exact solution")
+	q := mustSetup(t, "qtensor", []int{3, 4, 2})
+	if _, _, ok := q.SolutionError(q.InitTheta(1), []float64{0, 0, 0, 0.5, 0.5, 1}); !ok {
+		t.Error("qtensor is measured against its finite-difference reference")
+	}
+	q.Problem.Exact = nil
+	if _, _, ok := q.SolutionError(nil, nil); ok {
+		t.Error("a problem without a solution reported an error")
 	}
 }

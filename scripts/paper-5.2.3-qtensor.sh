@@ -4,7 +4,8 @@
 # interior, 300 initial, 10 per side). Trains the NTK-weighted PINN
 # (Algorithm 3) and a plain PINN (fixed weights) with the same seed, then
 # draws the light intensity |λ₁ (v₁·e₁)| and the directors at t = 0, 0.5 and
-# 2 for both (Figure 10).
+# 2 for both under the finite-difference reference (Figure 10), and prints
+# each run's error against that reference.
 #
 #   scripts/paper-5.2.3-qtensor.sh [steps=300] [out=runs/paper-5.2.3] [-- extra train flags]
 source "$(dirname "$0")/lib.sh"

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ntkbus/model"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -252,5 +254,59 @@ func TestTrainOverNATS(t *testing.T) {
 	// The final snapshot feeds "exact".
 	if code, _, e := runCmd(t, "exact", "--snapshot", filepath.Join(dir, "final.json")); code != 0 {
 		t.Errorf("exact on the final snapshot: %s", e)
+	}
+}
+
+// plot --qtensor draws two runs against the reference and prints each run's
+// distance from it, the same numbers as the model's SolutionError.
+func TestPlotQTensor(t *testing.T) {
+	dir := t.TempDir()
+	var dirs []string
+	for _, w := range []string{"estimate", "fixed"} {
+		d := filepath.Join(dir, w)
+		code, _, e := runCmd(t, "train", "--problem", "qtensor", "--layers", "3,6,2", "--points", "8,8,2,2,2,2",
+			"--steps", "2", "--weights", w, "--init-probes", "4", "--out", d, "--log-level", "error")
+		if code != 0 {
+			t.Fatalf("train %s: exit %d: %s", w, code, e)
+		}
+		dirs = append(dirs, d)
+	}
+	fig := filepath.Join(dir, "figure10.png")
+	code, out, e := runCmd(t, "plot", "--qtensor", strings.Join(dirs, ","), "--labels", "NTK,plain", "--times", "0,1", "--out", fig)
+	if code != 0 {
+		t.Fatalf("plot: exit %d: %s", code, e)
+	}
+	if _, err := os.Stat(fig); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "error against the finite-difference reference") || !strings.Contains(out, "t = 1") {
+		t.Fatalf("plot does not report the error against the reference:\n%s", out)
+	}
+	snap, err := model.ReadSnapshot(filepath.Join(dirs[1], "final.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _, theta, err := snap.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x []float64
+	for j := 0; j < 81; j++ {
+		for i := 0; i < 81; i++ {
+			x = append(x, -2+4*float64(i)/80, -2+4*float64(j)/80, 1)
+		}
+	}
+	maxAbs, rms, _ := s.SolutionError(theta, x)
+	var line string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "plain") {
+			line = l
+		}
+	}
+	if want := fmt.Sprintf("%.3g / %.3g", maxAbs, rms); !strings.HasSuffix(strings.TrimSpace(line), want) {
+		t.Errorf("the plain run's line %q does not end with its error at t = 1, %s", line, want)
+	}
+	if code, _, _ := runCmd(t, "plot", "--qtensor", dirs[0], "--labels", "a,b", "--out", fig); code != 2 {
+		t.Errorf("two labels for one run: exit %d, want 2", code)
 	}
 }

@@ -94,5 +94,46 @@ func plotQTensor(out io.Writer, dirs []string, labels, times, path string) error
 		return err
 	}
 	fmt.Fprintf(out, "figure: %s\n", path)
+	printQTensorErrors(out, setups, thetas, ls, ts)
 	return nil
+}
+
+// printQTensorErrors tells how far each run is from the finite-difference
+// reference at the figure's times, on the figure's 81×81 grid, over both
+// components of Q.
+func printQTensorErrors(out io.Writer, setups []*model.Setup, thetas [][]float64, labels []string, times []float64) {
+	const g = 81
+	fmt.Fprintf(out, "error against the finite-difference reference, max / RMS over Q11 and Q12 on an %d×%d grid:\n", g, g)
+	w := 0
+	for _, l := range labels {
+		w = max(w, len(l))
+	}
+	line := func(first string, cells []string) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%-*s", w, first)
+		for _, c := range cells {
+			fmt.Fprintf(&b, "  %-19s", c)
+		}
+		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
+	}
+	var head []string
+	for _, t := range times {
+		head = append(head, fmt.Sprintf("t = %g", t))
+	}
+	line("", head)
+	for r, s := range setups {
+		box := s.Problem.Box
+		var cells []string
+		for _, t := range times {
+			x := make([]float64, 0, 3*g*g)
+			for j := 0; j < g; j++ {
+				for i := 0; i < g; i++ {
+					x = append(x, box[0][0]+(box[0][1]-box[0][0])*float64(i)/(g-1), box[1][0]+(box[1][1]-box[1][0])*float64(j)/(g-1), t)
+				}
+			}
+			maxAbs, rms, _ := s.SolutionError(thetas[r], x)
+			cells = append(cells, fmt.Sprintf("%.3g / %.3g", maxAbs, rms))
+		}
+		line(labels[r], cells)
+	}
 }

@@ -86,8 +86,8 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
-	fs.IntVar(&f.errEvery, "error-every", 0, "steps between solution-error evaluations (default steps/100; problems with an exact solution)")
-	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 otherwise)")
+	fs.IntVar(&f.errEvery, "error-every", 0, "steps between solution-error evaluations (default steps/100; problems with an exact solution or, for qtensor, the finite-difference reference)")
+	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D)")
 	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes an exact kernel may use")
 }
 

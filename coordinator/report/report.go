@@ -351,16 +351,46 @@ func gridPoints(g figures.Grid, extra []float64) []float64 {
 // positive eigenvalue of Q and v₁ its eigenvector, as a contour map with
 // the directors v₁ (the paper's Figure 10). For Q = [[q₁, q₂], [q₂, −q₁]],
 // λ₁ = √(q₁² + q₂²) and v₁ = (cos φ, sin φ) with φ = ½ atan2(q₂, q₁).
+//
+// When the problem has a reference solution (the finite-difference one of
+// the Q-tensor flow), it is drawn as the first row, in the same way.
 func QTensorFigure(path string, setups []*model.Setup, thetas [][]float64, labels []string, times []float64) error {
-	var panels []figures.FieldPanel
+	if len(setups) == 0 {
+		return fmt.Errorf("q-tensor figure: no runs to draw")
+	}
+	return figures.FieldMaps(path, qtensorPanels(setups, thetas, labels, times), figures.FieldOptions{
+		Title: "Light intensity |λ₁ (v₁·e₁)| and directors v₁", XLabel: "x", YLabel: "y",
+		Cols: len(times), SharedRange: true, EqualAspect: true,
+	})
+}
+
+// qtensorPanels computes QTensorFigure's panels, row by row.
+func qtensorPanels(setups []*model.Setup, thetas [][]float64, labels []string, times []float64) []figures.FieldPanel {
+	// A row is one way to evaluate Q at points x (3 coordinates each).
+	type row struct {
+		label string
+		eval  func(x, q []float64)
+	}
+	var rows []row
+	p := setups[0].Problem
+	if p.Exact != nil {
+		rows = append(rows, row{"Finite-difference reference", func(x, q []float64) {
+			for i := 0; i < len(x)/3; i++ {
+				p.Exact(x[3*i:3*i+3], q[2*i:2*i+2])
+			}
+		}})
+	}
 	for r, s := range setups {
-		p := s.Problem
-		g := figures.Grid{Nx: 81, Ny: 81, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
-		dg := figures.Grid{Nx: 17, Ny: 17, XMin: g.XMin, XMax: g.XMax, YMin: g.YMin, YMax: g.YMax}
+		rows = append(rows, row{labels[r], func(x, q []float64) { s.Predict(thetas[r], x, q) }})
+	}
+	g := figures.Grid{Nx: 81, Ny: 81, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
+	dg := figures.Grid{Nx: 17, Ny: 17, XMin: g.XMin, XMax: g.XMax, YMin: g.YMin, YMax: g.YMax}
+	var panels []figures.FieldPanel
+	for _, r := range rows {
 		for _, t := range times {
 			x := gridPoints(g, []float64{t})
 			q := make([]float64, 2*g.Nx*g.Ny)
-			s.Predict(thetas[r], x, q)
+			r.eval(x, q)
 			z := make([]float64, g.Nx*g.Ny)
 			for i := range z {
 				l, phi := director(q[2*i], q[2*i+1])
@@ -368,21 +398,18 @@ func QTensorFigure(path string, setups []*model.Setup, thetas [][]float64, label
 			}
 			dx := gridPoints(dg, []float64{t})
 			dq := make([]float64, 2*dg.Nx*dg.Ny)
-			s.Predict(thetas[r], dx, dq)
+			r.eval(dx, dq)
 			d := &figures.Directors{Grid: dg, U: make([]float64, dg.Nx*dg.Ny), V: make([]float64, dg.Nx*dg.Ny)}
 			for i := range d.U {
 				_, phi := director(dq[2*i], dq[2*i+1])
 				d.U[i], d.V[i] = math.Cos(phi), math.Sin(phi)
 			}
 			panels = append(panels, figures.FieldPanel{
-				Title: fmt.Sprintf("%s, t = %g", labels[r], t), Grid: g, Z: z, Contours: 8, Directors: d,
+				Title: fmt.Sprintf("%s, t = %g", r.label, t), Grid: g, Z: z, Contours: 8, Directors: d,
 			})
 		}
 	}
-	return figures.FieldMaps(path, panels, figures.FieldOptions{
-		Title: "Light intensity |λ₁ (v₁·e₁)| and directors v₁", XLabel: "x", YLabel: "y",
-		Cols: len(times), SharedRange: true, EqualAspect: true,
-	})
+	return panels
 }
 
 // director returns the positive eigenvalue of [[q1, q2], [q2, −q1]] and the

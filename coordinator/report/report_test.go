@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,6 +99,44 @@ func TestSolutionFigures(t *testing.T) {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		checkPNG(t, path, 0, 0)
+	}
+}
+
+// The Q-tensor figure has the finite-difference reference as its first row:
+// at t = 0 that is the initial condition's intensity, ½|d|²·|d₁|/|d| = 0.4981
+// at the centre (d = (16, 0)/√257) and 0 on the boundary.
+func TestQTensorPanels(t *testing.T) {
+	cfg, _ := model.DefaultConfig("qtensor")
+	cfg.Layers = []int{3, 8, 2}
+	s, err := model.NewSetup(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theta := s.InitTheta(1)
+	times := []float64{0, 0.5, 2}
+	panels := qtensorPanels([]*model.Setup{s, s}, [][]float64{theta, theta}, []string{"A", "B"}, times)
+	if len(panels) != 3*len(times) {
+		t.Fatalf("%d panels, want 3 rows of %d", len(panels), len(times))
+	}
+	for i, want := range []string{"Finite-difference reference, t = 0", "Finite-difference reference, t = 2", "A, t = 0", "B, t = 2"} {
+		if got := panels[[]int{0, 2, 3, 8}[i]].Title; got != want {
+			t.Errorf("panel title %q, want %q", got, want)
+		}
+	}
+	g := panels[0].Grid
+	centre := panels[0].Z[(g.Ny/2)*g.Nx+g.Nx/2]
+	if want := 0.5 * 256 / 257; math.Abs(centre-want) > 1e-12 {
+		t.Errorf("reference intensity at the centre at t = 0: %v, want %v", centre, want)
+	}
+	if corner := panels[0].Z[0]; corner > 1e-15 {
+		t.Errorf("reference intensity at the corner: %v, want 0", corner)
+	}
+	// The PINN rows are the network's prediction, not the reference.
+	if panels[3].Z[(g.Ny/2)*g.Nx+g.Nx/2] == centre {
+		t.Error("the first run's row repeats the reference")
+	}
+	if err := QTensorFigure(filepath.Join(t.TempDir(), "q.png"), []*model.Setup{s}, [][]float64{theta}, []string{"A"}, times); err != nil {
+		t.Fatal(err)
 	}
 }
 
