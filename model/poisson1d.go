@@ -30,6 +30,7 @@ func newPoisson1D() *Problem {
 			{Name: "left", Count: 1, Components: 1, Sample: fixedAt(0), F: bF, DF: bDF, Fixed: true},
 			{Name: "right", Count: 1, Components: 1, Sample: fixedAt(1), F: bF, DF: bDF, Fixed: true},
 		},
+		Truth:       "exact solution",
 		Exact:       func(x, u []float64) { u[0] = math.Sin(4 * math.Pi * x[0]) },
 		Layers:      []int{1, 100, 1},
 		Activation:  Tanh,

@@ -20,6 +20,7 @@ type Problem struct {
 	Blocks  []BlockDef           // in residual order
 	Params  []Param              // constants of the equation, with their values
 	Exact   func(x, u []float64) // exact solution u(x) (Outputs values), or a numerical reference (qtensor); nil when unknown
+	Truth   string               // what Exact is, for labels: "exact solution" or "finite-difference reference"
 
 	// Network defaults. Layers is nil for problems that are not a network
 	// (quadratic), whose parameters are Params-free and counted by NumParams.

@@ -327,3 +327,16 @@ func TestSolutionError(t *testing.T) {
 		t.Error("a problem without a solution reported an error")
 	}
 }
+
+// Figures name what a problem's solution is measured against.
+func TestEveryExactIsNamed(t *testing.T) {
+	for _, name := range Names() {
+		p, err := Lookup(name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Exact != nil && p.Truth == "" {
+			t.Errorf("%s has an Exact but no Truth to name it", name)
+		}
+	}
+}

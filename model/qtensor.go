@@ -101,6 +101,7 @@ func newQTensor(params map[string]float64) *Problem {
 		Coords:  []string{"x", "y", "t"},
 		Box:     box,
 		Exact:   exact,
+		Truth:   "finite-difference reference",
 		Blocks: []BlockDef{
 			{Name: "pde", Count: 300, Components: O, Streams: Streams{Grad: []int{0, 1}, Ops: []Operator{op}},
 				Sample: uniformIn(box), F: pdeF, DF: pdeDF},

@@ -35,6 +35,7 @@ func newQuadratic() *Problem {
 			Target: func(x, y []float64) { y[0] = quadraticTruth(x[0]) },
 			Noise:  math.Pow(2, -0.25),
 		}},
+		Truth:     "exact solution",
 		Exact:     func(x, u []float64) { u[0] = quadraticTruth(x[0]) },
 		NumParams: 3,
 	}

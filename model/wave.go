@@ -33,6 +33,7 @@ func newWave() *Problem {
 			{Name: "left", Count: 100, Components: 1, Sample: uniformWith(box, 0, 0), F: vF, DF: vDF},
 			{Name: "right", Count: 100, Components: 1, Sample: uniformWith(box, 0, 1), F: vF, DF: vDF},
 		},
+		Truth: "exact solution",
 		Exact: func(x, u []float64) {
 			u[0] = math.Sin(math.Pi*x[0])*math.Cos(2*math.Pi*x[1]) + 0.5*math.Sin(4*math.Pi*x[0])*math.Cos(8*math.Pi*x[1])
 		},

@@ -97,7 +97,7 @@ func finite(x, y []float64) (fx, fy []float64) {
 //	weights.png       λ_b with 95% intervals, exact λ_b dashed (Figures 2a, 8)
 //	eigenvalues.png   the largest eigenvalues of K, when logged (Figure 2b)
 //	average_loss.png, average_gradient.png   time averages with O(1/T) (Figure 3)
-//	error.png         solution error against the exact solution
+//	error.png         solution error against the exact solution (or reference)
 //	solution.png      the solution: a curve (1-D), prediction/truth/error maps
 //	                  (2-D, Figure 9), light intensity and directors (Q-tensor, Figure 10)
 //	kernels.png       exact and estimated K at the first and last step (Figure 7)
@@ -204,7 +204,7 @@ func RunFigures(dir string) ([]string, error) {
 		if err := add("error.png", figures.LinePlot(filepath.Join(dir, "error.png"), []figures.Series{
 			{Name: "max |u − u*|", X: x1, Y: y1, Style: figures.SolidMarkers},
 			{Name: "RMS error", X: x2, Y: y2, Style: figures.SolidMarkers},
-		}, figures.LineOptions{Title: "Error against the exact solution", XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
+		}, figures.LineOptions{Title: "Error against the " + setup.Problem.Truth, XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
 			return out, err
 		}
 	}
