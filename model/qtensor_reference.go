@@ -58,8 +58,10 @@ func SolveQTensor(L, a, c float64, q0 func(x, y float64) (q1, q2 float64), opt Q
 	n := opt.N
 	h := 4 / float64(n)
 	// Steps per frame: the largest step below h²/(5L) (stability needs
-	// h²/(4L) for the diffusion; the margin covers the bulk terms).
-	perFrame := int(math.Ceil(opt.Frame * 5 * L / (h * h)))
+	// h²/(4L) for the diffusion; the margin covers moderate bulk terms)
+	// and below 0.1/(|a| + 2c), for strong bulk terms (|Q| of order one).
+	maxDt := math.Min(h*h/(5*L), 0.1/(math.Abs(a)+2*math.Abs(c)))
+	perFrame := int(math.Ceil(opt.Frame / maxDt))
 	dt := opt.Frame / float64(perFrame)
 	frames := int(math.Ceil(opt.T/opt.Frame - 1e-9))
 	m := n + 1

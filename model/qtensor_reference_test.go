@@ -160,3 +160,20 @@ func BenchmarkQTensorReference(b *testing.B) {
 		}
 	}
 }
+
+// A strong nematic bulk (a = −50, c = 50) takes the step from the bulk
+// terms, not the diffusion, and drives the centre to the uniform
+// equilibrium q1² + q2² = −a/(2c) = ½ within a few relaxation times 1/|a|.
+func TestQTensorReferenceStrongBulk(t *testing.T) {
+	r, err := SolveQTensor(1, -50, 50, QTensorInitial, QTensorReferenceOptions{N: 20, T: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 0.1 / 150; r.Dt > want {
+		t.Errorf("step %g, want at most 0.1/(|a| + 2c) = %g", r.Dt, want)
+	}
+	q1, q2 := r.At(0, 0, 0.5)
+	if m := q1*q1 + q2*q2; math.Abs(m-0.5) > 1e-3 {
+		t.Errorf("q1² + q2² at the centre = %g, want the equilibrium 0.5", m)
+	}
+}
