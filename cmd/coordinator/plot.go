@@ -98,12 +98,10 @@ func plotQTensor(out io.Writer, dirs []string, labels, times, path string) error
 	return nil
 }
 
-// printQTensorErrors tells how far each run is from the finite-difference
-// reference at the figure's times, on the figure's 81×81 grid, over both
-// components of Q.
+// printQTensorErrors tells how far each run is from the reference at the
+// figure's times, over both components of Q.
 func printQTensorErrors(out io.Writer, setups []*model.Setup, thetas [][]float64, labels []string, times []float64) {
-	const g = 81
-	fmt.Fprintf(out, "error against the finite-difference reference, max / RMS over Q11 and Q12 on an %d×%d grid:\n", g, g)
+	fmt.Fprintf(out, "error against the %s, max / RMS over Q11 and Q12 on the figure's 81×81 grid:\n", setups[0].Problem.Truth)
 	w := 0
 	for _, l := range labels {
 		w = max(w, len(l))
@@ -121,18 +119,11 @@ func printQTensorErrors(out io.Writer, setups []*model.Setup, thetas [][]float64
 		head = append(head, fmt.Sprintf("t = %g", t))
 	}
 	line("", head)
-	for r, s := range setups {
-		box := s.Problem.Box
+	maxAbs, rms := report.QTensorErrors(setups, thetas, times)
+	for r := range setups {
 		var cells []string
-		for _, t := range times {
-			x := make([]float64, 0, 3*g*g)
-			for j := 0; j < g; j++ {
-				for i := 0; i < g; i++ {
-					x = append(x, box[0][0]+(box[0][1]-box[0][0])*float64(i)/(g-1), box[1][0]+(box[1][1]-box[1][0])*float64(j)/(g-1), t)
-				}
-			}
-			maxAbs, rms, _ := s.SolutionError(thetas[r], x)
-			cells = append(cells, fmt.Sprintf("%.3g / %.3g", maxAbs, rms))
+		for k := range times {
+			cells = append(cells, fmt.Sprintf("%.3g / %.3g", maxAbs[r][k], rms[r][k]))
 		}
 		line(labels[r], cells)
 	}

@@ -364,6 +364,26 @@ func QTensorFigure(path string, setups []*model.Setup, thetas [][]float64, label
 	})
 }
 
+// qtensorGrid is the grid of QTensorFigure's intensity maps.
+func qtensorGrid(p *model.Problem) figures.Grid {
+	return figures.Grid{Nx: 81, Ny: 81, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
+}
+
+// QTensorErrors returns, for each run and time, the largest and the RMS
+// error over both components of Q against the problem's reference, on
+// QTensorFigure's grid (81×81).
+func QTensorErrors(setups []*model.Setup, thetas [][]float64, times []float64) (maxAbs, rms [][]float64) {
+	maxAbs, rms = make([][]float64, len(setups)), make([][]float64, len(setups))
+	for r, s := range setups {
+		g := qtensorGrid(s.Problem)
+		for _, t := range times {
+			m, e, _ := s.SolutionError(thetas[r], gridPoints(g, []float64{t}))
+			maxAbs[r], rms[r] = append(maxAbs[r], m), append(rms[r], e)
+		}
+	}
+	return maxAbs, rms
+}
+
 // qtensorPanels computes QTensorFigure's panels, row by row.
 func qtensorPanels(setups []*model.Setup, thetas [][]float64, labels []string, times []float64) []figures.FieldPanel {
 	// A row is one way to evaluate Q at points x (3 coordinates each).
@@ -374,7 +394,7 @@ func qtensorPanels(setups []*model.Setup, thetas [][]float64, labels []string, t
 	var rows []row
 	p := setups[0].Problem
 	if p.Exact != nil {
-		rows = append(rows, row{"Finite-difference reference", func(x, q []float64) {
+		rows = append(rows, row{strings.ToUpper(p.Truth[:1]) + p.Truth[1:], func(x, q []float64) {
 			for i := 0; i < len(x)/3; i++ {
 				p.Exact(x[3*i:3*i+3], q[2*i:2*i+2])
 			}
@@ -383,7 +403,7 @@ func qtensorPanels(setups []*model.Setup, thetas [][]float64, labels []string, t
 	for r, s := range setups {
 		rows = append(rows, row{labels[r], func(x, q []float64) { s.Predict(thetas[r], x, q) }})
 	}
-	g := figures.Grid{Nx: 81, Ny: 81, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
+	g := qtensorGrid(p)
 	dg := figures.Grid{Nx: 17, Ny: 17, XMin: g.XMin, XMax: g.XMax, YMin: g.YMin, YMax: g.YMax}
 	var panels []figures.FieldPanel
 	for _, r := range rows {
