@@ -17,9 +17,9 @@ type Optimizer interface {
 // Schedule is an exponential step decay: the rate is LR·Decay^⌊t/Every⌋
 // (Every = 0: constant).
 type Schedule struct {
-	LR    float64
-	Decay float64
-	Every int
+	LR    float64 `json:"lr"`
+	Decay float64 `json:"decay"`
+	Every int     `json:"every"`
 }
 
 // At is the rate at step t.

@@ -47,31 +47,31 @@ func ParseWeightMode(s string) (WeightMode, error) {
 // TrainConfig describes a training run. Everything that changes its result
 // is here, so a run is reproduced from its config and seed.
 type TrainConfig struct {
-	Steps int
-	Mode  WeightMode
+	Steps int        `json:"steps"`
+	Mode  WeightMode `json:"mode"`
 
-	FixedWeights []float64 // Fixed mode; nil means all ones
-	ExactEvery   int       // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
-	Eigenvalues  int       // with exact weights, also log the largest eigenvalues of K (small problems)
+	FixedWeights []float64 `json:"fixed_weights"` // Fixed mode; nil means all ones
+	ExactEvery   int       `json:"exact_every"`   // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
+	Eigenvalues  int       `json:"eigenvalues"`   // with exact weights, also log the largest eigenvalues of K (small problems)
 
-	Alpha      float64          // Algorithm 3's rate α
-	InitProbes int              // N probes at θ_0
-	StepProbes int              // m probes per step
-	Probe      sampler.Settings // how probes are drawn
-	Kernel     bool             // keep the full K̂ moving average
+	Alpha      float64          `json:"alpha"`       // Algorithm 3's rate α
+	InitProbes int              `json:"init_probes"` // N probes at θ_0
+	StepProbes int              `json:"step_probes"` // m probes per step
+	Probe      sampler.Settings `json:"probe"`       // how probes are drawn
+	Kernel     bool             `json:"kernel"`      // keep the full K̂ moving average
 
-	Spaced      bool    // Corollary 2's rule
-	SpacedH0    float64 // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
-	SpacedGamma float64
+	Spaced      bool    `json:"spaced"`    // Corollary 2's rule
+	SpacedH0    float64 `json:"spaced_h0"` // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
+	SpacedGamma float64 `json:"spaced_gamma"`
 
-	Optimizer string // "gd" or "adam"
-	Schedule  Schedule
+	Optimizer string   `json:"optimizer"` // "gd" or "adam"
+	Schedule  Schedule `json:"schedule"`
 
-	Resample  bool   // draw new collocation points every step
-	PointSeed uint64 // seed of the points
-	Counts    []int  // points per block; nil: the problem's defaults
+	Resample  bool   `json:"resample"`   // draw new collocation points every step
+	PointSeed uint64 `json:"point_seed"` // seed of the points
+	Counts    []int  `json:"counts"`     // points per block; nil: the problem's defaults
 
-	Fused bool // compute each step's probes in the trainer's own backward pass (in process)
+	Fused bool `json:"fused"` // compute each step's probes in the trainer's own backward pass (in process)
 }
 
 // Validate reports configurations that cannot run, with what to change.

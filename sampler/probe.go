@@ -101,12 +101,12 @@ func ParseAllocation(s string) (Allocation, error) {
 // Settings fix how every probe of a run is drawn and differenced. Probe j of
 // step t depends only on (Settings, the residual at θ_t, t, j).
 type Settings struct {
-	Seed       uint64
-	Kind       Kind
-	Quotient   Quotient
-	Dt         float64 // predictor step Δt; 0 chooses it per probe (see AutoDt)
-	Epsilon    float64 // scale ε of Param probes; 0 chooses it (see AutoEpsilon)
-	Allocation Allocation
+	Seed       uint64     `json:"seed"`
+	Kind       Kind       `json:"kind"`
+	Quotient   Quotient   `json:"quotient"`
+	Dt         float64    `json:"dt"`      // predictor step Δt; 0 chooses it per probe (see AutoDt)
+	Epsilon    float64    `json:"epsilon"` // scale ε of Param probes; 0 chooses it (see AutoEpsilon)
+	Allocation Allocation `json:"allocation"`
 }
 
 // Validate reports settings that cannot work.
