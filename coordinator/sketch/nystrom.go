@@ -131,7 +131,8 @@ func NewNystrom(omega, y []float64, n, s int) (*Nystrom, error) {
 
 // shiftedCholesky factors the symmetric k×k core h + νI = CᵀC (C upper,
 // returned row-major). When it fails, ν grows past the most negative
-// eigenvalue of h and the factorization is repeated.
+// eigenvalue of h and the rounding of h's eigenvalues, and the
+// factorization is repeated.
 func shiftedCholesky(h []float64, k int, nu float64) ([]float64, float64, error) {
 	a := make([]float64, k*k)
 	for attempt := 0; ; attempt++ {
@@ -159,7 +160,7 @@ func shiftedCholesky(h []float64, k int, nu float64) ([]float64, float64, error)
 			return nil, nu, errors.New("the eigenvalues of the core did not converge")
 		}
 		vals := es.Values(nil)
-		nu = 2*nu + 2*math.Max(-vals[0], 0)
+		nu = 2*nu + 2*math.Max(-vals[0], 0) + float64(k)*2*eps*math.Abs(vals[k-1])
 	}
 }
 

@@ -253,13 +253,15 @@ func newExchangeable(omega, y []float64, n, s int) (*exchangeable, error) {
 		}
 		theta = es.Values(theta)
 		es.VectorsTo(&v)
-		if !fullRank || theta[0] > float64(s)*2*eps*theta[s-1] {
+		need := float64(s) * 2 * eps * theta[s-1] // rounding in H's eigenvalues
+		if !fullRank || theta[0] > need {
 			break
 		}
 		if attempt == 4 {
 			return nil, fmt.Errorf("xnystrace: the core is not positive definite even with shift %g", nu)
 		}
-		nu = 2*nu + 2*math.Max(-theta[0], 0)/gmin
+		// νΩᵀΩ ⪰ ν·gmin·I: lift the smallest eigenvalue above the rounding.
+		nu = 2*nu + (2*math.Max(-theta[0], 0)+2*need)/gmin
 	}
 
 	// L = V_k Θ_k^{-1/2} (s×k) over the kept eigenvalues, so that H⁺ = L Lᵀ.

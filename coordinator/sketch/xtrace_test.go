@@ -244,3 +244,22 @@ func TestXNysTraceBadInput(t *testing.T) {
 		t.Error("short dst: no error")
 	}
 }
+
+// Nearly as many probes as rows, on a spectrum that falls below rounding:
+// ΩᵀΩ is ill-conditioned and the core indefinite to rounding, so the shift
+// must rise above the rounding of its eigenvalues (once a failure here).
+func TestXNysTraceManyProbesFastDecay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(29, 30))
+	tk := newTestKernel(t, rng, geometric(36, 0.2))
+	omega, y := tk.sketch(rng, 30)
+	tr, se, err := XNysTrace(omega, y, tk.n, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(tr-tk.trace()) > 1e-10*tk.trace() || se > 1e-10*tk.trace() {
+		t.Errorf("trace %.15g ± %g, want %.15g", tr, se, tk.trace())
+	}
+	if _, err := NewNystrom(omega, y, tk.n, 30); err != nil {
+		t.Error(err)
+	}
+}
