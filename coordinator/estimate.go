@@ -14,7 +14,10 @@ type EstimateOptions struct {
 	Batch     int     // probes per dispatch; stopping is checked between batches
 	RelError  float64 // stop once every λ_b has SE/λ below this (0: draw all N)
 	MinProbes int     // never stop before this many probes (default 30 per class)
-	Kernel    bool    // keep the full K̂
+	Kernel    bool    // keep the full K̂ (Hutchinson's)
+	// Estimator is what to make of the probes; a sketch estimator keeps
+	// their columns and cannot stop early (RelError must be 0).
+	Estimator Estimator
 	Progress  func(done, total int, e Estimate)
 }
 
@@ -22,8 +25,9 @@ type EstimateOptions struct {
 type EstimateResult struct {
 	Estimate Estimate
 	Acc      *Accumulator
-	Stopped  bool // stopped early on the relative-error target
-	Rejected int  // results the accumulator refused (duplicates, bad values)
+	Sketch   *SketchResult // with a sketch estimator; Estimate is its Estimate
+	Stopped  bool          // stopped early on the relative-error target
+	Rejected int           // results the accumulator refused (duplicates, bad values)
 }
 
 // EstimateAt draws probes of w through the backend until N probes or the
@@ -42,12 +46,27 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 			opt.MinProbes = 30 * len(plan.Layout().Blocks)
 		}
 	}
+	if err := opt.Estimator.Check(plan.Settings); err != nil {
+		return nil, err
+	}
+	if opt.Estimator.Sketch() && opt.RelError > 0 {
+		return nil, fmt.Errorf("the %s estimator cannot stop on a relative error: drop it or use hutchinson", opt.Estimator)
+	}
 	acc := NewAccumulator(plan, w.Step, r0, opt.Kernel)
+	add := acc.Add
+	var cols *ColumnAccumulator
+	if opt.Estimator.Sketch() {
+		var err error
+		if cols, err = NewColumnAccumulator(plan, w.Step, r0, opt.Kernel); err != nil {
+			return nil, err
+		}
+		acc, add = cols.Accumulator(), cols.Add
+	}
 	res := &EstimateResult{Acc: acc}
 	for lo := 0; lo < opt.Probes; lo += opt.Batch {
 		hi := min(lo+opt.Batch, opt.Probes)
 		err := b.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
-			if err := acc.Add(j, d); err != nil {
+			if err := add(j, d); err != nil {
 				res.Rejected++
 			}
 			return nil
@@ -68,6 +87,13 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 		}
 	}
 	res.Estimate = acc.Estimate()
+	if cols != nil {
+		sk, err := cols.Estimate(opt.Estimator)
+		if err != nil {
+			return nil, err
+		}
+		res.Sketch, res.Estimate = sk, sk.Estimate
+	}
 	if math.IsNaN(res.Estimate.Trace) {
 		return nil, fmt.Errorf("the estimate is not finite")
 	}

@@ -58,6 +58,7 @@ type TrainConfig struct {
 	InitProbes int              `json:"init_probes"` // N probes at θ_0
 	StepProbes int              `json:"step_probes"` // m probes per step
 	Probe      sampler.Settings `json:"probe"`       // how probes are drawn
+	Estimator  Estimator        `json:"estimator"`   // what each step's probes give: Hutchinson's mean, or a sketch's block traces
 	Kernel     bool             `json:"kernel"`      // keep the full K̂ moving average
 
 	Spaced      bool    `json:"spaced"`    // Corollary 2's rule
@@ -104,6 +105,9 @@ func (c *TrainConfig) Validate(blocks int) error {
 			return fmt.Errorf("probes per step m = %d: want at least 1", c.StepProbes)
 		}
 		if err := c.Probe.Validate(); err != nil {
+			return err
+		}
+		if err := c.Estimator.Check(c.Probe); err != nil {
 			return err
 		}
 	default:
@@ -156,6 +160,7 @@ type Trainer struct {
 	avg    *MovingAverage
 	spaced *SpacedRule
 	acc    *Accumulator
+	cols   *ColumnAccumulator // sketch estimators: the step's columns, fed through acc
 	e      Estimate
 
 	perBlock [][]float64
@@ -460,10 +465,23 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	if t == 0 {
 		m = cfg.InitProbes
 	}
-	if tr.acc == nil {
+	switch {
+	case tr.acc == nil && cfg.Estimator.Sketch():
+		cols, err := NewColumnAccumulator(tr.plan, uint32(t), r, false)
+		if err != nil {
+			return err
+		}
+		tr.cols, tr.acc = cols, cols.Accumulator()
+	case tr.acc == nil:
 		tr.acc = NewAccumulator(tr.plan, uint32(t), r, cfg.Kernel)
-	} else {
+	case tr.cols != nil:
+		tr.cols.Reset(uint32(t), r)
+	default:
 		tr.acc.Reset(uint32(t), r)
+	}
+	add := tr.acc.Add
+	if tr.cols != nil {
+		add = tr.cols.Add
 	}
 	switch {
 	case cfg.Fused && t > 0 && m <= maxFused:
@@ -476,7 +494,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}
 		tr.prober.ProbesWithGradient(tr.js, tr.ds[:m], tr.perBlock)
 		for j := 0; j < m; j++ {
-			if err := tr.acc.Add(j, tr.ds[j]); err != nil {
+			if err := add(j, tr.ds[j]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 		}
@@ -487,7 +505,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}
 		for j := 0; j < m; j++ {
 			tr.prober.Probe(uint32(j), tr.ds[0])
-			if err := tr.acc.Add(j, tr.ds[0]); err != nil {
+			if err := add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 		}
@@ -505,7 +523,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}()
 		var rejected int
 		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
-			if err := tr.acc.Add(j, d); err != nil {
+			if err := add(j, d); err != nil {
 				rejected++
 			}
 			return nil
@@ -518,14 +536,25 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, rejected)
 		}
 	}
-	tr.acc.EstimateInto(&tr.e)
+	var sk *SketchResult
+	if tr.cols != nil {
+		var err error
+		if sk, err = tr.cols.Estimate(cfg.Estimator); err != nil {
+			return err
+		}
+		tr.e = sk.Estimate
+	} else {
+		tr.acc.EstimateInto(&tr.e)
+	}
 	var kernel []float64
 	if cfg.Kernel {
 		n := tr.ev.Layout().N
 		if tr.kernel == nil {
 			tr.kernel = make([]float64, n*n)
 		}
-		if err := tr.acc.Kernel(tr.kernel, false); err != nil {
+		if sk != nil {
+			sk.Kernel(tr.kernel)
+		} else if err := tr.acc.Kernel(tr.kernel, false); err != nil {
 			return err
 		}
 		kernel = tr.kernel

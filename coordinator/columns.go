@@ -1,0 +1,263 @@
+package coordinator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"ntkbus/coordinator/sketch"
+	"ntkbus/sampler"
+)
+
+// Estimator is what the coordinator makes of a step's probes.
+type Estimator int
+
+const (
+	// Hutchinson averages the rank-one samples (d cᵀ + c dᵀ)/2 (Algorithm 2).
+	Hutchinson Estimator = iota
+	// Nystrom keeps the probes as the columns Y = KΩ of a sketch and takes
+	// the block traces from the diagonal of its stabilized Nyström
+	// approximation (Tropp, Yurtsever, Udell & Cevher 2017).
+	Nystrom
+	// XNysTrace keeps the columns and estimates the block traces by the
+	// exchangeable Nyström estimator of Epperly, Tropp & Webber (2024):
+	// the low-rank part exact, Hutchinson on the remainder, every probe
+	// used both ways.
+	XNysTrace
+)
+
+var estimatorNames = [...]string{"hutchinson", "nystrom", "xnystrace"}
+
+func (e Estimator) String() string {
+	if e < 0 || int(e) >= len(estimatorNames) {
+		return fmt.Sprintf("Estimator(%d)", int(e))
+	}
+	return estimatorNames[e]
+}
+
+// ParseEstimator reads an estimator name.
+func ParseEstimator(s string) (Estimator, error) {
+	for i, n := range estimatorNames {
+		if n == s {
+			return Estimator(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown estimator %q (want one of %v)", s, estimatorNames)
+}
+
+// MarshalText writes the estimator's name.
+func (e Estimator) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
+
+// UnmarshalText reads an estimator's name.
+func (e *Estimator) UnmarshalText(b []byte) (err error) {
+	*e, err = ParseEstimator(string(b))
+	return
+}
+
+// Sketch reports whether the estimator keeps the probes' columns.
+func (e Estimator) Sketch() bool { return e == Nystrom || e == XNysTrace }
+
+// DefaultQuotient is the difference quotient each estimator uses unless
+// told otherwise: forward for Hutchinson (the paper's), whose Monte Carlo
+// error is far above any quotient's; exact for the sketches, because
+// inverting the sketch's core amplifies the quotient's error (measured on
+// the wave network: see the README's section on the sketch).
+func (e Estimator) DefaultQuotient() sampler.Quotient {
+	if e.Sketch() {
+		return sampler.Exact
+	}
+	return sampler.Forward
+}
+
+// Check reports probe settings the estimator cannot use: a sketch needs
+// probes that see every row with E[ggᵀ] = I (Gaussian or Rademacher).
+func (e Estimator) Check(s sampler.Settings) error {
+	if e < Hutchinson || e > XNysTrace {
+		return fmt.Errorf("estimator %d", int(e))
+	}
+	if e.Sketch() && s.Kind != sampler.Gaussian && s.Kind != sampler.Rademacher {
+		return fmt.Errorf("the %s estimator needs gaussian or rademacher probes, not %s", e, s.Kind)
+	}
+	return nil
+}
+
+// ColumnAccumulator keeps the probes of one step as the columns of a sketch:
+// Ω = [c_first … c_last], the probe vectors with the rows where R_i = 0
+// zeroed, and Y = [d_first … d_last] ≈ KΩ with the same rows zeroed (the
+// kernel of the rows the probes see, as Algorithm 2 estimates it). It
+// feeds every result to its Accumulator first, which validates it,
+// refuses duplicates and applies results in probe-index order; the
+// columns are the applied probes in index order, so the sketch is the same
+// bits whatever the arrival order and the number of workers.
+type ColumnAccumulator struct {
+	acc  *Accumulator
+	d    [][]float64 // probe first+i's quotient at i (nil until it arrives)
+	free [][]float64
+	g, c []float64
+}
+
+// NewColumnAccumulator returns an empty column accumulator for the probes of step at
+// a base point whose residual is r0; full also keeps the Accumulator's
+// n×n Hutchinson sum. The plan's probes must see every row.
+func NewColumnAccumulator(plan *sampler.Plan, step uint32, r0 []float64, full bool) (*ColumnAccumulator, error) {
+	if plan.Kind != sampler.Gaussian && plan.Kind != sampler.Rademacher {
+		return nil, fmt.Errorf("a sketch needs gaussian or rademacher probes, not %s", plan.Kind)
+	}
+	n := plan.Layout().N
+	return &ColumnAccumulator{
+		acc: NewAccumulator(plan, step, r0, full),
+		g:   make([]float64, n), c: make([]float64, n),
+	}, nil
+}
+
+// Accumulator is the Hutchinson accumulator the columns are fed through.
+func (c *ColumnAccumulator) Accumulator() *Accumulator { return c.acc }
+
+// Reset empties the columns for another step, keeping their memory.
+func (c *ColumnAccumulator) Reset(step uint32, r0 []float64) { c.ResetFrom(step, r0, 0) }
+
+// ResetFrom empties the columns for probes first, first+1, ... of a step.
+func (c *ColumnAccumulator) ResetFrom(step uint32, r0 []float64, first int) {
+	c.acc.ResetFrom(step, r0, first)
+	for i, d := range c.d {
+		if d != nil {
+			c.free = append(c.free, d)
+		}
+		c.d[i] = nil
+	}
+	c.d = c.d[:0]
+}
+
+// Add takes probe j's result d, as Accumulator.Add does, and keeps it as a
+// column when the accumulator accepts it.
+func (c *ColumnAccumulator) Add(j int, d []float64) error {
+	if err := c.acc.Add(j, d); err != nil {
+		return err
+	}
+	i := j - c.acc.first
+	for len(c.d) <= i {
+		c.d = append(c.d, nil)
+	}
+	var buf []float64
+	if k := len(c.free); k > 0 {
+		buf, c.free = c.free[k-1], c.free[:k-1]
+	} else {
+		buf = make([]float64, len(d))
+	}
+	copy(buf, d)
+	c.d[i] = buf
+	return nil
+}
+
+// Sketch returns Ω and Y (n×s, row-major) of the s probes applied so far,
+// in probe-index order.
+func (c *ColumnAccumulator) Sketch() (omega, y []float64, n, s int) {
+	a := c.acc
+	n, s = a.lay.N, a.Applied()
+	omega, y = make([]float64, n*s), make([]float64, n*s)
+	for i := 0; i < s; i++ {
+		a.plan.Vector(a.step, uint32(a.first+i), c.g)
+		sampler.Cotangent(c.g, a.r0, c.c)
+		d := c.d[i]
+		for r := 0; r < n; r++ {
+			omega[r*s+i] = c.c[r]
+			if a.r0[r] != 0 {
+				y[r*s+i] = d[r]
+			}
+		}
+	}
+	return omega, y, n, s
+}
+
+// SketchResult is what a sketch estimator made of a step's columns.
+type SketchResult struct {
+	Estimator Estimator
+	// Estimate holds the block traces and their covariance, for the
+	// weights and their delta-method intervals. For XNysTrace the
+	// covariance is sketch.BlockTraces.Cov. Nyström's error is mostly its
+	// (negative) bias, which XNysTrace estimates without bias from the
+	// same columns: its covariance is an error bar, XNysTrace's covariance
+	// plus δδᵀ, δ = XNysTrace's block traces − Nyström's. It cannot be
+	// smaller than XNysTrace's error, so where Nyström is the more
+	// accurate (a resolved spectrum) it is conservative. PerProbeCov is
+	// s·Cov.
+	Estimate Estimate
+	Nystrom  *sketch.Nystrom     // of the same columns: rank, eigenvalues, K̂
+	XNys     *sketch.BlockTraces // the exchangeable estimate of the same columns
+}
+
+// Estimate applies a sketch estimator to the columns applied so far.
+func (c *ColumnAccumulator) Estimate(est Estimator) (*SketchResult, error) {
+	if !est.Sketch() {
+		return nil, fmt.Errorf("%s is not a sketch estimator", est)
+	}
+	omega, y, n, s := c.Sketch()
+	if s == 0 {
+		return nil, errors.New("no probes to sketch")
+	}
+	lay := c.acc.lay
+	ny, err := sketch.NewNystrom(omega, y, n, s)
+	if err != nil {
+		return nil, fmt.Errorf("step %d: %w", c.acc.step, err)
+	}
+	sizes := make([]int, len(lay.Blocks))
+	for b, sp := range lay.Blocks {
+		sizes[b] = sp.Len
+	}
+	x, err := sketch.XNysBlockTraces(omega, y, n, s, sizes)
+	if err != nil {
+		return nil, fmt.Errorf("step %d: %w", c.acc.step, err)
+	}
+	res := &SketchResult{Estimator: est, Nystrom: ny, XNys: x}
+	B := len(sizes)
+	e := &res.Estimate
+	e.Probes = s
+	e.Cov = make([]float64, B*B)
+	switch est {
+	case XNysTrace:
+		e.BlockTraces = append([]float64(nil), x.Traces...)
+		copy(e.Cov, x.Cov)
+	case Nystrom:
+		diag := make([]float64, n)
+		ny.Diagonal(diag)
+		e.BlockTraces = make([]float64, B)
+		lay.BlockSums(diag, e.BlockTraces)
+		delta := make([]float64, B)
+		for b := range delta {
+			delta[b] = x.Traces[b] - e.BlockTraces[b]
+		}
+		for b := 0; b < B; b++ {
+			for d := 0; d < B; d++ {
+				e.Cov[b*B+d] = x.Cov[b*B+d] + delta[b]*delta[d]
+			}
+		}
+	}
+	e.PerProbeCov = make([]float64, B*B)
+	for i, v := range e.Cov {
+		e.PerProbeCov[i] = float64(s) * v
+	}
+	for _, t := range e.BlockTraces {
+		e.Trace += t
+	}
+	if math.IsNaN(e.Trace) {
+		return nil, fmt.Errorf("step %d: the %s estimate is not finite", c.acc.step, est)
+	}
+	return res, nil
+}
+
+// Kernel sets dst (n×n) to the Nyström approximation U diag(Λ) Uᵀ.
+func (r *SketchResult) Kernel(dst []float64) {
+	ny := r.Nystrom
+	n, k := ny.N, ny.Rank
+	for i := 0; i < n; i++ {
+		ui := ny.U[i*k : (i+1)*k]
+		for j := i; j < n; j++ {
+			uj := ny.U[j*k : (j+1)*k]
+			var v float64
+			for m, l := range ny.Lambda {
+				v += ui[m] * l * uj[m]
+			}
+			dst[i*n+j], dst[j*n+i] = v, v
+		}
+	}
+}
