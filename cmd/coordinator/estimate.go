@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -24,6 +26,7 @@ type estimateReport struct {
 	N             int                 `json:"n"`
 	P             int                 `json:"p"`
 	Probes        int                 `json:"probes"`
+	Estimator     string              `json:"estimator"`
 	Kind          string              `json:"kind"`
 	Quotient      string              `json:"quotient"`
 	Seed          uint64              `json:"seed"`
@@ -37,6 +40,8 @@ type estimateReport struct {
 	WeightsLo     map[string]*float64 `json:"weights_lo"`
 	WeightsHi     map[string]*float64 `json:"weights_hi"`
 	MaxRelError   *float64            `json:"max_relative_error"`
+	Rank          *int                `json:"rank,omitempty"`        // sketch estimators: numerical rank of the Nyström approximation
+	Eigenvalues   []float64           `json:"eigenvalues,omitempty"` // sketch estimators: its eigenvalues, descending
 	StoppedEarly  bool                `json:"stopped_early"`
 	Rejected      int                 `json:"rejected"`
 	Masked        int                 `json:"masked_rows"`
@@ -62,6 +67,7 @@ func runEstimate(args []string, out io.Writer) error {
 	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an n×n kernel may use")
 	var pf probeFlags
 	pf.register(fs)
+	pf.registerEstimator(fs)
 	var lf logFlags
 	lf.register(fs)
 	var bf busFlags
@@ -82,8 +88,18 @@ func runEstimate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	est, err := pf.estimatorKind()
+	if err != nil {
+		return err
+	}
 	if *kernelOut != "" && settings.Kind == sampler.Param {
 		return badInput("param probes (Theorem 5) estimate traces only: they give no kernel for --kernel-out")
+	}
+	if *kernelOut != "" && est == coordinator.XNysTrace {
+		return badInput("xnystrace estimates traces only: use --estimator nystrom (or hutchinson) for --kernel-out")
+	}
+	if *relErr != 0 && est.Sketch() {
+		return badInput("--rel-error stops Algorithm 2's probes early; the %s estimator uses all --probes: drop --rel-error", est)
 	}
 	setup, coll, theta, err := loadSnapshot(*snapPath)
 	if err != nil {
@@ -140,7 +156,7 @@ func runEstimate(args []string, out io.Writer) error {
 	w := &coordinator.Work{ID: 1, PointsID: 1, Step: uint32(*step), Theta: theta, Points: coll}
 	bar := newProgress(os.Stderr, log, "probes", *probes)
 	res, err := coordinator.EstimateAt(ctx, backend, plan, w, r0, coordinator.EstimateOptions{
-		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "",
+		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "" && !est.Sketch(), Estimator: est,
 		Progress: func(done, total int, e coordinator.Estimate) {
 			bar.update(done, fmt.Sprintf("Tr K ≈ %.6g", e.Trace))
 		},
@@ -150,7 +166,7 @@ func runEstimate(args []string, out io.Writer) error {
 		return err
 	}
 	rep := estimateReport{
-		Problem: setup.Problem.Name, N: lay.N, P: lay.P, Probes: res.Estimate.Probes,
+		Problem: setup.Problem.Name, N: lay.N, P: lay.P, Probes: res.Estimate.Probes, Estimator: est.String(),
 		Kind: settings.Kind.String(), Quotient: settings.Quotient.String(), Seed: *seed,
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
 		Weights: map[string]*float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
@@ -169,9 +185,20 @@ func runEstimate(args []string, out io.Writer) error {
 		rep.WeightsHi[name] = num(lam[b] + coordinator.Z95*se[b])
 	}
 	rep.MaxRelError = num(e.MaxRelativeError())
+	if res.Sketch != nil {
+		rank := res.Sketch.Nystrom.Rank
+		rep.Rank, rep.Eigenvalues = &rank, res.Sketch.Nystrom.Lambda
+	}
 	if *kernelOut != "" {
 		K := make([]float64, lay.N*lay.N)
-		if err := res.Acc.Kernel(K, *clip); err != nil {
+		if res.Sketch != nil {
+			res.Sketch.Kernel(K)
+			if *clip {
+				for i, v := range K {
+					K[i] = math.Max(v, 0)
+				}
+			}
+		} else if err := res.Acc.Kernel(K, *clip); err != nil {
 			return err
 		}
 		if err := writeMatrix(*kernelOut, K, lay.N, lay.N); err != nil {
@@ -186,6 +213,9 @@ func runEstimate(args []string, out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "problem\t%s: n = %d, p = %d\n", rep.Problem, rep.N, rep.P)
 	fmt.Fprintf(tw, "probes\t%d %s probes, %s quotient, seed %d%s\n", rep.Probes, rep.Kind, rep.Quotient, rep.Seed, map[bool]string{true: " (stopped on --rel-error)", false: ""}[rep.StoppedEarly])
+	if rep.Rank != nil {
+		fmt.Fprintf(tw, "estimator\t%s: a Nyström sketch of rank %d%s\n", rep.Estimator, *rep.Rank, fmtEigenvalues(rep.Eigenvalues, 5))
+	}
 	fmt.Fprintf(tw, "trace\tTr K ≈ %.8g ± %s\n\n", rep.Trace, fmtSE(rep.TraceSE))
 	fmt.Fprintf(tw, "block\tTr K_bb\t± SE\tλ_b\t95%% interval\n")
 	for _, name := range rep.Blocks {
@@ -199,6 +229,25 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(tw, "\ntime\t%.3f s (%s; BLAS %s)\n", rep.Seconds, rep.Backend, rep.BLAS)
 	return tw.Flush()
+}
+
+// fmtEigenvalues lists the first k eigenvalues.
+func fmtEigenvalues(v []float64, k int) string {
+	if len(v) == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	sb.WriteString(", eigenvalues")
+	for i, x := range v[:min(k, len(v))] {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		fmt.Fprintf(&sb, " %.6g", x)
+	}
+	if len(v) > k {
+		sb.WriteString(", …")
+	}
+	return sb.String()
 }
 
 func fmtSE(v *float64) string {

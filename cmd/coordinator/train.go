@@ -61,6 +61,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	f.bus.register(fs, "embedded", runtime.NumCPU())
 	addProblemFlags(fs, &f.pf)
 	f.probe.register(fs)
+	f.probe.registerEstimator(fs)
 	f.logf.register(fs)
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of θ_0 (and, unless set apart, of the points and probes)")
 	fs.Uint64Var(&f.pointSeed, "point-seed", 0, "seed of the collocation points (default: --seed)")
@@ -115,6 +116,10 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	if err != nil {
 		return rc, err
 	}
+	est, err := f.probe.estimatorKind()
+	if err != nil {
+		return rc, err
+	}
 	resample := false
 	switch f.resample {
 	case "auto":
@@ -137,7 +142,7 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	rc.Train = coordinator.TrainConfig{
 		Steps: f.steps, Mode: mode, FixedWeights: fixed,
 		ExactEvery: f.exactEvery, Eigenvalues: f.eig,
-		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Kernel: f.kernel,
+		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Estimator: est, Kernel: f.kernel,
 		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
 		Optimizer: f.optimizer, Schedule: coordinator.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
 		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
