@@ -177,6 +177,31 @@ func (ny *Nystrom) Diagonal(dst []float64) {
 	}
 }
 
+// Dense sets dst (N×N, row-major) to K̂ = U diag(Λ) Uᵀ.
+func (ny *Nystrom) Dense(dst []float64) {
+	n, r := ny.N, ny.Rank
+	if len(dst) != n*n {
+		panic(fmt.Sprintf("sketch: len(dst) = %d, want N² = %d", len(dst), n*n))
+	}
+	if r == 0 {
+		clear(dst)
+		return
+	}
+	us := make([]float64, n*r)
+	for i := 0; i < n; i++ {
+		for k, l := range ny.Lambda {
+			us[i*r+k] = ny.U[i*r+k] * l
+		}
+	}
+	gemm(blas.NoTrans, blas.Trans, 1, general(n, r, us), general(n, r, ny.U), 0, general(n, n, dst))
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			m := (dst[i*n+j] + dst[j*n+i]) / 2
+			dst[i*n+j], dst[j*n+i] = m, m
+		}
+	}
+}
+
 // MulVec sets dst = K̂ v.
 func (ny *Nystrom) MulVec(dst, v []float64) {
 	ny.checkLen(dst, "dst")

@@ -39,7 +39,7 @@ func TestNystromExactAtFullRank(t *testing.T) {
 	}
 }
 
-// Diagonal and MulVec agree with the dense U diag(Λ) Uᵀ.
+// Dense, Diagonal and MulVec agree with U diag(Λ) Uᵀ.
 func TestNystromDiagonalMulVec(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	tk := newTestKernel(t, rng, geometric(40, 0.6))
@@ -49,6 +49,11 @@ func TestNystromDiagonalMulVec(t *testing.T) {
 		t.Fatal(err)
 	}
 	kh := ny.dense()
+	dense := make([]float64, tk.n*tk.n)
+	ny.Dense(dense)
+	if rel := frobenius(diff(dense, kh)) / frobenius(kh); rel > 1e-14 {
+		t.Errorf("Dense differs from U diag(Λ) Uᵀ by %.3g", rel)
+	}
 	d := make([]float64, tk.n)
 	ny.Diagonal(d)
 	v := gaussian(rng, tk.n)
