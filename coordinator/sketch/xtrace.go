@@ -31,6 +31,7 @@ type BlockTraces struct {
 	Cov   []float64
 	Rank  int     // eigenvalues of the Nyström core kept (s unless Ω is rank-deficient)
 	Shift float64 // the ν added to K before the factorization (and removed)
+	Ridge float64 // the τ added to the core where it was not positive definite (0 mostly)
 }
 
 // B is the number of blocks.
@@ -108,6 +109,7 @@ func XNysBlockTraces(omega, y []float64, n, s int, sizes []int) (*BlockTraces, e
 		Samples: make([]float64, s*B),
 		Rank:    x.k,
 		Shift:   x.nu,
+		Ridge:   x.ridge,
 	}
 	d := x.delta()
 	row := 0
@@ -199,13 +201,14 @@ type exchangeable struct {
 	live     []bool
 	fullRank bool
 	nu       float64
+	ridge    float64
 }
 
 // newExchangeable builds the Nyström approximation of all s probes.
 //
 // The core is H = sym(Ωᵀ(Y + νΩ)) with ν = √n·ulp(‖Y‖_F) (a quotient
 // error makes ΩᵀY unsymmetric). When ΩᵀΩ has full rank and H is not
-// safely positive definite, ν grows until it is. When ΩᵀΩ is
+// safely positive definite, a ridge τI is added to it until it is. When ΩᵀΩ is
 // rank-deficient (more probes than live rows, or repeated probes), H⁻¹ is
 // the pseudo-inverse over the eigenvalues that are not zero to rounding,
 // and a probe whose removal does not lower H's rank leaves the
@@ -239,13 +242,21 @@ func newExchangeable(omega, y []float64, n, s int) (*exchangeable, error) {
 		nu = math.SmallestNonzeroFloat64
 	}
 
-	// Eigendecomposition of H = sym(ΩᵀY) + νΩᵀΩ, raising ν while needed.
+	// Eigendecomposition of H = sym(ΩᵀY) + νΩᵀΩ + τI, raising the ridge τ
+	// while needed. A ridge on the core keeps the estimator exchangeable
+	// (the core of the other probes is H's submatrix, ridge included), and
+	// unlike a larger ν it does not grow as ΩᵀΩ becomes ill-conditioned
+	// (nearly as many probes as rows).
 	h := make([]float64, s*s)
 	var theta []float64
 	var v mat.Dense
+	var ridge float64
 	for attempt := 0; ; attempt++ {
 		for i := range h {
 			h[i] = h0[i] + nu*gram[i]
+		}
+		for i := 0; i < s; i++ {
+			h[i*s+i] += ridge
 		}
 		var es mat.EigenSym
 		if !es.Factorize(mat.NewSymDense(s, h), true) {
@@ -258,10 +269,9 @@ func newExchangeable(omega, y []float64, n, s int) (*exchangeable, error) {
 			break
 		}
 		if attempt == 4 {
-			return nil, fmt.Errorf("xnystrace: the core is not positive definite even with shift %g", nu)
+			return nil, fmt.Errorf("xnystrace: the core is not positive definite even with a ridge %g", ridge)
 		}
-		// νΩᵀΩ ⪰ ν·gmin·I: lift the smallest eigenvalue above the rounding.
-		nu = 2*nu + (2*math.Max(-theta[0], 0)+2*need)/gmin
+		ridge = 2*ridge + 2*math.Max(-theta[0], 0) + 2*need
 	}
 
 	// L = V_k Θ_k^{-1/2} (s×k) over the kept eigenvalues, so that H⁺ = L Lᵀ.
@@ -286,7 +296,7 @@ func newExchangeable(omega, y []float64, n, s int) (*exchangeable, error) {
 		}
 	}
 
-	x := &exchangeable{n: n, s: s, k: k, omega: omega, yn: ym, live: live, fullRank: fullRank, nu: nu}
+	x := &exchangeable{n: n, s: s, k: k, omega: omega, yn: ym, live: live, fullRank: fullRank, nu: nu, ridge: ridge}
 	for i := range x.yn {
 		x.yn[i] += nu * omega[i]
 	}
