@@ -186,20 +186,36 @@ type SketchResult struct {
 	XNys     *sketch.BlockTraces // the exchangeable estimate of the same columns
 }
 
+// Nystrom returns the Nyström approximation of the columns applied so far
+// and the block traces of its diagonal (without XNysTrace's O(s³) error
+// estimate).
+func (c *ColumnAccumulator) Nystrom() (*sketch.Nystrom, []float64, error) {
+	omega, y, n, s := c.Sketch()
+	if s == 0 {
+		return nil, nil, errors.New("no probes to sketch")
+	}
+	ny, err := sketch.NewNystrom(omega, y, n, s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("step %d: %w", c.acc.step, err)
+	}
+	diag := make([]float64, n)
+	ny.Diagonal(diag)
+	traces := make([]float64, len(c.acc.lay.Blocks))
+	c.acc.lay.BlockSums(diag, traces)
+	return ny, traces, nil
+}
+
 // Estimate applies a sketch estimator to the columns applied so far.
 func (c *ColumnAccumulator) Estimate(est Estimator) (*SketchResult, error) {
 	if !est.Sketch() {
 		return nil, fmt.Errorf("%s is not a sketch estimator", est)
 	}
-	omega, y, n, s := c.Sketch()
-	if s == 0 {
-		return nil, errors.New("no probes to sketch")
-	}
-	lay := c.acc.lay
-	ny, err := sketch.NewNystrom(omega, y, n, s)
+	ny, nysTraces, err := c.Nystrom()
 	if err != nil {
-		return nil, fmt.Errorf("step %d: %w", c.acc.step, err)
+		return nil, err
 	}
+	omega, y, n, s := c.Sketch()
+	lay := c.acc.lay
 	sizes := make([]int, len(lay.Blocks))
 	for b, sp := range lay.Blocks {
 		sizes[b] = sp.Len
@@ -218,10 +234,7 @@ func (c *ColumnAccumulator) Estimate(est Estimator) (*SketchResult, error) {
 		e.BlockTraces = append([]float64(nil), x.Traces...)
 		copy(e.Cov, x.Cov)
 	case Nystrom:
-		diag := make([]float64, n)
-		ny.Diagonal(diag)
-		e.BlockTraces = make([]float64, B)
-		lay.BlockSums(diag, e.BlockTraces)
+		e.BlockTraces = nysTraces
 		delta := make([]float64, B)
 		for b := range delta {
 			delta[b] = x.Traces[b] - e.BlockTraces[b]
@@ -246,18 +259,4 @@ func (c *ColumnAccumulator) Estimate(est Estimator) (*SketchResult, error) {
 }
 
 // Kernel sets dst (n×n) to the Nyström approximation U diag(Λ) Uᵀ.
-func (r *SketchResult) Kernel(dst []float64) {
-	ny := r.Nystrom
-	n, k := ny.N, ny.Rank
-	for i := 0; i < n; i++ {
-		ui := ny.U[i*k : (i+1)*k]
-		for j := i; j < n; j++ {
-			uj := ny.U[j*k : (j+1)*k]
-			var v float64
-			for m, l := range ny.Lambda {
-				v += ui[m] * l * uj[m]
-			}
-			dst[i*n+j], dst[j*n+i] = v, v
-		}
-	}
-}
+func (r *SketchResult) Kernel(dst []float64) { r.Nystrom.Dense(dst) }

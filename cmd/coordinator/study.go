@@ -83,7 +83,7 @@ func runStudyErrors(args []string, out io.Writer) error {
 	M := fs.Int("M", 100, "independent estimates per N")
 	seed := fs.Uint64("seed", 1, "seed of θ, the points and the probes")
 	snapPath := fs.String("snapshot", "", "take θ and the points from this snapshot instead of --problem and --seed")
-	variants := fs.String("variants", "gaussian", "estimators to compare on the same probes, kind[:quotient[:Δt]] comma-separated, e.g. gaussian,rademacher,block,gaussian:exact,gaussian:forward:1e-2,param:exact")
+	variants := fs.String("variants", "gaussian", "estimators to compare on the same probes, kind[:quotient[:Δt]][:estimator] comma-separated, e.g. gaussian,rademacher,block,gaussian:exact,gaussian:forward:1e-2,param:exact, or with the probes kept as columns gaussian:nystrom,gaussian:forward:xnystrace (estimator: hutchinson, nystrom or xnystrace; without a quotient, exact for the sketches)")
 	clip := fs.Bool("clip", false, "also measure the clipped estimator max(K̂_ij, 0) (Remark 6)")
 	var heat intList
 	fs.Var(&heat, "heatmaps", "N values whose first K̂ is saved and drawn beside the exact K (Figure 5), e.g. 1,2000,20000")

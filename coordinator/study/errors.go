@@ -27,12 +27,17 @@ import (
 
 // Variant is one estimator of a study.
 type Variant struct {
-	Name     string
-	Settings sampler.Settings
+	Name      string
+	Settings  sampler.Settings
+	Estimator coordinator.Estimator
 }
 
-// ParseVariants reads a comma-separated list of kind[:quotient[:dt]], e.g.
-// "gaussian,rademacher,block,gaussian:exact,gaussian:forward:1e-3,param:exact".
+// ParseVariants reads a comma-separated list of
+// kind[:quotient[:dt]][:estimator], e.g.
+// "gaussian,rademacher,block,gaussian:exact,gaussian:forward:1e-3,param:exact"
+// or, with the probes kept as columns, "gaussian:nystrom" and
+// "gaussian:forward:xnystrace". Without a quotient each estimator takes its
+// default (forward for hutchinson, exact for the sketches).
 func ParseVariants(list string, seed uint64) ([]Variant, error) {
 	var vs []Variant
 	seen := map[string]bool{}
@@ -42,10 +47,16 @@ func ParseVariants(list string, seed uint64) ([]Variant, error) {
 			continue
 		}
 		parts := strings.Split(item, ":")
-		if len(parts) > 3 {
-			return nil, fmt.Errorf("variant %q: want kind[:quotient[:dt]]", item)
+		est := coordinator.Hutchinson
+		if n := len(parts); n > 1 {
+			if e, err := coordinator.ParseEstimator(parts[n-1]); err == nil {
+				est, parts = e, parts[:n-1]
+			}
 		}
-		s := sampler.Settings{Seed: seed}
+		if len(parts) > 3 {
+			return nil, fmt.Errorf("variant %q: want kind[:quotient[:dt]][:estimator]", item)
+		}
+		s := sampler.Settings{Seed: seed, Quotient: est.DefaultQuotient()}
 		var err error
 		if s.Kind, err = sampler.ParseKind(parts[0]); err != nil {
 			return nil, fmt.Errorf("variant %q: %w", item, err)
@@ -66,21 +77,32 @@ func ParseVariants(list string, seed uint64) ([]Variant, error) {
 		if err := s.Validate(); err != nil {
 			return nil, fmt.Errorf("variant %q: %w", item, err)
 		}
+		if err := est.Check(s); err != nil {
+			return nil, fmt.Errorf("variant %q: %w", item, err)
+		}
 		name := s.Kind.String() + "/" + s.Quotient.String()
 		if len(parts) > 2 {
 			name += "/" + parts[2]
+		}
+		if est != coordinator.Hutchinson {
+			name += "/" + est.String()
 		}
 		if seen[name] {
 			return nil, fmt.Errorf("variant %s listed twice", name)
 		}
 		seen[name] = true
-		vs = append(vs, Variant{Name: name, Settings: s})
+		vs = append(vs, Variant{Name: name, Settings: s, Estimator: est})
 	}
 	if len(vs) == 0 {
 		return nil, errors.New("no estimator variants")
 	}
 	return vs, nil
 }
+
+// MaxXNysProbes is the most probes an XNysTrace variant may take in one
+// estimate: its eigendecompositions and leave-two-out error estimate cost
+// O(N³).
+const MaxXNysProbes = 1000
 
 // Config is a study's design. Changing it changes which probes each
 // repetition draws, so a study folder resumes only with the same Config.
@@ -115,6 +137,13 @@ func (c *Config) Validate() error {
 	}
 	if total >= math.MaxUint32 {
 		return fmt.Errorf("Σ N·M = %d probes is beyond the generator's 2^32 indices per step", total)
+	}
+	if vs, err := ParseVariants(strings.Join(c.Variants, ","), 0); err == nil {
+		for _, v := range vs {
+			if n := c.Ns[len(c.Ns)-1]; v.Estimator == coordinator.XNysTrace && n > MaxXNysProbes {
+				return fmt.Errorf("variant %s: N = %d; XNysTrace costs O(N³) per estimate, so keep N ≤ %d", v.Name, n, MaxXNysProbes)
+			}
+		}
 	}
 	for _, h := range c.Heatmaps {
 		if !contains(c.Ns, h) {
@@ -265,7 +294,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		acc := coordinator.NewAccumulator(plan, 0, r.R0, v.Settings.Kind != sampler.Param)
+		acc := coordinator.NewAccumulator(plan, 0, r.R0, v.Settings.Kind != sampler.Param && !v.Estimator.Sketch())
+		add := acc.Add
+		var cols *coordinator.ColumnAccumulator
+		if v.Estimator.Sketch() {
+			if cols, err = coordinator.NewColumnAccumulator(plan, 0, r.R0, false); err != nil {
+				return err
+			}
+			add = cols.Add
+		}
 		w := &coordinator.Work{ID: 1, PointsID: 1, Step: 0, Theta: r.Theta, Points: r.Points}
 		for i, N := range cfg.Ns {
 			for m := 0; m < cfg.M; m++ {
@@ -278,23 +315,51 @@ func (r *Runner) Run(ctx context.Context) error {
 				}
 				start := time.Now()
 				first := cfg.base(i, m)
-				acc.ResetFrom(0, r.R0, first)
-				if err := backend.Probes(ctx, w, first, first+N, acc.Add); err != nil {
+				if cols != nil {
+					cols.ResetFrom(0, r.R0, first)
+					acc = cols.Accumulator()
+				} else {
+					acc.ResetFrom(0, r.R0, first)
+				}
+				if err := backend.Probes(ctx, w, first, first+N, add); err != nil {
 					return fmt.Errorf("%s, N = %d, repetition %d: %w", v.Name, N, m, err)
 				}
 				if acc.Applied() != N {
 					return fmt.Errorf("%s, N = %d, repetition %d: %d of %d probes arrived", v.Name, N, m, acc.Applied(), N)
 				}
 				rep := Rep{Variant: v.Name, N: N, Rep: m, SqKernel: math.NaN(), SqKernelClip: math.NaN()}
-				e := acc.Estimate()
-				rep.SqTrace = sq(e.Trace - r.Ref.Trace)
-				for b := range e.BlockTraces {
-					rep.SqBlock = append(rep.SqBlock, sq(e.BlockTraces[b]-r.Ref.BlockTraces[b]))
-				}
-				if v.Settings.Kind != sampler.Param {
-					if err := acc.Kernel(Khat, false); err != nil {
-						return err
+				var traces []float64
+				kernel := v.Settings.Kind != sampler.Param
+				switch v.Estimator {
+				case coordinator.Nystrom:
+					ny, t, err := cols.Nystrom()
+					if err != nil {
+						return fmt.Errorf("%s, N = %d, repetition %d: %w", v.Name, N, m, err)
 					}
+					traces = t
+					ny.Dense(Khat)
+				case coordinator.XNysTrace:
+					res, err := cols.Estimate(v.Estimator)
+					if err != nil {
+						return fmt.Errorf("%s, N = %d, repetition %d: %w", v.Name, N, m, err)
+					}
+					traces, kernel = res.Estimate.BlockTraces, false
+				default:
+					e := acc.Estimate()
+					traces = e.BlockTraces
+					if kernel {
+						if err := acc.Kernel(Khat, false); err != nil {
+							return err
+						}
+					}
+				}
+				var tr float64
+				for b, t := range traces {
+					tr += t
+					rep.SqBlock = append(rep.SqBlock, sq(t-r.Ref.BlockTraces[b]))
+				}
+				rep.SqTrace = sq(tr - r.Ref.Trace)
+				if kernel {
 					rep.SqKernel = sqDist(Khat, r.Ref.K)
 					if m == 0 && contains(cfg.Heatmaps, N) {
 						name := fmt.Sprintf("kernel_%s_N%d.csv", strings.ReplaceAll(v.Name, "/", "-"), N)

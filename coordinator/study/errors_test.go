@@ -177,3 +177,61 @@ func TestParseVariants(t *testing.T) {
 		}
 	}
 }
+
+// The sketch variants on the same probes as Algorithm 2: the quadratic
+// predictor's K has rank 3, so from N = 4 on the Nyström K̂ and both
+// sketches' traces are exact to rounding (exact quotient), while Algorithm
+// 2's errors fall as 1/N.
+func TestSketchVariants(t *testing.T) {
+	f := newFixture(t)
+	cfg := Config{Problem: f.setup.Config, Seed: 3, Ns: []int{2, 4, 8, 16}, M: 5, Variants: []string{"gaussian:exact", "gaussian:nystrom", "gaussian:xnystrace"}}
+	dir := t.TempDir()
+	if err := f.runner(dir, cfg).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reps, err := ReadReps(filepath.Join(dir, "reps.csv"), 1)
+	if err != nil || len(reps) != 60 {
+		t.Fatalf("%d repetitions (%v)", len(reps), err)
+	}
+	rows := Aggregate(reps, &cfg, f.ref)
+	tr2, k2 := f.ref.Trace*f.ref.Trace, f.ref.Frob2
+	for _, r := range rows {
+		t.Logf("%s N = %d: MSE K̂ %.3g, MSE Tr %.3g", r.Variant, r.N, r.MSEKernel, r.MSETrace)
+		switch {
+		case r.Variant == "gaussian/exact/xnystrace" && !math.IsNaN(r.MSEKernel):
+			t.Errorf("xnystrace has a kernel error: %v", r.MSEKernel)
+		case r.Variant == "gaussian/exact":
+			if r.MSETrace < 1e-6*tr2 {
+				t.Errorf("Algorithm 2 at N = %d is exact: %v", r.N, r.MSETrace)
+			}
+		case r.N >= 4:
+			if r.MSETrace > 1e-20*tr2 || (r.Variant == "gaussian/exact/nystrom" && r.MSEKernel > 1e-20*k2) {
+				t.Errorf("%s at N = %d: MSE K̂ %v, Tr %v, want rounding", r.Variant, r.N, r.MSEKernel, r.MSETrace)
+			}
+		}
+	}
+	if err := (&Config{Problem: f.setup.Config, Ns: []int{10, 2000}, M: 2, Variants: []string{"gaussian:xnystrace"}}).Validate(); err == nil {
+		t.Error("xnystrace with N = 2000 accepted")
+	}
+}
+
+func TestParseSketchVariants(t *testing.T) {
+	vs, err := ParseVariants("gaussian:nystrom, rademacher:forward:xnystrace, gaussian:forward:1e-3:nystrom, gaussian:hutchinson", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"gaussian/exact/nystrom", "rademacher/forward/xnystrace", "gaussian/forward/1e-3/nystrom", "gaussian/forward"}
+	for i, v := range vs {
+		if v.Name != want[i] {
+			t.Errorf("variant %d: %s, want %s", i, v.Name, want[i])
+		}
+	}
+	if vs[0].Estimator != coordinator.Nystrom || vs[0].Settings.Quotient.String() != "exact" || vs[2].Settings.Dt != 1e-3 {
+		t.Errorf("%+v", vs)
+	}
+	for _, bad := range []string{"block:nystrom", "param:exact:xnystrace", "gaussian:exact:1e-3:nystrom:x"} {
+		if _, err := ParseVariants(bad, 1); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
