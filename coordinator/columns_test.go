@@ -121,6 +121,9 @@ func TestSketchExactAtFullRank(t *testing.T) {
 // times; Nyström is more accurate than the XNysTrace estimate that
 // certifies it).
 func TestSketchWeightErrorsAreHonest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("statistical test, slow under the race detector")
+	}
 	f := newFixture(t, "poisson1d", []int{1, 20, 1}, []int{10, 1, 1})
 	lay := f.ev.Layout()
 	exactT := make([]float64, len(lay.Blocks))

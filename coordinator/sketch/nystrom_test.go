@@ -80,6 +80,9 @@ func TestNystromDiagonalMulVec(t *testing.T) {
 // The mean over 60 seeds must be below the bound plus three of its
 // standard errors.
 func TestNystromErrorBound(t *testing.T) {
+	if raceEnabled {
+		t.Skip("statistical test, slow under the race detector")
+	}
 	spectra := map[string][]float64{
 		"exponential 0.8^j": geometric(120, 0.8),
 		"power law j^-2":    powerLaw(120, 2),
@@ -256,6 +259,9 @@ func TestNystromSolveShifted(t *testing.T) {
 // its expectation is below 28 (Theorem 5.1), d_eff(μ) = Tr K(K + μI)⁻¹.
 // Precondition applies P⁻¹, checked against the dense matrix.
 func TestNystromPreconditioner(t *testing.T) {
+	if raceEnabled {
+		t.Skip("statistical test, slow under the race detector")
+	}
 	rng := rand.New(rand.NewPCG(15, 16))
 	for name, eig := range map[string][]float64{
 		"power law j^-2":     powerLaw(200, 2),

@@ -149,6 +149,9 @@ func xnysRuns(t *testing.T, tk *testKernel, rng *rand.Rand, s, M int, sizes []in
 // trace and block traces are within four standard errors of the mean of
 // the exact values, also with masked rows (then of D K D's).
 func TestXNysTraceUnbiased(t *testing.T) {
+	if raceEnabled {
+		t.Skip("statistical test, slow under the race detector")
+	}
 	sizes := []int{30, 50, 20}
 	for name, masked := range map[string]map[int]bool{"": nil, "masked rows": {0: true, 44: true, 99: true}} {
 		rng := rand.New(rand.NewPCG(25, 26))
@@ -192,6 +195,9 @@ func TestXNysTraceUnbiased(t *testing.T) {
 // blocks); the paper's error estimate (SampleCov) stays between 0.4 and
 // 1.1 times it, too small where the per-probe estimates are correlated.
 func TestXNysTraceErrorEstimate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("statistical test, slow under the race detector")
+	}
 	sizes := []int{30, 50, 20}
 	for _, c := range []struct {
 		name string
