@@ -16,7 +16,7 @@ type testKernel struct {
 	eig []float64 // descending
 }
 
-func newTestKernel(t *testing.T, rng *rand.Rand, eig []float64) *testKernel {
+func newTestKernel(t testing.TB, rng *rand.Rand, eig []float64) *testKernel {
 	t.Helper()
 	n := len(eig)
 	u := randomOrthogonal(t, rng, n)
@@ -33,7 +33,7 @@ func newTestKernel(t *testing.T, rng *rand.Rand, eig []float64) *testKernel {
 	return &testKernel{n: n, k: k, eig: eig}
 }
 
-func randomOrthogonal(t *testing.T, rng *rand.Rand, n int) []float64 {
+func randomOrthogonal(t testing.TB, rng *rand.Rand, n int) []float64 {
 	t.Helper()
 	a := mat.NewDense(n, n, gaussian(rng, n*n))
 	var qr mat.QR
