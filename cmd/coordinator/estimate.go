@@ -158,6 +158,10 @@ func runEstimate(args []string, out io.Writer) error {
 	res, err := coordinator.EstimateAt(ctx, backend, plan, w, r0, coordinator.EstimateOptions{
 		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "" && !est.Sketch(), Estimator: est,
 		Progress: func(done, total int, e coordinator.Estimate) {
+			if est.Sketch() {
+				bar.update(done, fmt.Sprintf("%d columns kept", done))
+				return
+			}
 			bar.update(done, fmt.Sprintf("Tr K ≈ %.6g", e.Trace))
 		},
 	})
