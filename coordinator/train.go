@@ -479,10 +479,6 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	default:
 		tr.acc.Reset(uint32(t), r)
 	}
-	add := tr.acc.Add
-	if tr.cols != nil {
-		add = tr.cols.Add
-	}
 	switch {
 	case cfg.Fused && t > 0 && m <= maxFused:
 		for len(tr.ds) < m {
@@ -494,7 +490,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}
 		tr.prober.ProbesWithGradient(tr.js, tr.ds[:m], tr.perBlock)
 		for j := 0; j < m; j++ {
-			if err := add(j, tr.ds[j]); err != nil {
+			if err := tr.add(j, tr.ds[j]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 		}
@@ -505,7 +501,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}
 		for j := 0; j < m; j++ {
 			tr.prober.Probe(uint32(j), tr.ds[0])
-			if err := add(j, tr.ds[0]); err != nil {
+			if err := tr.add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 		}
@@ -523,7 +519,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}()
 		var rejected int
 		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
-			if err := add(j, d); err != nil {
+			if err := tr.add(j, d); err != nil {
 				rejected++
 			}
 			return nil
@@ -576,6 +572,15 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	}
 	tr.avg.Update(tr.e, kernel, observed)
 	return nil
+}
+
+// add feeds probe j's result to the step's accumulator, through the
+// column accumulator with a sketch estimator.
+func (tr *Trainer) add(j int, d []float64) error {
+	if tr.cols != nil {
+		return tr.cols.Add(j, d)
+	}
+	return tr.acc.Add(j, d)
 }
 
 // maxFused bounds the probes a fused step pushes through one backward pass
