@@ -171,6 +171,13 @@ type Trainer struct {
 	lam, se  []float64
 	kept     []bool
 	rec      StepRecord
+
+	// initDone holds the initial probes' results while step 0 runs, so
+	// that an interrupted run's checkpoint keeps them and a resume does
+	// not compute them again.
+	initDone map[int][]float64
+	// OnProbe, when set, is called as the initial probes arrive.
+	OnProbe func(done, total int)
 }
 
 // NewTrainer prepares a run from θ_0. backend computes probes (the initial
@@ -485,11 +492,19 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		if len(tr.ds) == 0 {
 			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
 		}
+		tr.addInitDone(t)
 		for j := 0; j < m; j++ {
+			if tr.haveInit(t, j) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("step %d probes: %w", t, err)
+			}
 			tr.prober.Probe(uint32(j), tr.ds[0])
 			if err := tr.acc.Add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
+			tr.keepInit(t, j, tr.ds[0], m)
 		}
 		tr.gradients(r)
 	default:
@@ -504,10 +519,19 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			tr.gradients(r)
 		}()
 		var rejected int
-		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
+		lo, hi := tr.addInitDone(t), m
+		for hi > lo && tr.haveInit(t, hi-1) {
+			hi--
+		}
+		err := tr.backend.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+			if tr.haveInit(t, j) {
+				return nil // kept from before an interruption
+			}
 			if err := tr.acc.Add(j, d); err != nil {
 				rejected++
+				return nil
 			}
+			tr.keepInit(t, j, d, m)
 			return nil
 		})
 		wg.Wait()
@@ -518,6 +542,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, rejected)
 		}
 	}
+	tr.initDone = nil
 	tr.acc.EstimateInto(&tr.e)
 	var kernel []float64
 	if cfg.Kernel {
@@ -547,6 +572,40 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	}
 	tr.avg.Update(tr.e, kernel, observed)
 	return nil
+}
+
+// addInitDone adds the initial probes kept from an interrupted step 0 to
+// the accumulator (it applies them in index order with the rest) and
+// returns the first probe still to compute.
+func (tr *Trainer) addInitDone(t int) int {
+	if t != 0 {
+		return 0
+	}
+	if tr.initDone == nil {
+		tr.initDone = map[int][]float64{}
+	}
+	for j, d := range tr.initDone {
+		tr.acc.Add(j, d) // validated when the checkpoint was read
+	}
+	return tr.acc.Applied()
+}
+
+// haveInit reports whether initial probe j is already in.
+func (tr *Trainer) haveInit(t, j int) bool {
+	_, ok := tr.initDone[j]
+	return t == 0 && ok
+}
+
+// keepInit keeps a copy of initial probe j's result for a checkpoint and
+// reports progress.
+func (tr *Trainer) keepInit(t, j int, d []float64, m int) {
+	if t != 0 {
+		return
+	}
+	tr.initDone[j] = append([]float64(nil), d...)
+	if tr.OnProbe != nil {
+		tr.OnProbe(len(tr.initDone), m)
+	}
 }
 
 // maxFused bounds the probes a fused step pushes through one backward pass

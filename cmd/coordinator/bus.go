@@ -135,7 +135,9 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 			bs.close()
 			return nil, err
 		}
-		bs.stop = append(bs.stop, func() { w.Stop(); drain(nc) })
+		// Abort, not Stop: when the coordinator closes the bus, nobody
+		// reads what these samplers have in hand.
+		bs.stop = append(bs.stop, func() { w.Abort(); drain(nc) })
 	}
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,

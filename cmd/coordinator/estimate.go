@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -59,7 +60,7 @@ func runEstimate(args []string, out io.Writer) error {
 	clip := fs.Bool("clip", false, "write the clipped estimator max(K̂_ij, 0) (Remark 6)")
 	kernelOut := fs.String("kernel-out", "", "write K̂ to this file (.npy, or CSV)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an n×n kernel may use")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the whole work may use (evaluators, K̂), checked before anything is allocated")
 	var pf probeFlags
 	pf.register(fs)
 	var lf logFlags
@@ -89,12 +90,33 @@ func runEstimate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The residual at θ, checked before any probe is sent; every worker's
+	// or in-process sampler's evaluator; K̂ and its sum with --kernel-out.
+	mem := model.Memory{Evaluators: 2 + *workers, Columns: 16}
+	if bf.useNATS() {
+		mem.Evaluators = 2 + bf.samplers
+	}
+	if *kernelOut != "" {
+		mem.Kernels = 2
+	}
+	if err := setup.CheckMemory(coll.Counts(), mem, *maxMem); err != nil {
+		return inputError{err}
+	}
+	opt := model.Options{MaxMemory: *maxMem}
+	check, err := setup.NewEvaluator(coll, opt)
+	if err != nil {
+		return inputError{err}
+	}
+	r0 := make([]float64, check.Layout().N)
+	check.Residual(theta, r0)
+	if err := finiteResidual(check.Layout(), r0); err != nil {
+		return badInput("snapshot %s: %v", *snapPath, err)
+	}
 	log := lf.logger(nil)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	start := time.Now()
-	opt := model.Options{MaxMemory: *maxMem}
 	local, err := coordinator.NewLocal(setup, coll, settings, 1, opt)
 	if err != nil {
 		return err
@@ -116,18 +138,7 @@ func runEstimate(args []string, out io.Writer) error {
 		}
 		backend = local
 	}
-	if *kernelOut != "" {
-		if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
-			return err
-		}
-	}
 	// R at θ decides which rows the probes drop (R_i = 0).
-	ev, err := setup.NewEvaluator(coll, opt)
-	if err != nil {
-		return err
-	}
-	r0 := make([]float64, lay.N)
-	ev.Residual(theta, r0)
 	masked := 0
 	for _, v := range r0 {
 		if v == 0 {
@@ -169,6 +180,15 @@ func runEstimate(args []string, out io.Writer) error {
 		rep.WeightsHi[name] = num(lam[b] + coordinator.Z95*se[b])
 	}
 	rep.MaxRelError = num(e.MaxRelativeError())
+	var notPositive []string
+	for b, name := range rep.Blocks {
+		if t := e.BlockTraces[b]; !(t > 0) && lay.Blocks[b].Len > 0 {
+			notPositive = append(notPositive, fmt.Sprintf("%s (%.4g ± %s)", name, t, fmtSE(rep.BlockTracesSE[name])))
+		}
+	}
+	if len(notPositive) > 0 {
+		log.Warn(fmt.Sprintf("the estimated trace of block %s is not positive, so its weight means nothing: draw more probes (--probes), use --kind block (each probe on one block), or the sketch (--estimator nystrom)", strings.Join(notPositive, ", ")))
+	}
 	if *kernelOut != "" {
 		K := make([]float64, lay.N*lay.N)
 		if err := res.Acc.Kernel(K, *clip); err != nil {

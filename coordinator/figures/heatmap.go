@@ -33,6 +33,8 @@ type HeatmapOptions struct {
 	// diverging) one colour range, so that an exact kernel and its
 	// estimates are comparable colour for colour.
 	SharedRange bool
+	// XLabel and YLabel name every panel's axes (e.g. "column j", "row i").
+	XLabel, YLabel string
 }
 
 // Heatmaps writes a PNG of one or more square matrices side by side, each
@@ -69,7 +71,7 @@ func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 	}
 	ps := make([]*panel, len(panels))
 	for k, m := range panels {
-		ps[k] = heatPanel(m, sizes[k], ranges[k], sz.DPI)
+		ps[k] = heatPanel(m, sizes[k], ranges[k], sz.DPI, opt.XLabel, opt.YLabel)
 	}
 	if err := writePNG(path, sz, func(c draw.Canvas) { drawPanels(c, opt.Title, ps, cols, sz.DPI) }); err != nil {
 		return fmt.Errorf("figures: write heatmaps %q: %w", path, err)
@@ -105,13 +107,13 @@ func titleHeight(title string) int {
 }
 
 // heatPanel builds the panel of an n×n matrix with data range r.
-func heatPanel(m Matrix, n int, r valueRange, dpi int) *panel {
+func heatPanel(m Matrix, n int, r valueRange, dpi int, xLabel, yLabel string) *panel {
 	cr := r.colorRange(m.Diverging)
 	cm := colormap{lut: sequentialLUT(), lo: cr.lo, hi: cr.hi}
 	if m.Diverging {
 		cm.lut = divergingLUT()
 	}
-	p := newPlot(m.Title, "", "")
+	p := newPlot(m.Title, xLabel, yLabel)
 	// Column j is centred at x = j, row i at y = −i, so row 0 is on top.
 	half := 0.5
 	imageAxes(&p.X, -half, float64(n)-half)

@@ -43,6 +43,10 @@ type Worker struct {
 	log  hclog.Logger
 	ann  *nats.Subscription
 	stop chan struct{}
+	// abort, once closed, makes the request in hand stop between probes
+	// without an answer (see Abort).
+	abort     chan struct{}
+	abortOnce sync.Once
 
 	// The newest snapshot: fetched by the handler or prefetched on an
 	// announcement, under snapMu.
@@ -80,7 +84,7 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 	if opt.FetchTimeout == 0 {
 		opt.FetchTimeout = 10 * time.Second
 	}
-	w := &Worker{nc: nc, opt: opt, stop: make(chan struct{})}
+	w := &Worker{nc: nc, opt: opt, stop: make(chan struct{}), abort: make(chan struct{})}
 	w.log = opt.Log
 	if w.log == nil {
 		w.log = hclog.NewNullLogger()
@@ -161,6 +165,23 @@ func (w *Worker) Stop() error {
 	return w.svc.Stop()
 }
 
+// Abort stops the worker and abandons the request in hand between two
+// probes, without answering it: for samplers inside a coordinator that is
+// shutting down, whose answers nobody would read.
+func (w *Worker) Abort() error {
+	w.abortOnce.Do(func() { close(w.abort) })
+	return w.Stop()
+}
+
+func (w *Worker) aborted() bool {
+	select {
+	case <-w.abort:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stats are the service's request and error counts (as "nats micro stats" shows).
 func (w *Worker) Stats() micro.Stats { return w.svc.Stats() }
 
@@ -191,9 +212,16 @@ func (w *Worker) handle(req micro.Request) {
 	}
 	r.D = r.D[:(wr.Hi-wr.Lo)*width]
 	for j := wr.Lo; j < wr.Hi; j++ {
+		if w.aborted() {
+			w.log.Debug("request abandoned: stopping", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi)
+			return
+		}
 		w.prober.Probe(uint32(j), r.D[(j-wr.Lo)*width:(j-wr.Lo+1)*width])
 	}
 	r.Seconds = time.Since(start).Seconds()
+	if w.aborted() {
+		return
+	}
 	w.out = w.codec.MarshalResult(w.out[:0], r)
 	if err := req.Respond(w.out); err != nil {
 		w.log.Warn("result not sent", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "error", err)
@@ -203,6 +231,9 @@ func (w *Worker) handle(req micro.Request) {
 }
 
 func (w *Worker) fail(req micro.Request, wr *protocol.WorkRequest, code string, err error) {
+	if w.aborted() {
+		return
+	}
 	w.log.Warn("work request failed", "code", code, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "error", err)
 	se := protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Sampler: w.opt.ID, Code: code, Message: err.Error()}
 	req.Error(code, err.Error(), w.codec.MarshalSamplerError(nil, &se))
