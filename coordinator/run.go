@@ -342,7 +342,7 @@ func (r *Run) Execute(ctx context.Context) error {
 	r.log.Info("run started", "dir", r.Dir, "problem", tr.setup.Problem.Name, "mode", r.Config.Train.Mode, "steps", total, "from", tr.t, "p", tr.ev.Layout().P, "n", tr.ev.Layout().N)
 	for tr.t < total {
 		if err := ctx.Err(); err != nil {
-			r.log.Warn("interrupted", "step", tr.t)
+			r.log.Info("interrupted", "step", tr.t)
 			if cerr := r.checkpoint(); cerr != nil {
 				return errors.Join(err, cerr)
 			}

@@ -172,10 +172,11 @@ type Trainer struct {
 	kept     []bool
 	rec      StepRecord
 
-	// initDone holds the initial probes' results while step 0 runs, so
-	// that an interrupted run's checkpoint keeps them and a resume does
-	// not compute them again.
-	initDone map[int][]float64
+	// initDone holds the initial probes' results while step 0 runs (those
+	// with an index below initKeep), so that an interrupted run's
+	// checkpoint keeps them and a resume does not compute them again.
+	initDone    map[int][]float64
+	initArrived int
 	// OnProbe, when set, is called as the initial probes arrive.
 	OnProbe func(done, total int)
 }
@@ -519,11 +520,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			tr.gradients(r)
 		}()
 		var rejected int
-		lo, hi := tr.addInitDone(t), m
-		for hi > lo && tr.haveInit(t, hi-1) {
-			hi--
-		}
-		err := tr.backend.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+		emit := func(j int, d []float64) error {
 			if tr.haveInit(t, j) {
 				return nil // kept from before an interruption
 			}
@@ -533,7 +530,13 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			}
 			tr.keepInit(t, j, d, m)
 			return nil
-		})
+		}
+		var err error
+		for _, rg := range tr.missing(t, m) {
+			if err = tr.backend.Probes(ctx, w, rg[0], rg[1], emit); err != nil {
+				break
+			}
+		}
 		wg.Wait()
 		if err != nil {
 			return fmt.Errorf("step %d probes: %w", t, err)
@@ -587,7 +590,40 @@ func (tr *Trainer) addInitDone(t int) int {
 	for j, d := range tr.initDone {
 		tr.acc.Add(j, d) // validated when the checkpoint was read
 	}
+	tr.initArrived = len(tr.initDone)
 	return tr.acc.Applied()
+}
+
+// InitKeepBytes bounds the memory of the initial probes a checkpoint keeps:
+// those with an index below InitKeepBytes/(8·width) (37,000 wave probes).
+const InitKeepBytes = 256 << 20
+
+// InitKept is how many of the initial probes, of the given width, an
+// interrupted step 0 keeps.
+func InitKept(probes, width int) int {
+	return min(probes, InitKeepBytes/(8*max(1, width)))
+}
+
+// missing returns the ranges of probes [0, m) still to compute: all of
+// them, except at step 0 after an interruption, where the probes kept in
+// the checkpoint leave gaps (merged into one range when they are many).
+func (tr *Trainer) missing(t, m int) [][2]int {
+	lo := tr.addInitDone(t)
+	var rs [][2]int
+	for j := lo; j < m; j++ {
+		if tr.haveInit(t, j) {
+			continue
+		}
+		if k := len(rs) - 1; k >= 0 && rs[k][1] == j {
+			rs[k][1] = j + 1
+		} else {
+			rs = append(rs, [2]int{j, j + 1})
+		}
+	}
+	if len(rs) > 16 {
+		rs = [][2]int{{rs[0][0], rs[len(rs)-1][1]}}
+	}
+	return rs
 }
 
 // haveInit reports whether initial probe j is already in.
@@ -602,9 +638,12 @@ func (tr *Trainer) keepInit(t, j int, d []float64, m int) {
 	if t != 0 {
 		return
 	}
-	tr.initDone[j] = append([]float64(nil), d...)
+	tr.initArrived++
+	if j < InitKept(m, len(d)) {
+		tr.initDone[j] = append([]float64(nil), d...)
+	}
 	if tr.OnProbe != nil {
-		tr.OnProbe(len(tr.initDone), m)
+		tr.OnProbe(tr.initArrived, m)
 	}
 }
 

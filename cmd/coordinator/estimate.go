@@ -186,8 +186,10 @@ func runEstimate(args []string, out io.Writer) error {
 			notPositive = append(notPositive, fmt.Sprintf("%s (%.4g ± %s)", name, t, fmtSE(rep.BlockTracesSE[name])))
 		}
 	}
+	var warning string
 	if len(notPositive) > 0 {
-		log.Warn(fmt.Sprintf("the estimated trace of block %s is not positive, so its weight means nothing: draw more probes (--probes), use --kind block (each probe on one block), or the sketch (--estimator nystrom)", strings.Join(notPositive, ", ")))
+		warning = fmt.Sprintf("the estimated trace of block %s is not positive, so its weight means nothing: draw more probes (--probes), use --kind block (each probe on one block), or the sketch (--estimator nystrom)", strings.Join(notPositive, ", "))
+		log.Warn(warning)
 	}
 	if *kernelOut != "" {
 		K := make([]float64, lay.N*lay.N)
@@ -210,6 +212,9 @@ func runEstimate(args []string, out io.Writer) error {
 	fmt.Fprintf(tw, "block\tTr K_bb\t± SE\tλ_b\t95%% interval\n")
 	for _, name := range rep.Blocks {
 		fmt.Fprintf(tw, "%s\t%.8g\t%s\t%s\t[%s, %s]\n", name, rep.BlockTraces[name], fmtSE(rep.BlockTracesSE[name]), fmtSE(rep.Weights[name]), fmtSE(rep.WeightsLo[name]), fmtSE(rep.WeightsHi[name]))
+	}
+	if warning != "" {
+		fmt.Fprintf(tw, "\nwarning\t%s\n", warning)
 	}
 	if rep.Masked > 0 {
 		fmt.Fprintf(tw, "\nnote\t%d residual rows are exactly zero and take no part in the probes\n", rep.Masked)

@@ -164,10 +164,10 @@ func runStudyErrors(args []string, out io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("runs", fmt.Sprintf("study-%s-%s", setup.Problem.Name, time.Now().Format("20060102-150405")))
 	}
-	fmt.Fprintf(out, "study folder: %s\n", dir)
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
+	fmt.Fprintf(out, "study folder: %s\n", dir)
 	var buses []*bus
 	defer func() {
 		for _, b := range buses {

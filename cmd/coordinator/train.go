@@ -286,7 +286,7 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 	m := model.Memory{Evaluators: 1, Cotangents: 1, Params: len(setup.Problem.Blocks) + 7}
 	if tc.Mode == coordinator.Estimated {
 		m.Cotangents = 5
-		m.Columns = 2*tc.InitProbes + 8
+		m.Columns = coordinator.InitKept(tc.InitProbes, tc.Probe.Width(setup.Problem, counts(setup, tc.Counts))) + 64
 		if f.bus.useNATS() {
 			m.Evaluators += f.bus.samplers
 		} else {
@@ -388,4 +388,12 @@ func lambdas(blocks []string, l []float64) string {
 		fmt.Fprintf(&b, "%.3g", v)
 	}
 	return b.String()
+}
+
+// counts are the points per block: given, or the problem's defaults.
+func counts(s *model.Setup, c []int) []int {
+	if c == nil {
+		return s.Problem.DefaultCounts()
+	}
+	return c
 }
