@@ -135,9 +135,10 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 			bs.close()
 			return nil, err
 		}
-		// Abort, not Stop: when the coordinator closes the bus, nobody
-		// reads what these samplers have in hand.
-		bs.stop = append(bs.stop, func() { w.Abort(); drain(nc) })
+		// Abort and close, not Stop and drain: when the coordinator closes
+		// the bus nobody reads what these samplers have in hand, and an
+		// interrupted run need not wait for their probe to finish.
+		bs.stop = append(bs.stop, func() { w.Abort(); nc.Close() })
 	}
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,

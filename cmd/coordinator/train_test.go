@@ -22,9 +22,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tinyWave is a wave network small enough for a test run in well under a
-// second.
-var tinyWave = []string{"train", "--problem", "wave", "--layers", "2,8,8,1", "--points", "8,8,4,4,4", "--log-level", "error"}
+// tinyRun is a Poisson network small enough for a test run, figures
+// included, in well under a second.
+var tinyRun = []string{"train", "--problem", "poisson1d", "--layers", "1,8,8,1", "--points", "8,1,1", "--log-level", "error"}
 
 func args(base []string, more ...string) []string {
 	return append(append([]string(nil), base...), more...)
@@ -130,10 +130,10 @@ func TestBadSettingsMakeNoFolder(t *testing.T) {
 		{"--error-every", "0"},
 		{"--layers", "2,4611686018427387904,1"},
 		{"--layers", "2,1000000,1"},
-		{"--points", "5000000,8,4,4,4"},
+		{"--points", "50000000,1,1"},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
-		code, _, e := runCmd(t, args(args(tinyWave, "--local", "--out", dir), extra...)...)
+		code, _, e := runCmd(t, args(args(tinyRun, "--local", "--out", dir), extra...)...)
 		if code != 2 || strings.Count(strings.TrimSpace(e), "\n") > 0 {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", extra, code, e)
 		}
@@ -151,7 +151,7 @@ func TestBadSettingsMakeNoFolder(t *testing.T) {
 func TestResumeAndExtend(t *testing.T) {
 	root := t.TempDir()
 	long, short := filepath.Join(root, "long"), filepath.Join(root, "short")
-	settings := args(tinyWave, "--local", "--workers", "2", "--init-probes", "6", "--probes", "2", "--alpha", "0.3",
+	settings := args(tinyRun, "--local", "--workers", "2", "--init-probes", "6", "--probes", "2", "--alpha", "0.3",
 		"--decay", "0.5", "--decay-every", "3", "--spaced", "--resample", "true", "--exact-every", "4",
 		"--kernel", "--error-every", "4", "--checkpoint-every", "3")
 	if code, _, e := runCmd(t, args(settings, "--steps", "10", "--out", long)...); code != 0 {
@@ -178,7 +178,7 @@ func TestResumeAndExtend(t *testing.T) {
 	}
 	var sum map[string]any
 	json.Unmarshal(before["summary.json"], &sum)
-	if sum["loss"] == 0.0 || len(sum["weights"].(map[string]any)) != 5 {
+	if sum["loss"] == 0.0 || len(sum["weights"].(map[string]any)) != 3 {
 		t.Fatalf("summary of the finished run: %s", before["summary.json"])
 	}
 
@@ -212,7 +212,7 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
 	for i, dir := range []string{a, b} {
-		if code, _, e := runCmd(t, args(tinyWave, "--local", "--steps", "3", "--init-probes", "4", "--seed", fmt.Sprint(i+1), "--out", dir)...); code != 0 {
+		if code, _, e := runCmd(t, args(tinyRun, "--local", "--steps", "3", "--init-probes", "4", "--seed", fmt.Sprint(i+1), "--out", dir)...); code != 0 {
 			t.Fatal(e)
 		}
 	}
@@ -378,7 +378,7 @@ func TestInterruptExitStatus(t *testing.T) {
 	}
 	dir := t.TempDir()
 	run := filepath.Join(dir, "run")
-	cmd, out, stderr := child(t, dir, args(tinyWave[:len(tinyWave)-2], "--steps", "5", "--init-probes", "3000000",
+	cmd, out, stderr := child(t, dir, args(tinyRun[:len(tinyRun)-2], "--steps", "5", "--init-probes", "3000000",
 		"--samplers", "2", "--listen", "127.0.0.1:0", "--out", run, "--log-level", "warn")...)
 	waitFor(t, out, "run folder:")
 	cmd.Process.Signal(os.Interrupt)
