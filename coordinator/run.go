@@ -89,23 +89,53 @@ const (
 	summaryFile    = "summary.json"
 )
 
+// MaxErrorGrid bounds the points of the solution error's grid.
+const MaxErrorGrid = 1_000_000
+
+// Validate reports a configuration that cannot run (as a config.json may
+// hold, whoever wrote it), with what to change.
+func (c *RunConfig) Validate(setup *model.Setup) error {
+	if c.Train.Steps < 1 {
+		return fmt.Errorf("steps = %d: want at least 1", c.Train.Steps)
+	}
+	if c.ErrorEvery < 1 {
+		return fmt.Errorf("error every %d steps: want a positive period", c.ErrorEvery)
+	}
+	if g := c.ErrorGrid; g != 0 && (g < 2 || math.Pow(float64(g), float64(setup.Problem.Dim)) > MaxErrorGrid) {
+		return fmt.Errorf("error grid of %d points per coordinate in %d-D: want at least 2, and at most %d points in all", g, setup.Problem.Dim, MaxErrorGrid)
+	}
+	tc := c.Train
+	if tc.Mode == ExactWeights && tc.ExactEvery == 0 {
+		tc.ExactEvery = 1
+	}
+	if tc.ExactEvery < 0 || tc.Eigenvalues < 0 {
+		return fmt.Errorf("exact every %d steps, %d eigenvalues: want numbers ≥ 0", tc.ExactEvery, tc.Eigenvalues)
+	}
+	if err := tc.Validate(len(setup.Problem.Blocks)); err != nil {
+		return err
+	}
+	if tc.Counts != nil {
+		if _, err := setup.MemoryNeed(tc.Counts, model.Memory{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // NewRun starts a run in dir (created once the configuration is known to
 // be good; it must not hold a run already).
 func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, error) {
 	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a run: resume it, or choose another folder", dir)
 	}
-	if cfg.Train.Steps < 1 {
-		return nil, fmt.Errorf("steps = %d: want at least 1", cfg.Train.Steps)
-	}
-	if cfg.ErrorEvery < 0 {
-		return nil, fmt.Errorf("error every %d steps: want a positive period", cfg.ErrorEvery)
-	}
 	if cfg.ErrorEvery == 0 {
 		cfg.ErrorEvery = DefaultErrorEvery
 	}
 	setup, err := model.NewSetup(cfg.Model)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(setup); err != nil {
 		return nil, err
 	}
 	cfg.Model = setup.Config
@@ -158,6 +188,9 @@ func ReadRun(dir string) (*RunState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
 	}
+	if err := cfg.Validate(setup); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
+	}
 	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile), &cfg, setup)
 	if err != nil {
 		return nil, err
@@ -198,6 +231,9 @@ func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
 	setup, err := model.NewSetup(cfg.Model)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := cfg.Validate(setup); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
 	}
 	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile), &cfg, setup)
 	if err != nil {

@@ -115,6 +115,14 @@ func (c *TrainConfig) Validate(blocks int) error {
 	if c.Spaced && c.Mode == Fixed {
 		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
 	}
+	if c.Spaced && c.SpacedH0 != 0 {
+		if _, err := NewSpacedRule(c.SpacedH0, c.SpacedGamma); err != nil {
+			return err
+		}
+	}
+	if c.Spaced && !(c.SpacedGamma >= 0 && c.SpacedGamma < 1) {
+		return fmt.Errorf("spaced-update exponent γ = %v: want 0 ≤ γ < 1, so that h(t) = o(t)", c.SpacedGamma)
+	}
 	return c.Schedule.validate()
 }
 

@@ -101,6 +101,14 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	if f.errEvery < 1 {
 		return rc, badInput("--error-every %d: want at least 1", f.errEvery)
 	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"exact-every", f.exactEvery}, {"eigenvalues", f.eig}, {"decay-every", f.decayEvery}, {"checkpoint-every", f.ckEvery}, {"error-grid", f.errGrid}} {
+		if c.v < 0 {
+			return rc, badInput("--%s %d: want a number ≥ 0", c.name, c.v)
+		}
+	}
 	rc.ErrorEvery = f.errEvery
 	pointSeed, probeSeed := f.pointSeed, f.probeSeed
 	if pointSeed == 0 {
@@ -273,13 +281,17 @@ func configFlag(fs *flag.FlagSet, set map[string]bool) string {
 	return bad
 }
 
-// checkMemory prices the run before anything is allocated: the trainer's
+// checkMemory checks the run's configuration and prices it before anything
+// is started or allocated: the trainer's
 // evaluator (with a fused step's cotangents), the samplers or workers in
 // this process, the kernels that --kernel and --eigenvalues keep, the
 // gradients per block and the optimizer's moments, and the initial probes.
 func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 	setup, err := model.NewSetup(rc.Model)
 	if err != nil {
+		return inputError{err}
+	}
+	if err := rc.Validate(setup); err != nil {
 		return inputError{err}
 	}
 	tc := rc.Train

@@ -131,6 +131,12 @@ func TestBadSettingsMakeNoFolder(t *testing.T) {
 		{"--layers", "2,4611686018427387904,1"},
 		{"--layers", "2,1000000,1"},
 		{"--points", "50000000,1,1"},
+		{"--spaced", "--spaced-gamma", "2"},
+		{"--spaced", "--spaced-h0", "-1"},
+		{"--error-grid", "1"},
+		{"--error-grid", "2000000"},
+		{"--decay-every", "-5"},
+		{"--eigenvalues", "-1", "--weights", "exact"},
 	} {
 		dir := filepath.Join(t.TempDir(), "run")
 		code, _, e := runCmd(t, args(args(tinyRun, "--local", "--out", dir), extra...)...)
