@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -113,8 +110,9 @@ func runEstimate(args []string, out io.Writer) error {
 		return badInput("snapshot %s: %v", *snapPath, err)
 	}
 	log := lf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
 
 	start := time.Now()
 	local, err := coordinator.NewLocal(setup, coll, settings, 1, opt)
@@ -157,6 +155,9 @@ func runEstimate(args []string, out io.Writer) error {
 		},
 	})
 	bar.finish()
+	if ctx.Err() != nil {
+		return intr.err()
+	}
 	if err != nil {
 		return err
 	}

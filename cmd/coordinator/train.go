@@ -53,6 +53,7 @@ type trainFlags struct {
 	errEvery    int
 	errGrid     int
 	maxMem      int64
+	figures     bool
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
@@ -86,6 +87,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
 	fs.IntVar(&f.errEvery, "error-every", coordinator.DefaultErrorEvery, "steps between solution-error evaluations (problems with an exact solution or, for qtensor, the finite-difference reference)")
 	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D)")
+	fs.BoolVar(&f.figures, "figures", true, "draw the run's figures when it ends (false: \"coordinator plot DIR\" draws them later)")
 	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes the whole work may use (evaluators, samplers in this process, kernels), checked before anything is allocated")
 }
 
@@ -258,7 +260,7 @@ func runTrain(args []string, out io.Writer) error {
 // resumeFlags are the train flags that --resume accepts: they change where
 // and how the work is done, not its numbers (--steps extends the run).
 func resumeFlags() map[string]bool {
-	ok := map[string]bool{"resume": true, "steps": true, "workers": true, "checkpoint-every": true, "max-memory": true}
+	ok := map[string]bool{"resume": true, "steps": true, "workers": true, "checkpoint-every": true, "max-memory": true, "figures": true}
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var b busFlags
 	b.register(fs, "", 0)
@@ -360,15 +362,19 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 	}
 	bar := newProgress(os.Stderr, log, "train", steps)
 	probes := newProgress(os.Stderr, log, "initial probes", rc.Train.InitProbes)
+	figures := func(r *coordinator.Run) error {
+		files, err := report.RunFigures(r.Dir)
+		if err != nil {
+			return fmt.Errorf("figures: %w", err)
+		}
+		fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
+		return nil
+	}
+	if !f.figures {
+		figures = nil
+	}
 	return coordinator.RunOptions{
-		AfterRun: func(r *coordinator.Run) error {
-			files, err := report.RunFigures(r.Dir)
-			if err != nil {
-				return fmt.Errorf("figures: %w", err)
-			}
-			fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
-			return nil
-		},
+		AfterRun:        figures,
 		CheckpointEvery: ck,
 		Log:             log,
 		Eval:            model.Options{MaxMemory: f.maxMem},

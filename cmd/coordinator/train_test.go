@@ -22,9 +22,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// tinyRun is a Poisson network small enough for a test run, figures
-// included, in well under a second.
-var tinyRun = []string{"train", "--problem", "poisson1d", "--layers", "1,8,8,1", "--points", "8,1,1", "--log-level", "error"}
+// tinyRun is a Poisson network small enough for a test run in well under
+// a second (the figures are tested elsewhere).
+var tinyRun = []string{"train", "--problem", "poisson1d", "--layers", "1,8,8,1", "--points", "8,1,1", "--figures=false", "--log-level", "error"}
 
 func args(base []string, more ...string) []string {
 	return append(append([]string(nil), base...), more...)
