@@ -208,8 +208,10 @@ func ExtendRun(dir string, steps int) error {
 	if err != nil {
 		return err
 	}
-	if steps < st.Step {
-		return fmt.Errorf("%s: its checkpoint is at step %d, beyond %d steps: a run cannot be shortened", dir, st.Step, steps)
+	// A run ends only by running its last step (which writes the summary
+	// and the final snapshot), so its length stays beyond its checkpoint.
+	if steps < st.Step || steps == st.Step && !st.Finished() {
+		return fmt.Errorf("%s: its checkpoint is at step %d: a run cannot be shortened to %d steps", dir, st.Step, steps)
 	}
 	cfg := st.Config
 	cfg.Train.Steps = steps

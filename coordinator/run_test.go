@@ -154,8 +154,21 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 	dir, _ := checkpointRun(t)
 	path := filepath.Join(dir, checkpointFile)
 	good, _ := os.ReadFile(path)
-	if st, err := ReadRun(dir); err != nil || st.Step != 3 {
+	if st, err := ReadRun(dir); err != nil || st.Step != 3 || st.Finished() {
 		t.Fatalf("the run's own checkpoint: %v", err)
+	}
+	// An unfinished run cannot end at its checkpoint: nothing would write
+	// its summary. It can be lengthened, or shortened to a later step.
+	if err := ExtendRun(dir, 3); err == nil || !strings.Contains(err.Error(), "cannot be shortened to 3") {
+		t.Errorf("a run shortened to its checkpoint: %v", err)
+	}
+	for _, n := range []int{8, 4, 6} {
+		if err := ExtendRun(dir, n); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := ReadRun(dir); err != nil || st.Config.Train.Steps != n {
+			t.Fatalf("after ExtendRun(%d): %v, %v", n, st, err)
+		}
 	}
 	for _, tc := range []struct {
 		name string

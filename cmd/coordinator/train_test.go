@@ -195,6 +195,9 @@ func TestResumeAndExtend(t *testing.T) {
 	if code, _, e := runCmd(t, "train", "--resume", short, "--steps", "5"); code != 2 || !strings.Contains(e, "cannot be shortened") {
 		t.Errorf("--steps below the checkpoint: exit %d, %q", code, e)
 	}
+	if code, _, e := runCmd(t, "train", "--resume", short, "--steps", "0"); code != 2 || !strings.Contains(e, "--steps 0") {
+		t.Errorf("--steps 0 with --resume: exit %d, %q", code, e)
+	}
 
 	// Extended to 10 steps: the 10-step run, row for row and bit for bit.
 	code, out, e = runCmd(t, "train", "--resume", short, "--steps", "10", "--log-level", "error")
