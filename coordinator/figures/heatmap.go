@@ -35,6 +35,10 @@ type HeatmapOptions struct {
 	SharedRange bool
 	// XLabel and YLabel name every panel's axes (e.g. "column j", "row i").
 	XLabel, YLabel string
+	// Range, when Range[0] < Range[1], is every panel's colour range
+	// (values beyond it take the end colours): one reference matrix's range
+	// keeps its structure visible beside noisy estimates.
+	Range [2]float64
 }
 
 // Heatmaps writes a PNG of one or more square matrices side by side, each
@@ -50,24 +54,9 @@ func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 	if err != nil {
 		return fmt.Errorf("figures: heatmaps %q: %w", path, err)
 	}
-	sizes := make([]int, len(panels))
-	ranges := make([]valueRange, len(panels))
-	for k, m := range panels {
-		n := int(math.Round(math.Sqrt(float64(len(m.Data)))))
-		if n*n != len(m.Data) || n == 0 {
-			return fmt.Errorf("figures: heatmaps %q: panel %d %q: %d values do not form a square matrix", path, k, m.Title, len(m.Data))
-		}
-		sizes[k] = n
-		ranges[k] = emptyRange()
-		for _, v := range m.Data {
-			ranges[k].add(v)
-		}
-		if ranges[k].empty() {
-			return fmt.Errorf("figures: heatmaps %q: panel %d %q: %w", path, k, m.Title, ErrNoData)
-		}
-	}
-	if opt.SharedRange {
-		share(ranges, func(k int) bool { return panels[k].Diverging })
+	sizes, ranges, err := heatRanges(panels, opt)
+	if err != nil {
+		return fmt.Errorf("figures: heatmaps %q: %w", path, err)
 	}
 	ps := make([]*panel, len(panels))
 	for k, m := range panels {
@@ -77,6 +66,36 @@ func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 		return fmt.Errorf("figures: write heatmaps %q: %w", path, err)
 	}
 	return nil
+}
+
+// heatRanges returns each panel's matrix size and colour range: its own
+// data's, the union over panels of its palette (SharedRange), or Range.
+func heatRanges(panels []Matrix, opt HeatmapOptions) ([]int, []valueRange, error) {
+	sizes := make([]int, len(panels))
+	ranges := make([]valueRange, len(panels))
+	for k, m := range panels {
+		n := int(math.Round(math.Sqrt(float64(len(m.Data)))))
+		if n*n != len(m.Data) || n == 0 {
+			return nil, nil, fmt.Errorf("panel %d %q: %d values do not form a square matrix", k, m.Title, len(m.Data))
+		}
+		sizes[k] = n
+		ranges[k] = emptyRange()
+		for _, v := range m.Data {
+			ranges[k].add(v)
+		}
+		if ranges[k].empty() {
+			return nil, nil, fmt.Errorf("panel %d %q: %w", k, m.Title, ErrNoData)
+		}
+	}
+	switch {
+	case opt.Range[0] < opt.Range[1]:
+		for k := range ranges {
+			ranges[k] = valueRange{opt.Range[0], opt.Range[1]}
+		}
+	case opt.SharedRange:
+		share(ranges, func(k int) bool { return panels[k].Diverging })
+	}
+	return sizes, ranges, nil
 }
 
 // share replaces each range by the union of the ranges with the same

@@ -518,8 +518,16 @@ func StudyFigures(dir string) ([]string, error) {
 		return out, err
 	}
 	if len(panels) > 0 {
+		// One colour scale for every panel, the exact K's, so that a colour
+		// is a value everywhere and K's structure stays visible; the noise
+		// of few probes saturates it.
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, v := range panels[0].Data {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
 		path := filepath.Join(dir, "heatmaps.png")
-		opt := figures.HeatmapOptions{SharedRange: true, XLabel: "column j", YLabel: "row i"}
+		opt := figures.HeatmapOptions{SharedRange: true, Range: [2]float64{lo, hi}, XLabel: "column j", YLabel: "row i",
+			Title: "One colour scale, the exact NTK's range (values beyond it take the end colours)"}
 		if err := figures.Heatmaps(path, panels, opt); err != nil {
 			return out, err
 		}
