@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"ntkbus/protocol"
 )
 
 // TestMain lets a test run the coordinator as a child process (the test
@@ -109,7 +111,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"help", "study", "errors"}, "usage: coordinator study errors"},
 		{[]string{"exact", "--help"}, "-snapshot"},
 		{[]string{"--version"}, "coordinator (ntkbus) "},
-		{[]string{"version"}, "protocol 1"},
+		{[]string{"version"}, fmt.Sprintf("protocol %d", protocol.Version)},
 	} {
 		code, out, e := runCmd(t, tc.args...)
 		if code != 0 || !strings.Contains(out, tc.want) || e != "" {
@@ -399,7 +401,7 @@ func TestInterruptExitStatus(t *testing.T) {
 	if !strings.Contains(tail, "interrupted at step 0; resume with: coordinator train --resume "+run) {
 		t.Errorf("no resume command:\n%s", tail)
 	}
-	if e := stderr.String(); !strings.Contains(e, "interrupt: stopping after the work in hand") || strings.Contains(e, "not sent") || strings.Contains(e, "WARN") {
+	if e := stderr.String(); !strings.Contains(e, "interrupt: stopping after the work in hand") || strings.Contains(e, "not sent") || strings.Contains(e, "coordinator.sampler") {
 		t.Errorf("stderr after SIGINT:\n%s", e)
 	}
 	if _, err := os.Stat(filepath.Join(run, "checkpoint.gob")); err != nil {
