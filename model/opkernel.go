@@ -1,9 +1,6 @@
 package model
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // Operator-informed kernels for the spectrum study (Gan, Li, Lin & Shi
 // 2024): for a linear operator T, the NTK of the residual R_i = (T u)(x_i)
@@ -11,14 +8,16 @@ import (
 // One network (same layers, same θ) and the same points give K_T for every
 // T, so their spectra compare operator against operator.
 
-// OperatorNames lists the operators OperatorSetup knows in each dimension.
+// OperatorNames lists the operators OperatorSetup knows in each
+// dimension, the identity first.
 func OperatorNames(dim int) []string {
-	var names []string
-	for k := range kernelOperators(dim) {
-		names = append(names, k)
+	switch dim {
+	case 1:
+		return []string{"u", "u_x", "u_xx"}
+	case 2:
+		return []string{"u", "u_x", "laplacian"}
 	}
-	sort.Strings(names)
-	return names
+	return nil
 }
 
 // kernelOperators maps the names of the study's operators in dim
