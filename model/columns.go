@@ -251,3 +251,13 @@ func KernelBytes(e Evaluator) int64 {
 	}
 	return 8 * n * n
 }
+
+// ColumnBytes is the memory Columns keeps for e: the cotangents of every
+// layer (zero for the quadratic problem). Chunk buffers come on top, within
+// the evaluator's limit.
+func ColumnBytes(e Evaluator) int64 {
+	if p, ok := e.(*pinn); ok {
+		return p.cotangentBytes()
+	}
+	return 0
+}

@@ -226,6 +226,9 @@ func TestKernelBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := int64(ev.Layout().N)
+	if got := ColumnBytes(ev); got != ev.(*pinn).cotangentBytes() || got <= 0 {
+		t.Errorf("ColumnBytes = %d", got)
+	}
 	if got := KernelBytes(ev); got <= 8*n*n {
 		t.Errorf("KernelBytes = %d, want more than the n×n matrix's %d", got, 8*n*n)
 	}

@@ -34,10 +34,15 @@ type KernelColumns func(idx []int, dst []float64) error
 
 // RPCholeskyOptions control RPCholesky.
 type RPCholeskyOptions struct {
-	MaxRank int     // the most pivots k (columns of F); at most n
-	Block   int     // candidates drawn per round, whose columns are evaluated together (default 16)
-	Tol     float64 // stop once Tr(K − F Fᵀ) ≤ Tol·Tr K (0: run to MaxRank)
-	Seed    uint64  // the candidates and acceptances are drawn from (Seed, round)
+	MaxRank int // the most pivots k (columns of F); at most n
+	// Block is the most candidates drawn per round, whose columns are
+	// evaluated together (default 16). Rounds after the first draw twice
+	// as many as the last round accepted, at least 4 and at most Block: on
+	// a fast-decaying spectrum each pivot changes the residual so much that
+	// most of a large block would be rejected.
+	Block int
+	Tol   float64 // stop once Tr(K − F Fᵀ) ≤ Tol·Tr K (0: run to MaxRank)
+	Seed  uint64  // the candidates and acceptances are drawn from (Seed, round)
 	// Progress, when set, is called after every round with the rank so far
 	// and the residual trace Tr(K − F Fᵀ).
 	Progress func(rank int, residualTrace float64)
@@ -112,10 +117,11 @@ func RPCholesky(diag []float64, cols KernelColumns, opt RPCholeskyOptions) (*Cho
 	)
 	resid := rpcSum(d)
 	empty := 0
+	blockSize := opt.Block
 	for f.Rank < opt.MaxRank && resid > opt.Tol*f.Trace && resid > 0 {
 		rng := rand.New(rand.NewPCG(opt.Seed, uint64(f.Rounds)))
 		f.Rounds++
-		b := opt.Block
+		b := blockSize
 		// b candidates i.i.d. with probability d_i / Σd.
 		var acc float64
 		for i, v := range d {
@@ -201,6 +207,7 @@ func RPCholesky(diag []float64, cols KernelColumns, opt RPCholeskyOptions) (*Cho
 			continue
 		}
 		empty = 0
+		blockSize = min(opt.Block, max(4, 2*len(accept)))
 		// New rows of G: L_acc⁻¹ (residual columns of the accepted).
 		a := len(accept)
 		r := f.Rank
