@@ -48,14 +48,7 @@ func (e *pinn) Columns(idx []int, dst []float64) error {
 	if cot > e.opt.MaxMemory {
 		return fmt.Errorf("exact columns of K with %d residuals need %s of cotangents, over the limit of %s: use fewer collocation points or raise the limit", n, formatBytes(cot), formatBytes(e.opt.MaxMemory))
 	}
-	maxS, maxN, maxIn := 1, 0, 0
-	for _, g := range e.groups {
-		maxS, maxN = max(maxS, g.ns), max(maxN, g.n)
-	}
-	for l := 0; l < e.L; l++ {
-		maxIn = max(maxIn, e.net.layers[l])
-	}
-	perCol := 8 * int64(maxS) * int64(e.maxW+maxIn+2*maxN)
+	perCol := e.chunkBytesPerColumn()
 	kc := int((e.opt.MaxMemory - cot) / perCol)
 	if kc < 1 {
 		return fmt.Errorf("exact columns of K with %d residuals need %s, over the limit of %s: use fewer collocation points or raise the limit", n, formatBytes(cot+perCol), formatBytes(e.opt.MaxMemory))
@@ -67,9 +60,30 @@ func (e *pinn) Columns(idx []int, dst []float64) error {
 	}
 	for lo := 0; lo < len(idx); lo += kc {
 		hi := min(lo+kc, len(idx))
-		e.columnChunk(idx[lo:hi], dst[lo*n:hi*n], maxS*(hi-lo))
+		e.columnChunk(idx[lo:hi], dst[lo*n:hi*n], e.maxStreams()*(hi-lo))
 	}
 	return nil
+}
+
+// chunkBytesPerColumn is the memory of Columns' gathered rows and tiles
+// per selected residual.
+func (e *pinn) chunkBytesPerColumn() int64 {
+	maxN, maxIn := 0, 0
+	for _, g := range e.groups {
+		maxN = max(maxN, g.n)
+	}
+	for l := 0; l < e.L; l++ {
+		maxIn = max(maxIn, e.net.layers[l])
+	}
+	return 8 * int64(e.maxStreams()) * int64(e.maxW+maxIn+2*maxN)
+}
+
+func (e *pinn) maxStreams() int {
+	s := 1
+	for _, g := range e.groups {
+		s = max(s, g.ns)
+	}
+	return s
 }
 
 // cotangentBytes is the memory of the per-residual cotangents of every layer.
@@ -258,6 +272,15 @@ func KernelBytes(e Evaluator) int64 {
 func ColumnBytes(e Evaluator) int64 {
 	if p, ok := e.(*pinn); ok {
 		return p.cotangentBytes()
+	}
+	return 0
+}
+
+// ColumnChunkBytes is the memory of Columns' gathered rows and tiles for a
+// request of k columns, on top of ColumnBytes.
+func ColumnChunkBytes(e Evaluator, k int) int64 {
+	if p, ok := e.(*pinn); ok {
+		return int64(k) * p.chunkBytesPerColumn()
 	}
 	return 0
 }

@@ -137,14 +137,7 @@ func TestColumnsMemoryLimit(t *testing.T) {
 	if err := ev.NTK(K); err != nil {
 		t.Fatal(err)
 	}
-	maxS, maxN, maxIn := 1, 0, 0
-	for _, g := range pe.groups {
-		maxS, maxN = max(maxS, g.ns), max(maxN, g.n)
-	}
-	for l := 0; l < pe.L; l++ {
-		maxIn = max(maxIn, pe.net.layers[l])
-	}
-	perCol := 8 * int64(maxS) * int64(pe.maxW+maxIn+2*maxN)
+	perCol := ColumnChunkBytes(ev, 1)
 	cot := pe.cotangentBytes()
 
 	tight, theta := smallEval(t, s, Options{MaxMemory: cot + 2*perCol})
