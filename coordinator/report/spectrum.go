@@ -21,8 +21,9 @@ type EigenCurve struct {
 
 // EigenvaluePlot writes eigenvalue against index on a log scale, one
 // series per curve (non-positive values are left out: a log axis cannot
-// show them).
-func EigenvaluePlot(path, title string, curves []EigenCurve) error {
+// show them). A positive floor draws the level below which a float64
+// eigensolver returns rounding, as a dashed horizontal line.
+func EigenvaluePlot(path, title string, curves []EigenCurve, floor float64) error {
 	var series []figures.Series
 	for _, c := range curves {
 		x := make([]float64, len(c.Values))
@@ -31,9 +32,11 @@ func EigenvaluePlot(path, title string, curves []EigenCurve) error {
 		}
 		series = append(series, figures.Series{Name: c.Name, X: x, Y: c.Values, Style: c.Style})
 	}
-	return figures.LinePlot(path, series, figures.LineOptions{
-		Title: title, XLabel: "index i", YLabel: "eigenvalue λ_{i}", LogY: true,
-	})
+	opt := figures.LineOptions{Title: title, XLabel: "index i", YLabel: "eigenvalue λ_{i}", LogY: true}
+	if floor > 0 {
+		opt.References = []figures.Reference{{Label: "rounding level n·ε·λ_{1}", Slope: 0, X0: 1, Y0: floor}}
+	}
+	return figures.LinePlot(path, series, opt)
 }
 
 // showFloor is the smallest λ_i/λ₁ drawn: below it a float64 eigensolver

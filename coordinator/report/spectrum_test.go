@@ -50,7 +50,7 @@ func TestSpectrumFigures(t *testing.T) {
 		t.Error("no curves: no error")
 	}
 	path := filepath.Join(dir, "eig.png")
-	if err := EigenvaluePlot(path, "t", []EigenCurve{{Name: "exact", Values: []float64{3, 1, 1e-3, 0, -1e-17}}, {Name: "sketch", Values: []float64{3, 1}, Style: figures.Dashed}}); err != nil {
+	if err := EigenvaluePlot(path, "t", []EigenCurve{{Name: "exact", Values: []float64{3, 1, 1e-3, 0, -1e-17}}, {Name: "sketch", Values: []float64{3, 1}, Style: figures.Dashed}}, 1e-15); err != nil {
 		t.Fatal(err)
 	}
 }
