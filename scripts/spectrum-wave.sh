@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The spectrum acceptance measurements (README, Results: "spectrum"):
+#
+#  1. the wave network (3×500 tanh, n = 900) at θ₀ and after a 50-step
+#     training run: the sketch's top eigenvalues from 30 probes (exact
+#     quotient) beside the exact dense K's;
+#  2. n = 20,000 wave points on a 3×100 network: the exact spectrum by
+#     randomly pivoted Cholesky on the exact diagonal and columns (the
+#     dense K would need 3 GB and more), with its time and peak memory.
+#
+#   scripts/spectrum-wave.sh [out=runs/spectrum-wave]
+source "$(dirname "$0")/lib.sh"
+out=${1:-runs/spectrum-wave}
+mkdir -p "$out"
+build
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+c="$coordinator"
+"$c" snapshot --problem wave --seed 1 --out "$out/theta0.json"
+[ -f "$out/train/final.json" ] || "$c" train --problem wave --steps 50 --local --out "$out/train"
+for s in theta0 train/final; do
+  name=$(basename "$s")
+  "$c" spectrum --snapshot "$out/$s.json" --probes 30 --exact --top 20 --out "$out/$name" | tee "$out/$name.txt"
+done
+"$c" snapshot --problem wave --layers 2,100,100,100,1 --points 7000,7000,2000,2000,2000 --seed 1 --out "$out/wave20k.json"
+memtime=()
+[ -x /usr/bin/time ] && memtime=(/usr/bin/time -v)
+"${memtime[@]}" "$c" spectrum --snapshot "$out/wave20k.json" --probes 30 --exact --rank 2000 --top 20 --out "$out/wave20k" 2>&1 \
+  | grep -v '\[INFO\]' | tee "$out/wave20k.txt"
