@@ -446,7 +446,7 @@ func writeSpectrumFiles(dir, problem string, sk, ex []float64, rep *spectrumRepo
 	var floor float64
 	for _, v := range [][]float64{ex, sk} {
 		if len(v) > 0 {
-			floor = float64(rep.N) * 0x1p-52 * v[0]
+			floor = 0x1p-52 * v[0]
 			break
 		}
 	}

@@ -21,8 +21,9 @@ type EigenCurve struct {
 
 // EigenvaluePlot writes eigenvalue against index on a log scale, one
 // series per curve (non-positive values are left out: a log axis cannot
-// show them). A positive floor draws the level below which a float64
-// eigensolver returns rounding, as a dashed horizontal line.
+// show them). A positive floor draws the rounding level of a float64
+// eigensolver (ε·λ₁: eigenvalues below it are not resolved), as a dashed
+// horizontal line.
 func EigenvaluePlot(path, title string, curves []EigenCurve, floor float64) error {
 	var series []figures.Series
 	for _, c := range curves {
@@ -34,7 +35,7 @@ func EigenvaluePlot(path, title string, curves []EigenCurve, floor float64) erro
 	}
 	opt := figures.LineOptions{Title: title, XLabel: "index i", YLabel: "eigenvalue λ_{i}", LogY: true}
 	if floor > 0 {
-		opt.References = []figures.Reference{{Label: "rounding level n·ε·λ_{1}", Slope: 0, X0: 1, Y0: floor}}
+		opt.References = []figures.Reference{{Label: "rounding level ε·λ_{1}", Slope: 0, X0: 1, Y0: floor}}
 	}
 	return figures.LinePlot(path, series, opt)
 }
