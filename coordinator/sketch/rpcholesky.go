@@ -36,10 +36,10 @@ type KernelColumns func(idx []int, dst []float64) error
 type RPCholeskyOptions struct {
 	MaxRank int // the most pivots k (columns of F); at most n
 	// Block is the most candidates drawn per round, whose columns are
-	// evaluated together (default 16). Rounds after the first draw twice
-	// as many as the last round accepted, at least 4 and at most Block: on
-	// a fast-decaying spectrum each pivot changes the residual so much that
-	// most of a large block would be rejected.
+	// evaluated together (default 16). The first round draws at most 8;
+	// each later one twice as many as the last round accepted, at least 4
+	// and at most Block: on a fast-decaying spectrum each pivot changes the
+	// residual so much that most of a large block would be rejected.
 	Block int
 	Tol   float64 // stop once Tr(K − F Fᵀ) ≤ Tol·Tr K (0: run to MaxRank)
 	Seed  uint64  // the candidates and acceptances are drawn from (Seed, round)
@@ -117,7 +117,7 @@ func RPCholesky(diag []float64, cols KernelColumns, opt RPCholeskyOptions) (*Cho
 	)
 	resid := rpcSum(d)
 	empty := 0
-	blockSize := opt.Block
+	blockSize := min(opt.Block, 8)
 	for f.Rank < opt.MaxRank && resid > opt.Tol*f.Trace && resid > 0 {
 		rng := rand.New(rand.NewPCG(opt.Seed, uint64(f.Rounds)))
 		f.Rounds++
