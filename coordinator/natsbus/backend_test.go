@@ -275,12 +275,15 @@ func TestStalledFirstBatchResentOnDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Timeout: time.Hour})
+	replaced := make(chan struct{})
 	go func() {
+		defer close(replaced)
 		<-held // the ghost holds a batch: it dies, a replacement starts
 		ghost.Close()
 		c.samplers(1)
 	}()
 	got := f.estimate(t, b, 16, nil)
+	<-replaced
 	sameBits(t, "after the holder died", got, want, f.plan.Layout().N)
 	if st := b.Stats(); st.Lost == 0 {
 		t.Errorf("no batch counted as lost: %+v", st)

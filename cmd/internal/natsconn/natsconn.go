@@ -85,13 +85,14 @@ func (f *Flags) ValidateURL() error {
 		return errors.New("--nats: no server URL")
 	}
 	for _, raw := range strings.Split(f.URL, ",") {
-		u := strings.TrimSpace(raw)
+		orig := strings.TrimSpace(raw)
 		bad := func(why string) error {
-			return fmt.Errorf("--nats %q: %s (want nats://host:port, comma-separated)", u, why)
+			return fmt.Errorf("--nats %q: %s (want nats://host:port, comma-separated)", orig, why)
 		}
+		u := orig
 		if !strings.Contains(u, "://") {
 			host, port, err := net.SplitHostPort(u)
-			if err != nil {
+			if err != nil || host == "" || strings.ContainsAny(host, "/\\ ") {
 				return bad("not a URL")
 			}
 			u = "nats://" + net.JoinHostPort(host, port)
