@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -179,8 +180,8 @@ func TestAttackHugeClaims(t *testing.T) {
 		huge := protocol.SnapshotRef{Step: 0, Size: 10 << 20, Chunks: math.MaxInt32}
 		for _, ref := range []protocol.SnapshotRef{huge, {Step: 0, Size: math.MaxInt32, Chunks: 1}} {
 			attacker.Publish("ntkbus.announce.test", codec.MarshalAnnounce(nil, &protocol.Announce{Version: protocol.Version, Run: "test", Snap: ref}))
-			for range 2 { // one for each sampler, as the queue group picks
-				attacker.PublishRequest("ntkbus.work", "ntkbus.results.other.x", codec.MarshalWorkRequest(nil, &protocol.WorkRequest{
+			for i := range 2 { // one for each sampler, as the queue group picks
+				attacker.PublishRequest("ntkbus.work", fmt.Sprintf("ntkbus.results.other.%d%d", ref.Size, i), codec.MarshalWorkRequest(nil, &protocol.WorkRequest{
 					Version: protocol.Version, Run: "test", Step: 0, Lo: 0, Hi: math.MaxInt32, Snap: ref, Hold: 3}))
 			}
 		}

@@ -2,9 +2,11 @@ package natsbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,9 @@ type cluster struct {
 	url     string
 	conns   []*nats.Conn
 	workers []*worker.Worker
+
+	mu         sync.Mutex
+	violations []string // permission violations of the well-behaved connections
 }
 
 func newCluster(t testing.TB) *cluster {
@@ -48,7 +53,16 @@ func (c *cluster) connect(name string) *nats.Conn { return c.connectAs(c.emb.Coo
 // connectAs opens a connection with the given credentials.
 func (c *cluster) connectAs(cr Credentials, name string, extra ...nats.Option) *nats.Conn {
 	c.t.Helper()
-	opts := append([]nats.Option{nats.Name(name), nats.UserInfo(cr.User, cr.Password), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, extra...)
+	// A well-behaved connection never meets a permission violation (a
+	// rogue's options replace this handler).
+	noted := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			c.mu.Lock()
+			c.violations = append(c.violations, name+": "+err.Error())
+			c.mu.Unlock()
+		}
+	})
+	opts := append([]nats.Option{nats.Name(name), nats.UserInfo(cr.User, cr.Password), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond), noted}, extra...)
 	nc, err := nats.Connect(c.url, opts...)
 	if err != nil {
 		c.t.Fatal(err)
@@ -72,6 +86,11 @@ func (c *cluster) samplers(n int) []*nats.Conn {
 }
 
 func (c *cluster) close() {
+	c.mu.Lock()
+	if len(c.violations) > 0 {
+		c.t.Errorf("permission violations on well-behaved connections: %v", c.violations)
+	}
+	c.mu.Unlock()
 	for _, w := range c.workers {
 		w.Stop()
 	}
@@ -485,8 +504,15 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 func TestWithDeployPermissions(t *testing.T) {
 	srv := deployServer(t)
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 9})
+	var violations atomic.Int64
+	noted := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("permission violation: %v", err)
+			violations.Add(1)
+		}
+	})
 	for i := 0; i < 2; i++ {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("sampler", "s"))
+		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("sampler", "s"), noted)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +523,7 @@ func TestWithDeployPermissions(t *testing.T) {
 		}
 		defer w.Stop()
 	}
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("coordinator", "c"))
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("coordinator", "c"), noted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,6 +533,12 @@ func TestWithDeployPermissions(t *testing.T) {
 	want := f.estimate(t, local, 40, nil)
 	got := f.estimate(t, b, 40, nil)
 	sameBits(t, "with permissions", got, want, f.plan.Layout().N)
+	// Several discovery rounds: each has its own reply subject, which the
+	// samplers may answer once.
+	for range 3 {
+		discover(t, b, 2)
+	}
+	nc.Flush()
 	if st := b.Stats(); st.Redispatched != 0 || st.Results != 20 || b.Audit().Total() != 0 {
 		t.Errorf("stats %+v: every batch should arrive at the first attempt", st)
 	}

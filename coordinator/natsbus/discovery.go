@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,17 +48,20 @@ func newDiscovery(nc *nats.Conn) (*discovery, error) {
 	}
 	d := &discovery{nc: nc, subject: subject, inbox: nc.NewInbox(), answers: make(chan *nats.Msg, maxInstances),
 		lastSeen: map[string]time.Time{}, names: map[string]string{}}
-	if d.sub, err = nc.ChanSubscribe(d.inbox, d.answers); err != nil {
+	if d.sub, err = nc.ChanSubscribe(d.inbox+".*", d.answers); err != nil {
 		return nil, fmt.Errorf("subscribe to discovery answers: %w", err)
 	}
 	return d, nil
 }
 
-// ping starts a round.
+// ping starts a round. Every round has its own reply subject: a server
+// grants a responder one answer per request delivered, keyed by the reply
+// subject, and counts a second request on the same subject against the
+// first's grant.
 func (d *discovery) ping() error {
 	d.round++
 	d.prev, d.started, d.open = d.started, time.Now(), true
-	return d.nc.PublishRequest(d.subject, d.inbox, nil)
+	return d.nc.PublishRequest(d.subject, d.inbox+"."+strconv.Itoa(d.round), nil)
 }
 
 // add takes one answer; answers outside a round, malformed ones and ones
