@@ -142,7 +142,7 @@ func TestAttackFloodDoesNotBlockCancel(t *testing.T) {
 		acc := coordinator.NewAccumulator(f.plan, 2, f.r0, false)
 		done <- b.Probes(ctx, f.work(), 0, 64, acc.Add)
 	}()
-	for r.answers.Load() < 200 {
+	for r.answers.Load() < 100 {
 		select {
 		case err := <-done:
 			t.Fatalf("Probes returned before the cancel: %v", err)

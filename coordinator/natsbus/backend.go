@@ -700,16 +700,16 @@ func (b *Backend) offerWaiting(c *call, now time.Time) error {
 }
 
 // offer sends bt to the samplers' queue group. A batch declined over and
-// over is taken by anyone with room (hold 3); after that, its offers are
-// counted as an attempt and it is offered again a little later.
+// over is taken by anyone with room (hold 3); when even that is declined
+// again and again (every sampler is full, with other coordinators' work
+// too), it waits a quarter of a second before the next round of offers:
+// congestion is not a failure, and the wait keeps the offers from spinning.
 func (b *Backend) offer(c *call, bt *batch, now time.Time, hold int) error {
 	switch {
 	case bt.declined > 6*c.n+16:
 		bt.declined = 0
-		if err := b.retry(c, bt, "declined by every sampler"); err != nil {
-			return err
-		}
-		bt.retryAt = now.Add(200 * time.Millisecond)
+		bt.retryAt = now.Add(250 * time.Millisecond)
+		b.log.Debug("every sampler declined a batch; offering it again shortly", "step", c.w.Step, "lo", bt.lo, "hi", bt.hi)
 		return nil
 	case bt.declined > 2*c.n:
 		hold = 3
