@@ -2,9 +2,20 @@ package natsbus
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -414,4 +425,79 @@ func TestTrainingWithRogueUnderVerify(t *testing.T) {
 		t.Errorf("the rogue answered %d times and was not quarantined: %+v", r.answers.Load(), st)
 	}
 	t.Logf("the rogue answered %d times; %+v", r.answers.Load(), b.Stats())
+}
+
+// The embedded server with TLS (for a --listen off loopback): clients over
+// the network must speak TLS, connections in this process need none.
+func TestEmbeddedServerTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir)
+	emb, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:0", TLSCert: cert, TLSKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	if !strings.HasPrefix(emb.URL, "tls://") || !strings.Contains(emb.JoinCommand(), "--nats tls://") {
+		t.Errorf("URL %s, join command %s", emb.URL, emb.JoinCommand())
+	}
+	in, err := emb.Connect(emb.Coordinator, "in process")
+	if err != nil {
+		t.Fatalf("in process: %v", err)
+	}
+	in.Close()
+	plain := strings.Replace(emb.URL, "tls://", "nats://", 1)
+	if nc, err := nats.Connect(plain, nats.UserInfo(emb.Sampler.User, emb.Sampler.Password)); err == nil {
+		nc.Close()
+		t.Error("a plain-text client was accepted")
+	}
+	nc, err := nats.Connect(emb.URL, nats.RootCAs(cert), nats.UserInfo(emb.Sampler.User, emb.Sampler.Password))
+	if err != nil {
+		t.Fatalf("TLS client: %v", err)
+	}
+	nc.Close()
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ntkbus test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return cert, key
+}
+
+// When every sampler disagrees with this process (samplers on other
+// hardware, or nothing but rogues), --verify quarantines them all and the
+// call fails with the explanation instead of offering batches forever.
+func TestVerifyEverySamplerWrong(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 26})
+	c := newCluster(t)
+	startRogue(t, c.connectAs(c.emb.Sampler, "rogue"), forged(f.plan.Width(), func(*protocol.Result) {}))
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Verify: 0.05})
+	acc := coordinator.NewAccumulator(f.plan, 2, f.r0, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := b.Probes(ctx, f.work(), 0, 8, acc.Add)
+	if err == nil || !strings.Contains(err.Error(), "every sampler (1)") || !strings.Contains(err.Error(), "BLAS") {
+		t.Fatalf("Probes: %v", err)
+	}
+	if acc.Applied() != 0 {
+		t.Errorf("%d probes of quarantined samplers reached the accumulator", acc.Applied())
+	}
 }

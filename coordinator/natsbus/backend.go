@@ -371,6 +371,16 @@ func (b *Backend) maxPayload() int {
 	return 1 << 20
 }
 
+// allQuarantined fails the run when every sampler discovery sees has been
+// quarantined: nothing is left to do the work, and the likeliest cause is
+// not a rogue but hardware that computes other bits than this process.
+func (b *Backend) allQuarantined() error {
+	if len(b.disc.live) == 0 || b.live() > 0 {
+		return nil
+	}
+	return fmt.Errorf("every sampler (%d) answered a checked batch with other bits than this process computes, and is quarantined: samplers on another BLAS backend or CPU kind than the coordinator cannot be checked bit for bit; run without --verify there", len(b.disc.live))
+}
+
 // live is the number of instances discovery sees, quarantined ones excepted.
 func (b *Backend) live() int {
 	n := 0
@@ -639,11 +649,7 @@ func (b *Backend) timeouts(c *call, now time.Time) error {
 func (b *Backend) retry(c *call, bt *batch, why string) error {
 	bt.attempts++
 	if bt.attempts >= b.opt.MaxAttempts {
-		hint := ""
-		if st := b.Stats(); st.Mismatches > 0 {
-			hint = fmt.Sprintf(" (%d answers disagreed with this process's own computation: samplers on another BLAS or CPU kind than the coordinator cannot be checked bit for bit; run without --verify there)", st.Mismatches)
-		}
-		return fmt.Errorf("probes %d..%d of step %d: %s after %d attempts, over the limit of %d%s", bt.lo, bt.hi-1, c.w.Step, why, bt.attempts, b.opt.MaxAttempts, hint)
+		return fmt.Errorf("probes %d..%d of step %d: %s after %d attempts, over the limit of %d", bt.lo, bt.hi-1, c.w.Step, why, bt.attempts, b.opt.MaxAttempts)
 	}
 	b.count(func(s *Stats) { s.Redispatched++ })
 	b.requeue(c, bt, time.Time{})
@@ -753,6 +759,9 @@ func (b *Backend) discoveryTick(c *call, now time.Time) error {
 				b.requeue(c, bt, time.Time{})
 			}
 		}
+		if err := b.allQuarantined(); err != nil {
+			return err
+		}
 		if b.live() > 0 {
 			c.noneFrom = time.Time{}
 		} else if c.noneFrom.IsZero() {
@@ -828,6 +837,8 @@ func (b *Backend) samplerError(c *call, o *offer, current bool, m *nats.Msg) err
 	if !current {
 		return nil // about another call, or a batch answered since
 	}
+	// A sampler's words go into logs and errors: a line at most.
+	se.Code, se.Message = clip(se.Code, 64), clip(se.Message, 1024)
 	bt := o.bt
 	if se.Code == protocol.CodeStopping {
 		b.log.Debug("sampler stopping, offering its batch again", "sampler", b.disc.name(se.Sampler), "step", c.w.Step, "lo", bt.lo)
@@ -961,6 +972,9 @@ func (b *Backend) judge(c *call, v verdict) error {
 	delete(b.trusted, bad)
 	b.log.Warn("a sampler's answer differs from this process's computation of the same probes: quarantined for the run, its batches of this step done again",
 		"sampler", b.disc.name(bad), "step", c.w.Step, "lo", bt.lo, "hi", bt.hi)
+	if err := b.allQuarantined(); err != nil {
+		return err
+	}
 	for _, x := range c.batches {
 		if (x.state == answered || x.state == done) && x.from == bad {
 			if x.state == done {
@@ -1043,4 +1057,15 @@ func (b *Backend) observe(bt *batch, elapsed float64) {
 	} else {
 		b.perProbe = 0.8*b.perProbe + 0.2*per
 	}
+}
+
+// clip cuts s to at most n bytes and one line.
+func clip(s string, n int) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }

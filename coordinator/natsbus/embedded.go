@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -162,11 +163,11 @@ func StartEmbedded(opt EmbeddedOptions) (*Embedded, error) {
 	return e, nil
 }
 
-// Connect opens a connection in this process (no sockets) with the given
-// credentials.
+// Connect opens a connection in this process (no sockets, so no TLS
+// either) with the given credentials.
 func (e *Embedded) Connect(c Credentials, name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{nats.InProcessServer(e.Server), nats.Name(name), nats.UserInfo(c.User, c.Password), nats.MaxReconnects(-1)}, extra...)
-	return nats.Connect(e.URL, opts...)
+	return nats.Connect(strings.Replace(e.URL, "tls://", "nats://", 1), opts...)
 }
 
 // JoinCommand is the command that starts samplers in another process on
