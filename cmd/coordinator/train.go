@@ -162,6 +162,9 @@ func runTrain(args []string, out io.Writer) error {
 	if f.workers < 1 {
 		return badInput("--workers %d: want at least 1", f.workers)
 	}
+	if err := f.bus.check(); err != nil {
+		return err
+	}
 	log := f.logf.logger(nil)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
