@@ -79,6 +79,7 @@ type Run struct {
 	hasError bool
 	// fingerprint of Config as config.json holds it, for checkpoints
 	fingerprint string
+	audit       Audit // the run's refusals and checks, over every session
 }
 
 const (
@@ -251,7 +252,7 @@ func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
 	if err := tr.restore(ck); err != nil {
 		return nil, fmt.Errorf("resume %s: %s: %w", dir, checkpointFile, err)
 	}
-	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint}
+	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint, audit: ck.Audit.Clone()}
 	if err := r.openCSV(&ck.Step); err != nil {
 		return nil, err
 	}
@@ -314,7 +315,10 @@ func Grid(box [][2]float64, g int) []float64 {
 //	step, loss (Σ_b mean squared residual), objective (½Σ λ_b‖R_b‖²),
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
-//	eig_1..eig_k, error_max, error_rms, seconds.
+//	eig_1..eig_k, error_max, error_rms,
+//	rejected, verified, mismatches, quarantined (this step's probes: results
+//	refused, batches checked by --verify, of them wrong, samplers quarantined),
+//	seconds.
 //
 // Cells that were not computed at a step are empty.
 func Columns(blocks []string, eig int) []string {
@@ -331,7 +335,7 @@ func Columns(blocks []string, eig int) []string {
 	for i := 1; i <= eig; i++ {
 		cols = append(cols, "eig_"+strconv.Itoa(i))
 	}
-	return append(cols, "error_max", "error_rms", "seconds")
+	return append(cols, "error_max", "error_rms", "rejected", "verified", "mismatches", "quarantined", "seconds")
 }
 
 // openCSV opens train.csv: new with a header, or (resume) keeping the rows
@@ -411,6 +415,11 @@ func (r *Run) Execute(ctx context.Context) error {
 		if err := r.writeRow(rec); err != nil {
 			return err
 		}
+		r.audit.Add(rec.Audit)
+		if n := rec.Audit.Total(); n > 0 || rec.Audit.Mismatches > 0 {
+			r.log.Warn("results refused", "step", t, "rejected", n, "rejected_by_reason", rec.Audit.Rejected,
+				"verified", rec.Audit.Verified, "mismatches", rec.Audit.Mismatches, "quarantined", rec.Audit.Quarantined)
+		}
 		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
 			if err := r.saveKernels("first", exactFirst); err != nil {
 				return err
@@ -447,7 +456,8 @@ func (r *Run) Execute(ctx context.Context) error {
 			return err
 		}
 	}
-	r.log.Info("run finished", "dir", r.Dir, "steps", total, "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds())
+	r.log.Info("run finished", "dir", r.Dir, "steps", total, "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds(),
+		"rejected", r.audit.Total(), "rejected_by_reason", r.audit.Rejected, "verified", r.audit.Verified, "mismatches", r.audit.Mismatches, "quarantined", r.audit.Quarantined)
 	return nil
 }
 
@@ -497,6 +507,9 @@ func (r *Run) writeRow(rec *StepRecord) error {
 	b = append(b, ',')
 	if r.hasError {
 		b = fmtFloat(b, r.lastErr[1])
+	}
+	for _, n := range []int64{rec.Audit.Total(), rec.Audit.Verified, rec.Audit.Mismatches, rec.Audit.Quarantined} {
+		b = strconv.AppendInt(append(b, ','), n, 10)
 	}
 	b = fmtFloat(append(b, ','), r.elapsed+time.Since(r.start).Seconds())
 	b = append(b, '\n')
@@ -578,6 +591,7 @@ type checkpointState struct {
 	Avg         *MovingAverage
 	Spaced      *SpacedRule
 	Seconds     float64
+	Audit       Audit // the run's refusals and checks up to the checkpoint
 	// InitProbes are the results of Algorithm 3's initial probes that had
 	// arrived when step 0 was interrupted, so a resume does not redo them.
 	InitProbes []ProbeResult
@@ -648,6 +662,7 @@ func (r *Run) checkpoint() error {
 	ck := r.Trainer.state()
 	ck.Fingerprint = r.fingerprint
 	ck.Seconds = r.elapsed + time.Since(r.start).Seconds()
+	ck.Audit = r.audit
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -796,6 +811,14 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("spaced rule counts %d and %d at step %d", sp.Accepted, sp.Rejected, ck.Step)
 		}
 	}
+	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
+		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))
+	}
+	for reason, n := range ck.Audit.Rejected {
+		if n < 0 || len(reason) > 64 {
+			return fmt.Errorf("audit: %d rejected for a reason of %d bytes", n, len(reason))
+		}
+	}
 	if len(ck.InitProbes) > 0 {
 		if ck.Step != 0 || tc.Mode != Estimated {
 			return fmt.Errorf("initial probes at step %d in %s mode", ck.Step, tc.Mode)
@@ -818,6 +841,10 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 	}
 	return nil
 }
+
+// maxAuditReasons bounds the rejection reasons a checkpoint may list (the
+// bus knows about a dozen).
+const maxAuditReasons = 64
 
 func finiteAll(v ...float64) bool {
 	for _, x := range v {
@@ -884,6 +911,14 @@ type Summary struct {
 	Seconds    float64            `json:"seconds"`
 	BLAS       string             `json:"blas"`
 	FinalTheta string             `json:"final_snapshot"`
+	// Results refused over the run (the total and by reason) and the
+	// --verify checks: batches recomputed, of them wrong, samplers
+	// quarantined.
+	Rejected         int64            `json:"rejected"`
+	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
+	Verified         int64            `json:"verified"`
+	Mismatches       int64            `json:"mismatches"`
+	Quarantined      int64            `json:"quarantined"`
 }
 
 func (r *Run) finish() error {
@@ -896,6 +931,11 @@ func (r *Run) finish() error {
 		Problem: tr.setup.Problem.Name, Mode: r.Config.Train.Mode.String(), Steps: tr.t,
 		Loss: r.lastRec.Loss, BlockLoss: map[string]float64{}, Weights: map[string]float64{},
 		Seconds: r.elapsed + time.Since(r.start).Seconds(), BLAS: model.BLASBackend(), FinalTheta: finalFile,
+		Rejected: r.audit.Total(), RejectedByReason: map[string]int64{},
+		Verified: r.audit.Verified, Mismatches: r.audit.Mismatches, Quarantined: r.audit.Quarantined,
+	}
+	for k, v := range r.audit.Rejected {
+		s.RejectedByReason[k] = v
 	}
 	for b, name := range tr.Layout().BlockNames() {
 		if b < len(r.lastRec.BlockMSE) {

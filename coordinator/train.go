@@ -143,6 +143,10 @@ type StepRecord struct {
 
 	ExactLambda []float64 // exact weights, when computed this step
 	Eigenvalues []float64 // largest eigenvalues of K, when computed this step
+
+	// Audit is what this step's probes had refused (by reason) and checked
+	// (--verify), by the backend and the accumulator.
+	Audit Audit
 }
 
 // Trainer runs PINN training with NTK loss weights. Step is pure
@@ -389,6 +393,7 @@ func (tr *Trainer) resetRecord(B int) {
 	rec.Accepted = false
 	rec.ExactLambda = nil
 	rec.Eigenvalues = nil
+	rec.Audit = Audit{}
 }
 
 // exactWeights computes the exact block traces at the base point and their
@@ -527,13 +532,14 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			defer wg.Done()
 			tr.gradients(r)
 		}()
-		var rejected int
+		before := AuditOf(tr.backend)
+		audit := &tr.rec.Audit
 		emit := func(j int, d []float64) error {
 			if tr.haveInit(t, j) {
 				return nil // kept from before an interruption
 			}
 			if err := tr.acc.Add(j, d); err != nil {
-				rejected++
+				audit.Reject(RefusalReason(err))
 				return nil
 			}
 			tr.keepInit(t, j, d, m)
@@ -546,11 +552,12 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			}
 		}
 		wg.Wait()
+		audit.Add(AuditOf(tr.backend).Since(before))
 		if err != nil {
 			return fmt.Errorf("step %d probes: %w", t, err)
 		}
 		if tr.acc.Applied() != m {
-			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, rejected)
+			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, audit.Total())
 		}
 	}
 	tr.initDone = nil

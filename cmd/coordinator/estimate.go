@@ -37,6 +37,10 @@ type estimateReport struct {
 	MaxRelError   *float64            `json:"max_relative_error"`
 	StoppedEarly  bool                `json:"stopped_early"`
 	Rejected      int                 `json:"rejected"`
+	RejectedBy    map[string]int64    `json:"rejected_by_reason"`
+	Verified      int64               `json:"verified"`
+	Mismatches    int64               `json:"mismatches"`
+	Quarantined   int64               `json:"quarantined"`
 	Masked        int                 `json:"masked_rows"`
 	Kernel        string              `json:"kernel_file,omitempty"`
 	Workers       int                 `json:"workers"`
@@ -75,6 +79,9 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	if *workers < 1 {
 		return badInput("--workers %d: want at least 1", *workers)
+	}
+	if err := bf.check(); err != nil {
+		return err
 	}
 	settings, err := pf.settings(*seed)
 	if err != nil {
@@ -166,8 +173,16 @@ func runEstimate(args []string, out io.Writer) error {
 		Kind: settings.Kind.String(), Quotient: settings.Quotient.String(), Seed: *seed,
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
 		Weights: map[string]*float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
-		StoppedEarly: res.Stopped, Rejected: res.Rejected, Masked: masked,
+		StoppedEarly: res.Stopped, Rejected: res.Rejected, RejectedBy: map[string]int64{}, Masked: masked,
+		Verified: res.Audit.Verified, Mismatches: res.Audit.Mismatches, Quarantined: res.Audit.Quarantined,
 		Workers: *workers, Backend: backendDesc, BLAS: model.BLASBackend(),
+	}
+	for k, v := range res.Audit.Rejected {
+		rep.RejectedBy[k] = v
+	}
+	if res.Rejected > 0 || res.Audit.Verified > 0 {
+		log.Info("results refused and checked", "rejected", res.Rejected, "rejected_by_reason", res.Audit.Rejected,
+			"verified", res.Audit.Verified, "mismatches", res.Audit.Mismatches, "quarantined", res.Audit.Quarantined)
 	}
 	e := res.Estimate
 	rep.Trace, rep.TraceSE = e.Trace, num(e.TraceSE())
@@ -222,6 +237,9 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	if rep.Kernel != "" {
 		fmt.Fprintf(tw, "kernel\twritten to %s\n", rep.Kernel)
+	}
+	if rep.Rejected > 0 || rep.Verified > 0 {
+		fmt.Fprintf(tw, "\nresults\t%d refused %v; %d batches verified, %d wrong, %d samplers quarantined\n", rep.Rejected, rep.RejectedBy, rep.Verified, rep.Mismatches, rep.Quarantined)
 	}
 	fmt.Fprintf(tw, "\ntime\t%.3f s (%s; BLAS %s)\n", rep.Seconds, rep.Backend, rep.BLAS)
 	return tw.Flush()

@@ -19,14 +19,17 @@ import (
 	"ntkbus/model"
 )
 
-const studyUsage = `usage: coordinator study errors|throughput [flags]
+const studyUsage = `usage: coordinator study errors|throughput|spectrum [flags]
 
 studies:
   errors      the estimator's error rates against the exact NTK (the paper's Figures 5 and 6)
   throughput  probes per second in process and over NATS, the coordinator's share, a bit check
+  spectrum    NTK eigenvalues for operators T applied to u
 
-Run "coordinator study errors -h" or "coordinator study throughput -h" for their flags.
+Run "coordinator study <study> -h" for its flags.
 `
+
+var studies = []string{"errors", "throughput", "spectrum"}
 
 func runStudy(args []string, out io.Writer) error {
 	if len(args) > 0 {
@@ -35,6 +38,8 @@ func runStudy(args []string, out io.Writer) error {
 			return runStudyErrors(args[1:], out)
 		case "throughput":
 			return runStudyThroughput(args[1:], out)
+		case "spectrum":
+			return runStudySpectrum(args[1:], out)
 		case "-h", "-help", "--help", "help":
 			if len(args) > 1 && args[0] == "help" {
 				return runStudy(append(args[1:], "-h"), out)
@@ -42,9 +47,9 @@ func runStudy(args []string, out io.Writer) error {
 			fmt.Fprint(out, studyUsage)
 			return nil
 		}
-		return badInput("unknown study %q%s: want errors or throughput", args[0], suggest(args[0], []string{"errors", "throughput"}, ""))
+		return badInput("unknown study %q%s: want errors, throughput or spectrum", args[0], suggest(args[0], studies, ""))
 	}
-	return badInput("which study? want errors or throughput (\"coordinator study -h\")")
+	return badInput("which study? want errors, throughput or spectrum (\"coordinator study -h\")")
 }
 
 // loadSnapshot reads a snapshot file and resolves its problem, points and θ;

@@ -176,6 +176,9 @@ func runTrain(args []string, out io.Writer) error {
 	if f.workers < 1 {
 		return badInput("--workers %d: want at least 1", f.workers)
 	}
+	if err := f.bus.check(); err != nil {
+		return err
+	}
 	if f.steps < 1 && (f.resume == "" || set["steps"]) {
 		return badInput("--steps %d: want at least 1", f.steps)
 	}
