@@ -11,8 +11,13 @@ import (
 	"ntkbus/sampler"
 )
 
-// ErrDuplicate is returned by Accumulator.Add for a probe it already has.
-var ErrDuplicate = errors.New("probe already counted")
+// Errors of Accumulator.Add: a probe it already has, a result of the wrong
+// length, a non-finite value.
+var (
+	ErrDuplicate = errors.New("probe already counted")
+	ErrLength    = errors.New("wrong number of values")
+	ErrNonFinite = errors.New("value not finite")
+)
 
 // Accumulator averages the probes of one step into the block traces, Tr K̂
 // and, when asked, the full K̂. Contributions are applied in probe-index
@@ -103,11 +108,11 @@ func (a *Accumulator) Pending() int { return len(a.pending) }
 // it must wait, so the caller may reuse it.
 func (a *Accumulator) Add(j int, d []float64) error {
 	if w := a.plan.Width(); len(d) != w {
-		return fmt.Errorf("probe %d: %d values, want %d", j, len(d), w)
+		return fmt.Errorf("probe %d: %d values, want %d: %w", j, len(d), w, ErrLength)
 	}
 	for i, v := range d {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("probe %d: value %d is %v", j, i, v)
+			return fmt.Errorf("probe %d: value %d is %v: %w", j, i, v, ErrNonFinite)
 		}
 	}
 	if j < a.next {

@@ -27,7 +27,11 @@ type EstimateResult struct {
 	Acc      *Accumulator
 	Sketch   *SketchResult // with a sketch estimator; Estimate is its Estimate
 	Stopped  bool          // stopped early on the relative-error target
-	Rejected int           // results the accumulator refused (duplicates, bad values)
+	Rejected int           // results refused, the backend's and the accumulator's: Audit.Total()
+	// Audit is every refusal by reason (the backend's, e.g. malformed or
+	// stale results, and the accumulator's: duplicates, wrong lengths,
+	// non-finite values) and the backend's --verify checks.
+	Audit Audit
 }
 
 // EstimateAt draws probes of w through the backend until N probes or the
@@ -63,11 +67,16 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 		acc, add = cols.Accumulator(), cols.Add
 	}
 	res := &EstimateResult{Acc: acc}
+	before := AuditOf(b)
+	defer func() {
+		res.Audit.Add(AuditOf(b).Since(before))
+		res.Rejected = int(res.Audit.Total())
+	}()
 	for lo := 0; lo < opt.Probes; lo += opt.Batch {
 		hi := min(lo+opt.Batch, opt.Probes)
 		err := b.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
 			if err := add(j, d); err != nil {
-				res.Rejected++
+				res.Audit.Reject(RefusalReason(err))
 			}
 			return nil
 		})

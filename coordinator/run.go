@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/gob"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"ntkbus/model"
+	"ntkbus/sampler"
 )
 
 // RunConfig is what a run folder's config.json holds: enough to start the
@@ -27,16 +31,24 @@ type RunConfig struct {
 	Model     model.Config `json:"model"`
 	Seed      uint64       `json:"seed"` // seed of θ_0
 	Train     TrainConfig  `json:"train"`
-	Backend   string       `json:"backend"` // informational: where probes were computed
-	ErrorGrid int          `json:"error_grid"`
+	Backend   string       `json:"backend"`    // informational: where probes were computed
+	ErrorGrid int          `json:"error_grid"` // grid points per coordinate of the solution error (0: by dimension)
+	// ErrorEvery is the steps between solution-error evaluations (0:
+	// DefaultErrorEvery). It does not depend on Steps, so that a run
+	// extended to N steps writes the rows a run of N steps writes.
+	ErrorEvery int `json:"error_every"`
 }
+
+// DefaultErrorEvery is the default of RunConfig.ErrorEvery.
+const DefaultErrorEvery = 10
 
 // RunOptions are the parts of a run that do not change its numbers.
 type RunOptions struct {
 	CheckpointEvery int // steps between checkpoints (0: only at the end)
-	ErrorEvery      int // steps between solution-error evaluations (0: never)
 	// Progress is called after every step with the step's record.
 	Progress func(rec *StepRecord, done, total int)
+	// ProbeProgress is called as the initial probes of Algorithm 3 arrive.
+	ProbeProgress func(done, total int)
 	// AfterRun is called with the finished run (plots, reports).
 	AfterRun func(r *Run) error
 	Log      hclog.Logger
@@ -65,6 +77,9 @@ type Run struct {
 	lastRec  StepRecord
 	lastErr  [2]float64
 	hasError bool
+	// fingerprint of Config as config.json holds it, for checkpoints
+	fingerprint string
+	audit       Audit // the run's refusals and checks, over every session
 }
 
 const (
@@ -75,16 +90,53 @@ const (
 	summaryFile    = "summary.json"
 )
 
-// NewRun starts a run in dir (created; it must not hold a run already).
+// MaxErrorGrid bounds the points of the solution error's grid.
+const MaxErrorGrid = 1_000_000
+
+// Validate reports a configuration that cannot run (as a config.json may
+// hold, whoever wrote it), with what to change.
+func (c *RunConfig) Validate(setup *model.Setup) error {
+	if c.Train.Steps < 1 {
+		return fmt.Errorf("steps = %d: want at least 1", c.Train.Steps)
+	}
+	if c.ErrorEvery < 1 {
+		return fmt.Errorf("error every %d steps: want a positive period", c.ErrorEvery)
+	}
+	if g := c.ErrorGrid; g != 0 && (g < 2 || math.Pow(float64(g), float64(setup.Problem.Dim)) > MaxErrorGrid) {
+		return fmt.Errorf("error grid of %d points per coordinate in %d-D: want at least 2, and at most %d points in all", g, setup.Problem.Dim, MaxErrorGrid)
+	}
+	tc := c.Train
+	if tc.Mode == ExactWeights && tc.ExactEvery == 0 {
+		tc.ExactEvery = 1
+	}
+	if tc.ExactEvery < 0 || tc.Eigenvalues < 0 {
+		return fmt.Errorf("exact every %d steps, %d eigenvalues: want numbers ≥ 0", tc.ExactEvery, tc.Eigenvalues)
+	}
+	if err := tc.Validate(len(setup.Problem.Blocks)); err != nil {
+		return err
+	}
+	if tc.Counts != nil {
+		if _, err := setup.MemoryNeed(tc.Counts, model.Memory{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewRun starts a run in dir (created once the configuration is known to
+// be good; it must not hold a run already).
 func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, error) {
 	if _, err := os.Stat(filepath.Join(dir, configFile)); err == nil {
 		return nil, fmt.Errorf("%s already holds a run: resume it, or choose another folder", dir)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create run folder: %w", err)
+	if cfg.ErrorEvery == 0 {
+		cfg.ErrorEvery = DefaultErrorEvery
 	}
 	setup, err := model.NewSetup(cfg.Model)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(setup); err != nil {
 		return nil, err
 	}
 	cfg.Model = setup.Config
@@ -97,10 +149,13 @@ func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, e
 	if err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run folder: %w", err)
+	}
 	if err := model.WriteFileAtomic(filepath.Join(dir, configFile), append(data, '\n')); err != nil {
 		return nil, err
 	}
-	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt}
+	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, fingerprint: cfg.Fingerprint()}
 	if err := r.openCSV(nil); err != nil {
 		return nil, err
 	}
@@ -108,34 +163,96 @@ func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, e
 	return r, nil
 }
 
+// ErrFinished is returned by ResumeRun for a run that has done all its
+// steps: its outputs stay as they are (ExtendRun lengthens it).
+var ErrFinished = errors.New("the run is finished")
+
+// RunState is what a run folder says about its run: the configuration and
+// the step its checkpoint is at, both checked.
+type RunState struct {
+	Config RunConfig
+	Step   int // the next step of the checkpoint
+}
+
+// Finished reports whether the run has done all its steps.
+func (s *RunState) Finished() bool { return s.Step >= s.Config.Train.Steps }
+
+// ReadRun reads and checks a run folder's config.json and checkpoint: the
+// checkpoint must be this configuration's (its fingerprint) and whole (every
+// array's length and values, the step range).
+func ReadRun(dir string) (*RunState, error) {
+	cfg, err := ReadRunConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	setup, err := model.NewSetup(cfg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
+	}
+	if err := cfg.Validate(setup); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
+	}
+	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile), &cfg, setup)
+	if err != nil {
+		return nil, err
+	}
+	return &RunState{Config: cfg, Step: ck.Step}, nil
+}
+
+// ExtendRun sets the length of the run in dir to steps (config.json), after
+// checking its checkpoint: a finished run is extended, an unfinished one
+// resumed to the new length. Nothing in the run depends on its length, so
+// the extended run is, row for row, the run of that many steps from the
+// start.
+func ExtendRun(dir string, steps int) error {
+	st, err := ReadRun(dir)
+	if err != nil {
+		return err
+	}
+	// A run ends only by running its last step (which writes the summary
+	// and the final snapshot), so its length stays beyond its checkpoint.
+	if steps < st.Step || steps == st.Step && !st.Finished() {
+		return fmt.Errorf("%s: its checkpoint is at step %d: a run cannot be shortened to %d steps", dir, st.Step, steps)
+	}
+	cfg := st.Config
+	cfg.Train.Steps = steps
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	return model.WriteFileAtomic(filepath.Join(dir, configFile), append(data, '\n'))
+}
+
 // ResumeRun continues the run in dir from its checkpoint. Rows of train.csv
 // after the checkpoint are dropped and computed again, so the finished run
-// is the one that never stopped.
+// is the one that never stopped. A finished run gives ErrFinished.
 func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
-	data, err := os.ReadFile(filepath.Join(dir, configFile))
+	cfg, err := ReadRunConfig(dir)
 	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	var cfg RunConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, fmt.Errorf("resume: %s: %w", configFile, err)
-	}
-	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile))
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
+		return nil, err
 	}
 	setup, err := model.NewSetup(cfg.Model)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
+	}
+	if err := cfg.Validate(setup); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
+	}
+	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile), &cfg, setup)
+	if err != nil {
+		return nil, err
+	}
+	if ck.Step >= cfg.Train.Steps {
+		return nil, fmt.Errorf("%s: %w at step %d", dir, ErrFinished, ck.Step)
 	}
 	tr, err := NewTrainer(setup, ck.Theta, cfg.Train, backend, opt.Eval)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
 	if err := tr.restore(ck); err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
+		return nil, fmt.Errorf("resume %s: %s: %w", dir, checkpointFile, err)
 	}
-	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds}
+	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint, audit: ck.Audit.Clone()}
 	if err := r.openCSV(&ck.Step); err != nil {
 		return nil, err
 	}
@@ -150,8 +267,9 @@ func (r *Run) init() {
 		r.log = hclog.NewNullLogger()
 	}
 	r.log = r.log.Named("run")
+	r.Trainer.OnProbe = r.opt.ProbeProgress
 	p := r.Trainer.setup.Problem
-	if p.Exact != nil && r.opt.ErrorEvery > 0 {
+	if p.Exact != nil && r.Config.ErrorEvery > 0 {
 		g := r.Config.ErrorGrid
 		if g <= 0 {
 			switch {
@@ -197,7 +315,10 @@ func Grid(box [][2]float64, g int) []float64 {
 //	step, loss (Σ_b mean squared residual), objective (½Σ λ_b‖R_b‖²),
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
-//	eig_1..eig_k, error_max, error_rms, seconds.
+//	eig_1..eig_k, error_max, error_rms,
+//	rejected, verified, mismatches, quarantined (this step's probes: results
+//	refused, batches checked by --verify, of them wrong, samplers quarantined),
+//	seconds.
 //
 // Cells that were not computed at a step are empty.
 func Columns(blocks []string, eig int) []string {
@@ -214,7 +335,7 @@ func Columns(blocks []string, eig int) []string {
 	for i := 1; i <= eig; i++ {
 		cols = append(cols, "eig_"+strconv.Itoa(i))
 	}
-	return append(cols, "error_max", "error_rms", "seconds")
+	return append(cols, "error_max", "error_rms", "rejected", "verified", "mismatches", "quarantined", "seconds")
 }
 
 // openCSV opens train.csv: new with a header, or (resume) keeping the rows
@@ -263,7 +384,7 @@ func (r *Run) Execute(ctx context.Context) error {
 	r.log.Info("run started", "dir", r.Dir, "problem", tr.setup.Problem.Name, "mode", r.Config.Train.Mode, "steps", total, "from", tr.t, "p", tr.ev.Layout().P, "n", tr.ev.Layout().N)
 	for tr.t < total {
 		if err := ctx.Err(); err != nil {
-			r.log.Warn("interrupted", "step", tr.t)
+			r.log.Info("interrupted", "step", tr.t)
 			if cerr := r.checkpoint(); cerr != nil {
 				return errors.Join(err, cerr)
 			}
@@ -271,7 +392,7 @@ func (r *Run) Execute(ctx context.Context) error {
 		}
 		t := tr.t
 		r.hasError = false
-		if r.grid != nil && (t%r.opt.ErrorEvery == 0 || t == total-1) {
+		if r.grid != nil && t%r.Config.ErrorEvery == 0 {
 			mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
 			r.lastErr, r.hasError = [2]float64{mx, rms}, true
 		}
@@ -294,6 +415,11 @@ func (r *Run) Execute(ctx context.Context) error {
 		if err := r.writeRow(rec); err != nil {
 			return err
 		}
+		r.audit.Add(rec.Audit)
+		if n := rec.Audit.Total(); n > 0 || rec.Audit.Mismatches > 0 {
+			r.log.Warn("results refused", "step", t, "rejected", n, "rejected_by_reason", rec.Audit.Rejected,
+				"verified", rec.Audit.Verified, "mismatches", rec.Audit.Mismatches, "quarantined", rec.Audit.Quarantined)
+		}
 		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
 			if err := r.saveKernels("first", exactFirst); err != nil {
 				return err
@@ -312,9 +438,6 @@ func (r *Run) Execute(ctx context.Context) error {
 	if err := r.w.Flush(); err != nil {
 		return err
 	}
-	if err := r.checkpoint(); err != nil {
-		return err
-	}
 	if tr.avg != nil && tr.avg.Kernel != nil {
 		if err := r.saveKernels("last", nil); err != nil {
 			return err
@@ -323,12 +446,18 @@ func (r *Run) Execute(ctx context.Context) error {
 	if err := r.finish(); err != nil {
 		return err
 	}
+	// The final checkpoint comes last: a checkpoint at the last step means
+	// the summary and the final snapshot are written.
+	if err := r.checkpoint(); err != nil {
+		return err
+	}
 	if r.opt.AfterRun != nil {
 		if err := r.opt.AfterRun(r); err != nil {
 			return err
 		}
 	}
-	r.log.Info("run finished", "dir", r.Dir, "steps", total, "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds())
+	r.log.Info("run finished", "dir", r.Dir, "steps", total, "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds(),
+		"rejected", r.audit.Total(), "rejected_by_reason", r.audit.Rejected, "verified", r.audit.Verified, "mismatches", r.audit.Mismatches, "quarantined", r.audit.Quarantined)
 	return nil
 }
 
@@ -378,6 +507,9 @@ func (r *Run) writeRow(rec *StepRecord) error {
 	b = append(b, ',')
 	if r.hasError {
 		b = fmtFloat(b, r.lastErr[1])
+	}
+	for _, n := range []int64{rec.Audit.Total(), rec.Audit.Verified, rec.Audit.Mismatches, rec.Audit.Quarantined} {
+		b = strconv.AppendInt(append(b, ','), n, 10)
 	}
 	b = fmtFloat(append(b, ','), r.elapsed+time.Since(r.start).Seconds())
 	b = append(b, '\n')
@@ -443,43 +575,81 @@ func ReadMatrixCSV(path string) ([]float64, int, error) {
 	return m, n, nil
 }
 
+// checkpointVersion changes whenever checkpointState does.
+const checkpointVersion = 2
+
 // checkpointState is the trainer's state after a step: everything the next
-// step reads that is not in the config.
+// step reads that is not in the config, and the fingerprint of that config.
 type checkpointState struct {
-	Step    int
-	Theta   []float64
-	Lambda  []float64
-	AdamM   []float64
-	AdamV   []float64
-	Avg     *MovingAverage
-	Spaced  *SpacedRule
-	Seconds float64
+	Version     int
+	Fingerprint string // RunConfig.Fingerprint of the run that wrote it
+	Step        int
+	Theta       []float64
+	Lambda      []float64
+	AdamM       []float64
+	AdamV       []float64
+	Avg         *MovingAverage
+	Spaced      *SpacedRule
+	Seconds     float64
+	Audit       Audit // the run's refusals and checks up to the checkpoint
+	// InitProbes are the results of Algorithm 3's initial probes that had
+	// arrived when step 0 was interrupted, so a resume does not redo them.
+	InitProbes []ProbeResult
+}
+
+// ProbeResult is one probe's result in a checkpoint.
+type ProbeResult struct {
+	J int
+	D []float64
+}
+
+// Fingerprint identifies a run's configuration: everything that fixes its
+// numbers (model, seeds, points, training and probe settings, the error
+// grid) except its length, which ExtendRun changes, and where probes are
+// computed, which changes no bit.
+func (c RunConfig) Fingerprint() string {
+	c.Train.Steps = 0
+	c.Train.Fused = false
+	c.Backend = ""
+	data, err := json.Marshal(c)
+	if err != nil {
+		panic(fmt.Sprintf("run config does not encode: %v", err)) // every field is plain data
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func (tr *Trainer) state() *checkpointState {
-	ck := &checkpointState{Step: tr.t, Theta: tr.theta, Lambda: tr.lambda, Avg: tr.avg, Spaced: tr.spaced}
+	ck := &checkpointState{Version: checkpointVersion, Step: tr.t, Theta: tr.theta, Lambda: tr.lambda, Avg: tr.avg, Spaced: tr.spaced}
 	if a, ok := tr.opt.(*Adam); ok {
 		ck.AdamM, ck.AdamV = a.M, a.V
+	}
+	if tr.t == 0 {
+		for j, d := range tr.initDone {
+			ck.InitProbes = append(ck.InitProbes, ProbeResult{J: j, D: d})
+		}
+		sort.Slice(ck.InitProbes, func(a, b int) bool { return ck.InitProbes[a].J < ck.InitProbes[b].J })
 	}
 	return ck
 }
 
+// restore installs a checkpoint that readCheckpoint has checked.
 func (tr *Trainer) restore(ck *checkpointState) error {
-	if len(ck.Lambda) != len(tr.lambda) {
-		return fmt.Errorf("checkpoint has %d weights, the problem %d blocks", len(ck.Lambda), len(tr.lambda))
+	if w := tr.plan.Width(); len(ck.InitProbes) > 0 && len(ck.InitProbes[0].D) != w {
+		return fmt.Errorf("initial probes have %d values, this run's probes %d", len(ck.InitProbes[0].D), w)
 	}
 	tr.t = ck.Step
 	copy(tr.lambda, ck.Lambda)
 	tr.avg, tr.spaced = ck.Avg, ck.Spaced
 	if a, ok := tr.opt.(*Adam); ok {
-		if len(ck.AdamM) != len(a.M) {
-			return errors.New("checkpoint has no Adam state for this optimizer")
-		}
 		copy(a.M, ck.AdamM)
 		copy(a.V, ck.AdamV)
 	}
-	if tr.cfg.Mode == Estimated && tr.t > 0 && tr.avg == nil {
-		return errors.New("checkpoint lacks the moving average")
+	if len(ck.InitProbes) > 0 {
+		tr.initDone = map[int][]float64{}
+		for _, p := range ck.InitProbes {
+			tr.initDone[p.J] = p.D
+		}
 	}
 	return nil
 }
@@ -490,7 +660,9 @@ func (r *Run) checkpoint() error {
 		return err
 	}
 	ck := r.Trainer.state()
+	ck.Fingerprint = r.fingerprint
 	ck.Seconds = r.elapsed + time.Since(r.start).Seconds()
+	ck.Audit = r.audit
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -502,17 +674,228 @@ func (r *Run) checkpoint() error {
 	return nil
 }
 
-func readCheckpoint(path string) (*checkpointState, error) {
+// checkpointBytes bounds the size of a checkpoint of cfg: θ and two Adam
+// moments, the weights, the moving average (with its kernel), the
+// initial probes, and room for gob's framing.
+func checkpointBytes(cfg *RunConfig, setup *model.Setup) (int64, int, int) {
+	p := setup.NumParams()
+	B := len(setup.Problem.Blocks)
+	counts := cfg.Train.Counts
+	if counts == nil {
+		counts = setup.Problem.DefaultCounts()
+	}
+	n := 0
+	for b, c := range counts {
+		if b < B {
+			n += c * setup.Problem.Blocks[b].Components
+		}
+	}
+	floats := float64(3*p+4*B+3*B*B) + float64(cfg.Train.InitProbes)*float64(max(n, B)+2)
+	if cfg.Train.Kernel {
+		floats += float64(n) * float64(n)
+	}
+	return int64(math.Min(9*floats+1<<16, math.MaxInt64/2)), n, B
+}
+
+// readCheckpoint reads the checkpoint at path and checks it in full against
+// the run's configuration: its fingerprint, the step range, and the length
+// and values of every array, so that a checkpoint of another run, a torn
+// or a crafted one is an error that says so, never a panic or a wrong run.
+func readCheckpoint(path string, cfg *RunConfig, setup *model.Setup) (*checkpointState, error) {
+	limit, n, B := checkpointBytes(cfg, setup)
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("resume: %w", err)
 	}
 	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("resume: read %s: %w", path, err)
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, a...))
+	}
+	if int64(len(data)) > limit {
+		return nil, bad("larger than this run's checkpoints can be (%d bytes): it is not this run's", limit)
+	}
 	var ck checkpointState
-	if err := gob.NewDecoder(f).Decode(&ck); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&ck); err != nil {
+		return nil, bad("unreadable (%v): it is torn or not a checkpoint", err)
+	}
+	if ck.Version != checkpointVersion {
+		return nil, bad("format %d, this version reads %d: start the run again", ck.Version, checkpointVersion)
+	}
+	if ck.Fingerprint != cfg.Fingerprint() {
+		return nil, bad("written by another run (its configuration's fingerprint differs from config.json's): resume it from its own folder")
+	}
+	if err := checkState(&ck, cfg, setup, n, B); err != nil {
+		return nil, bad("%v", err)
 	}
 	return &ck, nil
+}
+
+// checkState checks every field of a decoded checkpoint against the run.
+func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B int) error {
+	tc := &cfg.Train
+	p := setup.NumParams()
+	if ck.Step < 0 || ck.Step > tc.Steps {
+		return fmt.Errorf("step %d is outside the run's 0..%d", ck.Step, tc.Steps)
+	}
+	if err := setup.CheckTheta(ck.Theta); err != nil {
+		return err
+	}
+	if !finiteAll(ck.Seconds) || ck.Seconds < 0 {
+		return fmt.Errorf("elapsed time %v", ck.Seconds)
+	}
+	if len(ck.Lambda) != B {
+		return fmt.Errorf("%d weights for %d blocks", len(ck.Lambda), B)
+	}
+	for b, l := range ck.Lambda {
+		if !(l > 0) || math.IsInf(l, 0) {
+			return fmt.Errorf("weight %d is %v: weights are positive and finite", b, l)
+		}
+	}
+	switch tc.Optimizer {
+	case "adam":
+		if len(ck.AdamM) != p || len(ck.AdamV) != p {
+			return fmt.Errorf("Adam moments of %d and %d values for p = %d", len(ck.AdamM), len(ck.AdamV), p)
+		}
+		if !finiteAll(ck.AdamM...) || !finiteAll(ck.AdamV...) {
+			return errors.New("Adam moments are not finite")
+		}
+		for _, v := range ck.AdamV {
+			if v < 0 {
+				return errors.New("a negative Adam second moment")
+			}
+		}
+	default:
+		if ck.AdamM != nil || ck.AdamV != nil {
+			return fmt.Errorf("Adam moments for optimizer %s", tc.Optimizer)
+		}
+	}
+	// The moving average exists from the end of step 0 on, in estimate mode.
+	wantAvg := tc.Mode == Estimated && ck.Step > 0
+	if (ck.Avg != nil) != wantAvg {
+		return fmt.Errorf("moving average present: %v, want %v at step %d in %s mode", ck.Avg != nil, wantAvg, ck.Step, tc.Mode)
+	}
+	if a := ck.Avg; a != nil {
+		switch {
+		case a.Alpha != tc.Alpha:
+			return fmt.Errorf("moving-average rate %v, the run's α is %v", a.Alpha, tc.Alpha)
+		case len(a.T) != B || len(a.V) != B*B || len(a.S) != B*B:
+			return fmt.Errorf("moving average of %d traces, %d and %d covariances for %d blocks", len(a.T), len(a.V), len(a.S), B)
+		case !finiteAll(a.T...) || !finiteAll(a.V...) || !finiteAll(a.S...):
+			return errors.New("moving average is not finite")
+		case a.Steps != ck.Step-1:
+			return fmt.Errorf("moving average of %d updates at step %d", a.Steps, ck.Step)
+		case tc.Kernel && len(a.Kernel) != n*n || !tc.Kernel && a.Kernel != nil:
+			return fmt.Errorf("moving-average kernel of %d values for n = %d (kernel kept: %v)", len(a.Kernel), n, tc.Kernel)
+		case !finiteAll(a.Kernel...):
+			return errors.New("moving-average kernel is not finite")
+		}
+	}
+	wantSpaced := tc.Spaced && ck.Step > 0
+	if (ck.Spaced != nil) != wantSpaced {
+		return fmt.Errorf("spaced-update state present: %v, want %v", ck.Spaced != nil, wantSpaced)
+	}
+	if sp := ck.Spaced; sp != nil {
+		if _, err := NewSpacedRule(sp.H0, sp.Gamma); err != nil {
+			return err
+		}
+		switch {
+		case sp.Gamma != tc.SpacedGamma || tc.SpacedH0 != 0 && sp.H0 != tc.SpacedH0:
+			return fmt.Errorf("spaced rule h0 = %v, γ = %v; the run's are %v, %v", sp.H0, sp.Gamma, tc.SpacedH0, tc.SpacedGamma)
+		case !finiteAll(sp.S):
+			return fmt.Errorf("spaced rule budget %v", sp.S)
+		case sp.Accepted < 0 || sp.Rejected < 0 || sp.Accepted+sp.Rejected > ck.Step:
+			return fmt.Errorf("spaced rule counts %d and %d at step %d", sp.Accepted, sp.Rejected, ck.Step)
+		}
+	}
+	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
+		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))
+	}
+	for reason, n := range ck.Audit.Rejected {
+		if n < 0 || len(reason) > 64 {
+			return fmt.Errorf("audit: %d rejected for a reason of %d bytes", n, len(reason))
+		}
+	}
+	if len(ck.InitProbes) > 0 {
+		if ck.Step != 0 || tc.Mode != Estimated {
+			return fmt.Errorf("initial probes at step %d in %s mode", ck.Step, tc.Mode)
+		}
+		if len(ck.InitProbes) > tc.InitProbes {
+			return fmt.Errorf("%d initial probes, the run draws %d", len(ck.InitProbes), tc.InitProbes)
+		}
+		width := n
+		if tc.Probe.Kind == sampler.Param {
+			width = B
+		}
+		for i, pr := range ck.InitProbes {
+			if pr.J < 0 || pr.J >= tc.InitProbes || i > 0 && pr.J <= ck.InitProbes[i-1].J {
+				return fmt.Errorf("initial probe index %d out of order or outside 0..%d", pr.J, tc.InitProbes-1)
+			}
+			if len(pr.D) != width || !finiteAll(pr.D...) {
+				return fmt.Errorf("initial probe %d: %d values (want %d finite ones)", pr.J, len(pr.D), width)
+			}
+		}
+	}
+	return nil
+}
+
+// maxAuditReasons bounds the rejection reasons a checkpoint may list (the
+// bus knows about a dozen).
+const maxAuditReasons = 64
+
+func finiteAll(v ...float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadRunConfig reads a run folder's config.json. Unknown keys are errors,
+// and a config.json in the key style of earlier versions (Steps,
+// FixedWeights) is named as such.
+func ReadRunConfig(dir string) (RunConfig, error) {
+	var cfg RunConfig
+	path := filepath.Join(dir, configFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	if key := oldStyleKey(data); key != "" {
+		return cfg, fmt.Errorf("%s is in the key style of an earlier version (%q): this version reads snake_case keys and cannot resume the run; start it again", path, key)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// oldStyleKey returns a key of the "train" object written with Go field
+// names (Steps, Mode, FixedWeights), as versions before snake_case did.
+func oldStyleKey(data []byte) string {
+	var top struct {
+		Train map[string]json.RawMessage `json:"train"`
+	}
+	if json.Unmarshal(data, &top) != nil {
+		return ""
+	}
+	keys := make([]string, 0, len(top.Train))
+	for k := range top.Train {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if k != "" && k[0] >= 'A' && k[0] <= 'Z' {
+			return k
+		}
+	}
+	return ""
 }
 
 // Summary is summary.json.
@@ -528,6 +911,14 @@ type Summary struct {
 	Seconds    float64            `json:"seconds"`
 	BLAS       string             `json:"blas"`
 	FinalTheta string             `json:"final_snapshot"`
+	// Results refused over the run (the total and by reason) and the
+	// --verify checks: batches recomputed, of them wrong, samplers
+	// quarantined.
+	Rejected         int64            `json:"rejected"`
+	RejectedByReason map[string]int64 `json:"rejected_by_reason"`
+	Verified         int64            `json:"verified"`
+	Mismatches       int64            `json:"mismatches"`
+	Quarantined      int64            `json:"quarantined"`
 }
 
 func (r *Run) finish() error {
@@ -540,6 +931,11 @@ func (r *Run) finish() error {
 		Problem: tr.setup.Problem.Name, Mode: r.Config.Train.Mode.String(), Steps: tr.t,
 		Loss: r.lastRec.Loss, BlockLoss: map[string]float64{}, Weights: map[string]float64{},
 		Seconds: r.elapsed + time.Since(r.start).Seconds(), BLAS: model.BLASBackend(), FinalTheta: finalFile,
+		Rejected: r.audit.Total(), RejectedByReason: map[string]int64{},
+		Verified: r.audit.Verified, Mismatches: r.audit.Mismatches, Quarantined: r.audit.Quarantined,
+	}
+	for k, v := range r.audit.Rejected {
+		s.RejectedByReason[k] = v
 	}
 	for b, name := range tr.Layout().BlockNames() {
 		if b < len(r.lastRec.BlockMSE) {

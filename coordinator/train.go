@@ -119,6 +119,14 @@ func (c *TrainConfig) Validate(blocks int) error {
 	if c.Spaced && c.Mode == Fixed {
 		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
 	}
+	if c.Spaced && c.SpacedH0 != 0 {
+		if _, err := NewSpacedRule(c.SpacedH0, c.SpacedGamma); err != nil {
+			return err
+		}
+	}
+	if c.Spaced && !(c.SpacedGamma >= 0 && c.SpacedGamma < 1) {
+		return fmt.Errorf("spaced-update exponent γ = %v: want 0 ≤ γ < 1, so that h(t) = o(t)", c.SpacedGamma)
+	}
 	return c.Schedule.validate()
 }
 
@@ -139,6 +147,10 @@ type StepRecord struct {
 
 	ExactLambda []float64 // exact weights, when computed this step
 	Eigenvalues []float64 // largest eigenvalues of K, when computed this step
+
+	// Audit is what this step's probes had refused (by reason) and checked
+	// (--verify), by the backend and the accumulator.
+	Audit Audit
 }
 
 // Trainer runs PINN training with NTK loss weights. Step is pure
@@ -176,6 +188,14 @@ type Trainer struct {
 	lam, se  []float64
 	kept     []bool
 	rec      StepRecord
+
+	// initDone holds the initial probes' results while step 0 runs (those
+	// with an index below initKeep), so that an interrupted run's
+	// checkpoint keeps them and a resume does not compute them again.
+	initDone    map[int][]float64
+	initArrived int
+	// OnProbe, when set, is called as the initial probes arrive.
+	OnProbe func(done, total int)
 }
 
 // NewTrainer prepares a run from θ_0. backend computes probes (the initial
@@ -378,6 +398,7 @@ func (tr *Trainer) resetRecord(B int) {
 	rec.Accepted = false
 	rec.ExactLambda = nil
 	rec.Eigenvalues = nil
+	rec.Audit = Audit{}
 }
 
 // exactWeights computes the exact block traces at the base point and their
@@ -499,11 +520,19 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		if len(tr.ds) == 0 {
 			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
 		}
+		tr.addInitDone(t)
 		for j := 0; j < m; j++ {
+			if tr.haveInit(t, j) {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("step %d probes: %w", t, err)
+			}
 			tr.prober.Probe(uint32(j), tr.ds[0])
 			if err := tr.add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
+			tr.keepInit(t, j, tr.ds[0], m)
 		}
 		tr.gradients(r)
 	default:
@@ -517,21 +546,35 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			defer wg.Done()
 			tr.gradients(r)
 		}()
-		var rejected int
-		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
-			if err := tr.add(j, d); err != nil {
-				rejected++
+		before := AuditOf(tr.backend)
+		audit := &tr.rec.Audit
+		emit := func(j int, d []float64) error {
+			if tr.haveInit(t, j) {
+				return nil // kept from before an interruption
 			}
+			if err := tr.add(j, d); err != nil {
+				audit.Reject(RefusalReason(err))
+				return nil
+			}
+			tr.keepInit(t, j, d, m)
 			return nil
-		})
+		}
+		var err error
+		for _, rg := range tr.missing(t, m) {
+			if err = tr.backend.Probes(ctx, w, rg[0], rg[1], emit); err != nil {
+				break
+			}
+		}
 		wg.Wait()
+		audit.Add(AuditOf(tr.backend).Since(before))
 		if err != nil {
 			return fmt.Errorf("step %d probes: %w", t, err)
 		}
 		if tr.acc.Applied() != m {
-			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, rejected)
+			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, audit.Total())
 		}
 	}
+	tr.initDone = nil
 	var sk *SketchResult
 	if tr.cols != nil {
 		var err error
@@ -581,6 +624,76 @@ func (tr *Trainer) add(j int, d []float64) error {
 		return tr.cols.Add(j, d)
 	}
 	return tr.acc.Add(j, d)
+}
+
+// addInitDone adds the initial probes kept from an interrupted step 0 to
+// the accumulator (it applies them in index order with the rest) and
+// returns the first probe still to compute.
+func (tr *Trainer) addInitDone(t int) int {
+	if t != 0 {
+		return 0
+	}
+	if tr.initDone == nil {
+		tr.initDone = map[int][]float64{}
+	}
+	for j, d := range tr.initDone {
+		tr.add(j, d) // validated when the checkpoint was read
+	}
+	tr.initArrived = len(tr.initDone)
+	return tr.acc.Applied()
+}
+
+// InitKeepBytes bounds the memory of the initial probes a checkpoint keeps:
+// those with an index below InitKeepBytes/(8·width) (37,000 wave probes).
+const InitKeepBytes = 256 << 20
+
+// InitKept is how many of the initial probes, of the given width, an
+// interrupted step 0 keeps.
+func InitKept(probes, width int) int {
+	return min(probes, InitKeepBytes/(8*max(1, width)))
+}
+
+// missing returns the ranges of probes [0, m) still to compute: all of
+// them, except at step 0 after an interruption, where the probes kept in
+// the checkpoint leave gaps (merged into one range when they are many).
+func (tr *Trainer) missing(t, m int) [][2]int {
+	lo := tr.addInitDone(t)
+	var rs [][2]int
+	for j := lo; j < m; j++ {
+		if tr.haveInit(t, j) {
+			continue
+		}
+		if k := len(rs) - 1; k >= 0 && rs[k][1] == j {
+			rs[k][1] = j + 1
+		} else {
+			rs = append(rs, [2]int{j, j + 1})
+		}
+	}
+	if len(rs) > 16 {
+		rs = [][2]int{{rs[0][0], rs[len(rs)-1][1]}}
+	}
+	return rs
+}
+
+// haveInit reports whether initial probe j is already in.
+func (tr *Trainer) haveInit(t, j int) bool {
+	_, ok := tr.initDone[j]
+	return t == 0 && ok
+}
+
+// keepInit keeps a copy of initial probe j's result for a checkpoint and
+// reports progress.
+func (tr *Trainer) keepInit(t, j int, d []float64, m int) {
+	if t != 0 {
+		return
+	}
+	tr.initArrived++
+	if j < InitKept(m, len(d)) {
+		tr.initDone[j] = append([]float64(nil), d...)
+	}
+	if tr.OnProbe != nil {
+		tr.OnProbe(tr.initArrived, m)
+	}
 }
 
 // maxFused bounds the probes a fused step pushes through one backward pass

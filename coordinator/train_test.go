@@ -153,9 +153,9 @@ func readCSV(t *testing.T, path string) []string {
 // resumed ends exactly where the uninterrupted run ends, with the same CSV.
 func TestResumeGivesTheSameRun(t *testing.T) {
 	s := smallWave(t)
-	cfg := RunConfig{Model: s.Config, Seed: 4, Train: estimateConfig(30)}
+	cfg := RunConfig{Model: s.Config, Seed: 4, Train: estimateConfig(30), ErrorEvery: 7}
 	cfg.Train.Spaced, cfg.Train.SpacedGamma = true, 0.5
-	opt := RunOptions{CheckpointEvery: 10, ErrorEvery: 7}
+	opt := RunOptions{CheckpointEvery: 10}
 	newLocal := func() Backend {
 		pts, _ := s.DrawPoints(cfg.Train.PointSeed, 0, cfg.Train.Counts, nil)
 		l, err := NewLocal(s, pts, cfg.Train.Probe, 2, model.Options{})

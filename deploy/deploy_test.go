@@ -1,8 +1,15 @@
 package deploy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +22,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.yaml.in/yaml/v3"
+
+	"ntkbus/coordinator/natsbus"
+	"ntkbus/protocol"
 )
 
 // natsEnv sets the environment deploy/nats/nats.conf reads, with loopback
@@ -23,13 +33,14 @@ func natsEnv(t *testing.T, name string, client, route int, routes []int) {
 	t.Helper()
 	var r []string
 	for _, p := range routes {
-		r = append(r, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		r = append(r, fmt.Sprintf("nats-route://route:r-secret@127.0.0.1:%d", p))
 	}
 	t.Setenv("NATS_NAME", name)
 	t.Setenv("NATS_LISTEN", fmt.Sprintf("127.0.0.1:%d", client))
 	t.Setenv("NATS_HTTP", "127.0.0.1:0")
 	t.Setenv("NATS_CLUSTER_LISTEN", fmt.Sprintf("127.0.0.1:%d", route))
 	t.Setenv("NATS_ROUTES", "["+strings.Join(r, ", ")+"]")
+	t.Setenv("NTKBUS_ROUTE_PASSWORD", "r-secret")
 	t.Setenv("NTKBUS_COORDINATOR_PASSWORD", "c-secret")
 	t.Setenv("NTKBUS_SAMPLER_PASSWORD", "s-secret")
 }
@@ -44,8 +55,10 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// The NATS config parses, routes to three nodes, keeps the default max
-// payload, and gives the users the permissions the README claims.
+// The NATS config parses, routes to three nodes with the route password,
+// keeps the default max payload, and gives the users exactly the
+// permissions the code grants (natsbus.CoordinatorPermissions and
+// SamplerPermissions, which the embedded server uses).
 func TestNATSConfigParses(t *testing.T) {
 	natsEnv(t, "nats-1", 4222, 6222, []int{6222, 6223, 6224})
 	o, err := server.ProcessConfigFile("nats/nats.conf")
@@ -58,8 +71,19 @@ func TestNATSConfigParses(t *testing.T) {
 	if len(o.Routes) != 3 {
 		t.Errorf("%d routes, want 3", len(o.Routes))
 	}
+	for _, r := range o.Routes {
+		if pw, _ := r.User.Password(); r.User.Username() != "route" || pw != "r-secret" {
+			t.Errorf("route %s does not carry the route credentials", r.Redacted())
+		}
+	}
+	if o.Cluster.Username != "route" || o.Cluster.Password != "r-secret" {
+		t.Errorf("the route port takes %q/%q: want the route password from the environment", o.Cluster.Username, o.Cluster.Password)
+	}
 	if o.MaxPayload != 0 {
 		t.Errorf("max payload set to %d: ntkbus must work with the default 1 MB", o.MaxPayload)
+	}
+	if o.NoAuthUser != "" {
+		t.Errorf("anonymous clients become %q", o.NoAuthUser)
 	}
 	users := map[string]*server.User{}
 	for _, u := range o.Users {
@@ -72,53 +96,99 @@ func TestNATSConfigParses(t *testing.T) {
 	if s.Password != "s-secret" || c.Password != "c-secret" {
 		t.Error("passwords do not come from the environment")
 	}
-	p := s.Permissions
-	if !slices.Equal(p.Publish.Allow, []string{"ntkbus.snap.>"}) {
-		t.Errorf("sampler may publish %v, want only snapshot-chunk requests", p.Publish.Allow)
-	}
-	if !slices.Equal(p.Subscribe.Allow, []string{"ntkbus.work", "ntkbus.work.*", "ntkbus.announce.>", "_INBOX.>", "$SRV.>"}) {
-		t.Errorf("sampler may subscribe to %v", p.Subscribe.Allow)
-	}
-	if p.Response == nil {
-		t.Error("sampler cannot answer requests (allow_responses)")
-	}
-	if !slices.Contains(c.Permissions.Publish.Allow, "ntkbus.>") || !slices.Contains(c.Permissions.Subscribe.Allow, "ntkbus.>") {
-		t.Errorf("coordinator permissions %+v", c.Permissions)
+	subjects := protocol.Subjects{Prefix: protocol.DefaultPrefix}
+	samePermissions(t, "sampler", s.Permissions, natsbus.SamplerPermissions(subjects, "sampler"))
+	samePermissions(t, "coordinator", c.Permissions, natsbus.CoordinatorPermissions(subjects, "coordinator"))
+	if slices.Contains(s.Permissions.Subscribe.Allow, "ntkbus.work") || slices.Contains(s.Permissions.Subscribe.Allow, "_INBOX.>") {
+		t.Errorf("a sampler may subscribe to %v", s.Permissions.Subscribe.Allow)
 	}
 }
 
-// Live: with the deploy config, a sampler can take work and answer it, but
-// cannot publish a work request, a snapshot announcement or read results;
-// the coordinator can do all of that.
-func TestSamplerPermissionsOnARealServer(t *testing.T) {
-	port, rport := freePort(t), freePort(t)
-	natsEnv(t, "perm", port, rport, []int{rport})
-	o, err := server.ProcessConfigFile("nats/nats.conf")
+func samePermissions(t *testing.T, who string, got, want *server.Permissions) {
+	t.Helper()
+	sorted := func(v []string) []string { v = slices.Clone(v); slices.Sort(v); return v }
+	if !slices.Equal(sorted(got.Publish.Allow), sorted(want.Publish.Allow)) {
+		t.Errorf("%s may publish %v in the config, %v in the code", who, got.Publish.Allow, want.Publish.Allow)
+	}
+	if !slices.Equal(sorted(got.Subscribe.Allow), sorted(want.Subscribe.Allow)) {
+		t.Errorf("%s may subscribe to %v in the config, %v in the code", who, got.Subscribe.Allow, want.Subscribe.Allow)
+	}
+	if got.Publish.Deny != nil || got.Subscribe.Deny != nil {
+		t.Errorf("%s: deny lists %v %v: the allow lists are the whole policy", who, got.Publish.Deny, got.Subscribe.Deny)
+	}
+	if got.Response == nil || *got.Response != *want.Response {
+		t.Errorf("%s answers %+v in the config, %+v in the code", who, got.Response, want.Response)
+	}
+}
+
+// startNode starts a nats-server from a config file with the environment
+// set, logging to log (or nowhere).
+func startNode(t *testing.T, file string, log server.Logger) *server.Server {
+	t.Helper()
+	o, err := server.ProcessConfigFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.NoLog, o.NoSigs, o.HTTPPort = true, true, 0
+	o.NoSigs, o.HTTPPort = true, 0
+	o.NoLog = log == nil
 	srv, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if log != nil {
+		srv.SetLogger(log, false, false)
+	}
 	go srv.Start()
-	defer srv.Shutdown()
+	t.Cleanup(srv.Shutdown)
 	if !srv.ReadyForConnections(5 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	url := srv.ClientURL()
+	return srv
+}
 
-	var mu sync.Mutex
-	var violations []string
-	sampler, err := nats.Connect(url, nats.UserInfo("sampler", "s-secret"),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
-				mu.Lock()
-				violations = append(violations, err.Error())
-				mu.Unlock()
+// violations collects a connection's permission violations.
+type violations struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		v.mu.Lock()
+		v.errs = append(v.errs, err.Error())
+		v.mu.Unlock()
+	}
+}
+
+// has waits until a violation naming what is reported.
+func (v *violations) has(t *testing.T, what string) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		v.mu.Lock()
+		for _, e := range v.errs {
+			if strings.Contains(e, what) {
+				v.mu.Unlock()
+				return
 			}
-		}))
+		}
+		v.mu.Unlock()
+	}
+	t.Errorf("no permission violation reported for %s", what)
+}
+
+// Live, with the deploy config: everything a sampler credential must not
+// do is refused by the server (each refusal is reported to the client),
+// and what it needs works: taking work from the queue group and answering
+// it (twice: the acknowledgement and the result), asking for snapshot
+// chunks under its own name with replies on its own inbox. No client gets
+// in without a password.
+func TestSamplerDenialsOnARealServer(t *testing.T) {
+	port, rport := freePort(t), freePort(t)
+	natsEnv(t, "perm", port, rport, []int{rport})
+	url := startNode(t, "nats/nats.conf", nil).ClientURL()
+
+	var v violations
+	sampler, err := nats.Connect(url, nats.UserInfo("sampler", "s-secret"), nats.ErrorHandler(v.handler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,62 +198,223 @@ func TestSamplerPermissionsOnARealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coord.Close()
-	if _, err := nats.Connect(url, nats.UserInfo("sampler", "wrong")); err == nil {
-		t.Error("a wrong password was accepted")
+	for name, opt := range map[string]nats.Option{
+		"a wrong password": nats.UserInfo("sampler", "wrong"),
+		"no credentials":   nats.Name("anonymous"),
+		"the route user":   nats.UserInfo("route", "r-secret"),
+	} {
+		if nc, err := nats.Connect(url, opt); err == nil {
+			nc.Close()
+			t.Errorf("%s was accepted", name)
+		}
 	}
 
-	// What the coordinator sees on its subjects.
+	// What the coordinator sees on the subjects a rogue sampler targets.
 	seen := make(chan string, 16)
-	for _, subj := range []string{"ntkbus.work", "ntkbus.work.inst1", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
+	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x", "_INBOX.coord"} {
 		subj := subj
 		if _, err := coord.Subscribe(subj, func(m *nats.Msg) { seen <- subj }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	coord.Flush()
-
-	// The sampler tries to publish work (to the queue and to one instance),
-	// an announcement and a result, and to read results.
-	for _, subj := range []string{"ntkbus.work", "ntkbus.work.inst1", "ntkbus.announce.run1", "ntkbus.results.run1.x"} {
+	// Publishing work, an announcement, a result, to the coordinator's
+	// inbox, or a chunk request in another credential's name.
+	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x", "_INBOX.coord", "ntkbus.snap.run1.coordinator"} {
 		sampler.Publish(subj, []byte("forged"))
+		v.has(t, fmt.Sprintf("Publish to %q", subj))
 	}
-	sampler.Subscribe("ntkbus.results.>", func(*nats.Msg) {})
+	// Reading work beside the queue group, another instance's work, every
+	// subject, results, chunk requests, the coordinator's or another
+	// credential's inboxes, other services.
+	for _, subj := range []string{"ntkbus.work", "ntkbus.work.*", "ntkbus.>", ">", "ntkbus.results.>", "ntkbus.snap.>", "_INBOX.>", "_INBOX_coordinator.>", "_INBOX_other.>", "$SRV.>"} {
+		sampler.Subscribe(subj, func(*nats.Msg) {})
+		v.has(t, fmt.Sprintf("Subscription to %q", subj))
+	}
+	// The work subject in another queue group, or a wildcard in the samplers' own.
+	sampler.QueueSubscribe("ntkbus.work", "rogue", func(*nats.Msg) {})
+	v.has(t, `Subscription to "ntkbus.work" using queue "rogue"`)
+	sampler.QueueSubscribe("ntkbus.>", "ntkbus-samplers", func(*nats.Msg) {})
+	v.has(t, `Subscription to "ntkbus.>" using queue "ntkbus-samplers"`)
 	sampler.Flush()
-	time.Sleep(200 * time.Millisecond)
 	select {
 	case s := <-seen:
 		t.Errorf("a sampler's publish to %s got through", s)
 	default:
 	}
-	mu.Lock()
-	n := len(violations)
-	mu.Unlock()
-	if n < 5 {
-		t.Errorf("%d permission violations reported, want 5 (4 publishes and 1 subscription): %v", n, violations)
-	}
 
-	// But it can take work from the queue and answer it, and ask for a snapshot chunk.
-	if _, err := sampler.QueueSubscribe("ntkbus.work", "ntkbus-samplers", func(m *nats.Msg) { m.Respond([]byte("result")) }); err != nil {
+	// What it needs works: the queue group, answering twice, chunks.
+	if _, err := sampler.QueueSubscribe("ntkbus.work", "ntkbus-samplers", func(m *nats.Msg) {
+		m.Respond([]byte("ack"))
+		m.Respond([]byte("result"))
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := coord.Subscribe("ntkbus.snap.run1", func(m *nats.Msg) { m.Respond([]byte("chunk")) }); err != nil {
+	if _, err := coord.Subscribe("ntkbus.snap.run1.*", func(m *nats.Msg) { m.Respond([]byte("chunk")) }); err != nil {
+		t.Fatal(err)
+	}
+	answers := make(chan *nats.Msg, 4)
+	if _, err := coord.ChanSubscribe("ntkbus.results.run1.*", answers); err != nil {
+		t.Fatal(err)
+	}
+	inbox := make(chan *nats.Msg, 1)
+	if _, err := sampler.ChanSubscribe("_INBOX_sampler.me.*", inbox); err != nil {
 		t.Fatal(err)
 	}
 	sampler.Flush()
 	coord.Flush()
-	if _, err := sampler.Subscribe("ntkbus.work.inst2", func(m *nats.Msg) { m.Respond([]byte("direct result")) }); err != nil {
+	coord.PublishRequest("ntkbus.work", "ntkbus.results.run1.t1", []byte("work"))
+	for _, want := range []string{"ack", "result"} {
+		select {
+		case m := <-answers:
+			if string(m.Data) != want {
+				t.Errorf("answer %q, want %q", m.Data, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %s from the sampler", want)
+		}
+	}
+	sampler.PublishRequest("ntkbus.snap.run1.sampler", "_INBOX_sampler.me.1", []byte("chunk 0"))
+	select {
+	case m := <-inbox:
+		if string(m.Data) != "chunk" {
+			t.Errorf("chunk answer %q", m.Data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no chunk answer on the sampler's inbox")
+	}
+}
+
+// captureLog keeps a server's error and warning lines.
+type captureLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *captureLog) add(format string, v ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, v...))
+	l.mu.Unlock()
+}
+func (l *captureLog) Noticef(format string, v ...any) {}
+func (l *captureLog) Warnf(format string, v ...any)   { l.add(format, v...) }
+func (l *captureLog) Fatalf(format string, v ...any)  { l.add(format, v...) }
+func (l *captureLog) Errorf(format string, v ...any)  { l.add(format, v...) }
+func (l *captureLog) Debugf(format string, v ...any)  {}
+func (l *captureLog) Tracef(format string, v ...any)  {}
+
+func (l *captureLog) has(what string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, what) {
+			return true
+		}
+	}
+	return false
+}
+
+// The route port takes only servers with the route password: a rogue
+// server without it is refused (and so never sees a message of the
+// cluster), one with it joins.
+func TestRoutesNeedCredentials(t *testing.T) {
+	port, rport := freePort(t), freePort(t)
+	natsEnv(t, "nats-a", port, rport, []int{rport})
+	var log captureLog
+	a := startNode(t, "nats/nats.conf", &log)
+
+	rogue, err := server.NewServer(&server.Options{ServerName: "rogue", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: "ntkbus", Host: "127.0.0.1", Port: -1},
+		Routes:  server.RoutesFromStr(fmt.Sprintf("nats-route://127.0.0.1:%d", rport))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	sampler.Flush()
-	if m, err := coord.Request("ntkbus.work", []byte("work"), 2*time.Second); err != nil || string(m.Data) != "result" {
-		t.Errorf("coordinator → sampler work request: %v", err)
+	go rogue.Start()
+	defer rogue.Shutdown()
+	for end := time.Now().Add(10 * time.Second); !log.has("authentication error") && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
 	}
-	if m, err := coord.Request("ntkbus.work.inst2", []byte("work"), 2*time.Second); err != nil || string(m.Data) != "direct result" {
-		t.Errorf("coordinator → one sampler instance's work request: %v", err)
+	if !log.has("authentication error") {
+		t.Fatalf("the route port did not refuse a server without the route password:\n%s", strings.Join(log.lines, "\n"))
 	}
-	if m, err := sampler.Request("ntkbus.snap.run1", []byte("chunk 0"), 2*time.Second); err != nil || string(m.Data) != "chunk" {
-		t.Errorf("sampler → coordinator chunk request: %v", err)
+	if a.NumRoutes() != 0 || rogue.NumRoutes() != 0 {
+		t.Errorf("the rogue server routed in: %d, %d routes", a.NumRoutes(), rogue.NumRoutes())
 	}
+
+	natsEnv(t, "nats-b", freePort(t), freePort(t), []int{rport})
+	b := startNode(t, "nats/nats.conf", nil)
+	for end := time.Now().Add(10 * time.Second); (a.NumRoutes() == 0 || b.NumRoutes() == 0) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a.NumRoutes() == 0 {
+		t.Error("a server with the route password did not join")
+	}
+}
+
+// nats-tls.conf: clients must speak TLS (a plain connection is refused),
+// and with the CA and a password they get in.
+func TestTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	writeCerts(t, dir)
+	port, rport := freePort(t), freePort(t)
+	natsEnv(t, "tls", port, rport, []int{rport})
+	t.Setenv("NATS_TLS_CERT", filepath.Join(dir, "node.pem"))
+	t.Setenv("NATS_TLS_KEY", filepath.Join(dir, "node-key.pem"))
+	t.Setenv("NATS_TLS_CA", filepath.Join(dir, "ca.pem"))
+	srv := startNode(t, "nats/nats-tls.conf", nil)
+	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
+	nc, err := nats.Connect(url, nats.RootCAs(filepath.Join(dir, "ca.pem")), nats.UserInfo("sampler", "s-secret"))
+	if err != nil {
+		t.Fatalf("TLS client: %v", err)
+	}
+	nc.Close()
+	if nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), nats.UserInfo("sampler", "s-secret")); err == nil {
+		nc.Close()
+		t.Error("a plain-text client was accepted")
+	}
+	if o := srv.ClientURL(); !strings.HasPrefix(o, "tls://") {
+		t.Errorf("client URL %s", o)
+	}
+}
+
+// writeCerts writes a CA and a certificate for 127.0.0.1 signed by it.
+func writeCerts(t *testing.T, dir string) {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, kind string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caKey, nodeKey := key(), key()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ntkbus test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "nats"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	nodeDER, err := x509.CreateCertificate(rand.Reader, node, ca, &nodeKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("ca.pem", "CERTIFICATE", caDER)
+	write("node.pem", "CERTIFICATE", nodeDER)
+	write("node-key.pem", "EC PRIVATE KEY", keyDER)
 }
 
 func readYAML(t *testing.T, path string) []map[string]any {
@@ -258,6 +489,38 @@ func TestComposeFile(t *testing.T) {
 	if u := get(svcs["sampler"], "environment", "NTKBUS_NATS_USER"); u != "sampler" {
 		t.Errorf("samplers connect as %v, want the restricted sampler user", u)
 	}
+	// No password has a default: compose refuses to start without them.
+	data, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"NTKBUS_COORDINATOR_PASSWORD", "NTKBUS_SAMPLER_PASSWORD", "NTKBUS_ROUTE_PASSWORD"} {
+		if strings.Contains(string(data), "${"+v+":-") || strings.Contains(string(data), "${"+v+"-") {
+			t.Errorf("%s has a default value", v)
+		}
+		if !strings.Contains(string(data), "${"+v+":?") {
+			t.Errorf("%s is not required (${%s:?...})", v, v)
+		}
+	}
+	if routes := fmt.Sprint(get(svcs["nats-1"], "environment", "NATS_ROUTES")); strings.Count(routes, "route:${NTKBUS_ROUTE_PASSWORD") != 3 {
+		t.Errorf("the routes do not carry the route password: %s", routes)
+	}
+	// Ports are published on the host's loopback only; routes not at all.
+	for _, s := range []string{"nats-1", "nats-2", "nats-3", "coordinator", "sampler"} {
+		ports, _ := get(svcs[s], "ports").([]any)
+		for _, p := range ports {
+			p := fmt.Sprint(p)
+			if !strings.HasPrefix(p, "127.0.0.1:") && !strings.HasPrefix(p, "${NTKBUS_PUBLISH_ADDR:-127.0.0.1}:") {
+				t.Errorf("%s publishes %s beyond the host's loopback", s, p)
+			}
+			if strings.HasSuffix(p, ":6222") {
+				t.Errorf("%s publishes the route port", s)
+			}
+			if strings.HasSuffix(p, ":8222") && !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes the monitoring port (no authentication) as %s", s, p)
+			}
+		}
+	}
 }
 
 // deploy/k8s via kustomize: every listed resource exists and parses, NATS
@@ -284,14 +547,44 @@ func TestKubernetesManifests(t *testing.T) {
 	if r := get(kinds["Deployment/sampler"], "spec", "replicas"); r != 16 {
 		t.Errorf("sampler replicas = %v, want 16", r)
 	}
-	if kinds["Job/coordinator"] == nil || kinds["Service/nats"] == nil || kinds["Secret/ntkbus-nats"] == nil {
+	if kinds["Job/coordinator"] == nil || kinds["Service/nats"] == nil || kinds["NetworkPolicy/nats"] == nil {
 		t.Errorf("missing resources: have %v", keys(kinds))
 	}
 	env := fmt.Sprint(get(kinds["StatefulSet/nats"], "spec", "template", "spec", "containers"))
-	for _, want := range []string{"nats-0.nats:6222", "nats-1.nats:6222", "nats-2.nats:6222"} {
+	for _, want := range []string{"route:$(NTKBUS_ROUTE_PASSWORD)@nats-0.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-1.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-2.nats:6222"} {
 		if !strings.Contains(env, want) {
 			t.Errorf("NATS pods do not route to %s", want)
 		}
+	}
+	// No password is in the manifests: the Secret comes from secrets.env,
+	// which git ignores and deploy/secrets.sh writes.
+	for k := range kinds {
+		if strings.HasPrefix(k, "Secret/") {
+			t.Errorf("%s is a manifest: its passwords would be defaults that work", k)
+		}
+	}
+	gen := fmt.Sprint(get(k, "secretGenerator"))
+	if !strings.Contains(gen, "ntkbus-nats") || !strings.Contains(gen, "secrets.env") {
+		t.Errorf("secretGenerator %s: want ntkbus-nats from secrets.env", gen)
+	}
+	ignore, err := os.ReadFile("../.gitignore")
+	if err != nil || !strings.Contains(string(ignore), "/deploy/secrets.env") || !strings.Contains(string(ignore), "/.env") {
+		t.Errorf(".gitignore does not keep the generated secrets out of git (%v)", err)
+	}
+	// The monitoring port (no authentication) is not in the service; the
+	// network policy admits clients from the samplers and the coordinator
+	// and routes from the NATS pods only.
+	if ports := fmt.Sprint(get(kinds["Service/nats"], "spec", "ports")); strings.Contains(ports, "8222") {
+		t.Errorf("the service exposes the monitoring port: %s", ports)
+	}
+	np := fmt.Sprint(get(kinds["NetworkPolicy/nats"], "spec", "ingress"))
+	for _, want := range []string{"4222", "6222", "sampler", "coordinator"} {
+		if !strings.Contains(np, want) {
+			t.Errorf("network policy %s lacks %s", np, want)
+		}
+	}
+	if strings.Contains(np, "8222") {
+		t.Errorf("network policy admits the monitoring port: %s", np)
 	}
 }
 

@@ -140,6 +140,10 @@ func (s *Setup) CheckTheta(theta []float64) error {
 	return nil
 }
 
+// maxParams bounds a network's parameter count (2^36, 512 GiB of float64)
+// so that every size derived from it fits an int with room to spare.
+const maxParams = 1 << 36
+
 // network is an MLP's shape and θ layout: layer by layer, W (out×in,
 // row-major, as PyTorch's nn.Linear.weight) then b.
 type network struct {
@@ -164,6 +168,15 @@ func newNetwork(layers []int, act Activation, shift, scale []float64, dim, outpu
 		if w <= 0 {
 			return nil, fmt.Errorf("layers %v: widths must be positive", layers)
 		}
+	}
+	// Count in floating point first: widths from a file can make the
+	// integer count wrap around (2·2^62 + 2^62 + … wraps to 1).
+	var count float64
+	for l := 1; l < len(layers); l++ {
+		count += float64(layers[l-1])*float64(layers[l]) + float64(layers[l])
+	}
+	if count > maxParams {
+		return nil, fmt.Errorf("layers %v: %.3g parameters, more than any memory holds (at most %d)", layers, count, int64(maxParams))
 	}
 	if (shift == nil) != (scale == nil) {
 		return nil, fmt.Errorf("input standardization needs both shift and scale")
@@ -192,9 +205,6 @@ func newNetwork(layers []int, act Activation, shift, scale []float64, dim, outpu
 		n.p += layers[l-1] * layers[l]
 		n.bOff[l] = n.p
 		n.p += layers[l]
-		if n.p > math.MaxInt32*8 {
-			return nil, fmt.Errorf("layers %v: too many parameters", layers)
-		}
 	}
 	return n, nil
 }
@@ -264,4 +274,106 @@ func (s *Setup) SolutionError(theta, x []float64) (maxAbs, rms float64, ok bool)
 		rms = math.Sqrt(sum / float64(count*p.Outputs))
 	}
 	return maxAbs, rms, true
+}
+
+// Memory lists what a command holds at once, so that Setup.CheckMemory can
+// price the whole work before anything is allocated.
+type Memory struct {
+	Evaluators int  // evaluators, each with its own work buffers and prober
+	Cotangents int  // cotangents of the widest Backward pass (0 means 1; a fused step: 1 + its probes)
+	NTK        bool // one exact structured NTK: its work memory and the n×n result
+	Kernels    int  // further n×n matrices (K̂ sums, moving averages, references)
+	Columns    int  // further vectors of length n (probe results, sketch columns)
+	Params     int  // further vectors of length p (θ, gradients, optimizer moments)
+}
+
+// MemoryNeed returns the bytes that the work m needs with counts points per
+// block (nil: the problem's defaults): the evaluators' buffers (every layer's
+// rows of every stream, the backward, forward-mode and diagonal buffers),
+// the exact NTK's work memory, and the kernels and vectors listed. It is
+// computed in floating point, so sizes from a file cannot overflow it.
+func (s *Setup) MemoryNeed(counts []int, m Memory) (float64, error) {
+	p := s.Problem
+	if counts == nil {
+		counts = p.DefaultCounts()
+	}
+	if len(counts) != len(p.Blocks) {
+		return 0, fmt.Errorf("problem %s: %d point counts for %d blocks %v", p.Name, len(counts), len(p.Blocks), p.BlockNames())
+	}
+	var npts, n, rows, qrows, dfs, maxN, comps float64
+	for b, c := range counts {
+		if c < 0 {
+			return 0, fmt.Errorf("problem %s block %s: negative point count %d", p.Name, p.Blocks[b].Name, c)
+		}
+		def := &p.Blocks[b]
+		nb := float64(c)
+		ns := float64(def.Streams.Count())
+		npts += nb
+		n += nb * float64(def.Components)
+		rows += nb * ns
+		qrows += nb * float64(len(def.Streams.Ops))
+		dfs += nb * float64(def.Components) * ns * float64(p.Outputs)
+		maxN = math.Max(maxN, nb)
+		comps = math.Max(comps, float64(def.Components))
+	}
+	P := float64(s.NumParams())
+	d := float64(p.Dim)
+	cots := float64(max(1, m.Cotangents))
+	points := npts*d + n // one copy of the points and targets
+	var eval, ntk float64
+	if s.net == nil {
+		eval = 2*n + 3
+		ntk = n * n
+	} else {
+		ly := s.net.layers
+		var sumW, hidW, maxW float64
+		for l := 1; l < len(ly); l++ {
+			w := float64(ly[l])
+			sumW += w
+			if l < len(ly)-1 {
+				hidW += w
+			}
+			maxW = math.Max(maxW, w)
+		}
+		eval = rows*d + rows*sumW + rows*hidW + // input streams, pre-activations, layer inputs
+			3*npts*hidW + qrows*hidW + dfs + n + // σ', σ'', σ''', operator forms, ∂F/∂u, R
+			(3+2*cots+3+2)*rows*maxW + // residual scratch, backward, forward mode, diagonal
+			P + points
+		ntk = comps*rows*sumW + 2*maxN*maxN + n*n
+	}
+	// A prober beside each evaluator: θ, θ̂, Jᵀg and six n-vectors, and
+	// one pair per fused probe. The small buffers not listed (per-point
+	// scratch, slice headers, BLAS temporaries) add under 15%.
+	eval += 3*P + 6*n + (cots-1)*(P+n)
+	eval *= 1.15
+	ntk *= 1.15
+	total := float64(m.Evaluators)*eval + float64(m.Kernels)*n*n + float64(m.Columns)*n + float64(m.Params)*P + points
+	if m.NTK {
+		total += ntk
+	}
+	return 8 * total, nil
+}
+
+// CheckMemory reports, before anything is allocated, work that needs more
+// than limit bytes (0: DefaultMaxMemory), with what it needs and what to do.
+func (s *Setup) CheckMemory(counts []int, m Memory, limit int64) error {
+	if limit <= 0 {
+		limit = DefaultMaxMemory
+	}
+	need, err := s.MemoryNeed(counts, m)
+	if err != nil {
+		return err
+	}
+	if need > float64(limit) {
+		return fmt.Errorf("the work needs %s of memory, over the limit of %s: use fewer collocation points or a narrower network, or raise the limit (--max-memory)", formatSize(need), formatBytes(limit))
+	}
+	return nil
+}
+
+// formatSize is formatBytes for sizes that may exceed an int64.
+func formatSize(b float64) string {
+	if b >= 1<<50 {
+		return fmt.Sprintf("%.3g PiB", b/(1<<50))
+	}
+	return formatBytes(int64(b))
 }

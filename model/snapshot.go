@@ -53,12 +53,24 @@ func NewSnapshot(s *Setup, theta []float64, c *Collocation) *Snapshot {
 	return snap
 }
 
+// MaxSnapshotBytes bounds a snapshot file: parsing JSON takes several times
+// its size in memory. The paper's wave network at its points is 10 MB.
+const MaxSnapshotBytes = 512 << 20
+
 // ReadSnapshot reads and parses a snapshot file. Errors name the file and
 // what is wrong; Resolve checks the contents.
 func ReadSnapshot(path string) (*Snapshot, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSnapshotBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	if len(data) > MaxSnapshotBytes {
+		return nil, fmt.Errorf("snapshot %s: larger than %s, the most a snapshot may be", path, formatBytes(MaxSnapshotBytes))
 	}
 	s, err := ParseSnapshot(data)
 	if err != nil {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -82,4 +83,43 @@ func TestSnapshotErrors(t *testing.T) {
 			t.Errorf("error is not one line: %q", err)
 		}
 	}
+}
+
+// FuzzSnapshot: no snapshot file, however malformed, makes parsing,
+// resolving or pricing it panic; what resolves is a consistent setup.
+func FuzzSnapshot(f *testing.F) {
+	for _, name := range []string{"quadratic", "poisson1d", "wave"} {
+		cfg, _ := DefaultConfig(name)
+		if name == "wave" {
+			cfg.Layers = []int{2, 3, 1}
+		}
+		s, _ := NewSetup(cfg)
+		c, _ := s.DrawPoints(1, 0, []int{2, 1, 1, 1, 1}[:len(s.Problem.Blocks)], nil)
+		data, _ := json.Marshal(NewSnapshot(s, s.InitTheta(1), c))
+		f.Add(data)
+	}
+	f.Add([]byte(`{"problem":"wave","layers":[2,4611686018427387904,1],"theta":[1],"blocks":[]}`))
+	f.Add([]byte(`{"problem":"quadratic","theta":[1e200,1,1],"blocks":[{"name":"data","points":[[0.5]]}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		snap, err := ParseSnapshot(data)
+		if err != nil {
+			return
+		}
+		setup, c, theta, err := snap.Resolve()
+		if err != nil {
+			return
+		}
+		if len(theta) != setup.NumParams() || len(c.Blocks) != len(setup.Problem.Blocks) {
+			t.Fatalf("resolved θ has %d values for p = %d, %d blocks for %d", len(theta), setup.NumParams(), len(c.Blocks), len(setup.Problem.Blocks))
+		}
+		if err := setup.CheckMemory(c.Counts(), Memory{Evaluators: 1, NTK: true}, 64<<20); err != nil {
+			return
+		}
+		ev, err := setup.NewEvaluator(c, Options{MaxMemory: 64 << 20})
+		if err != nil {
+			return
+		}
+		r := make([]float64, ev.Layout().N)
+		ev.Forward(theta, r)
+	})
 }

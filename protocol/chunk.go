@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 )
 
@@ -17,110 +16,107 @@ func ChunkSize(maxPayload int) int {
 	return max(maxPayload-ChunkOverhead, 1)
 }
 
-// SplitSnapshot cuts an encoded snapshot into chunks of at most maxChunk
-// bytes (sub-slices, no copies) and returns its reference.
-func SplitSnapshot(encoded []byte, step int64, maxChunk int) (SnapshotRef, [][]byte) {
-	ref := SnapshotRef{Step: step, Size: len(encoded), Sum: sha256.Sum256(encoded)}
-	var chunks [][]byte
-	for off := 0; off < len(encoded) || off == 0; off += maxChunk {
-		chunks = append(chunks, encoded[off:min(off+maxChunk, len(encoded))])
-		if len(encoded) == 0 {
-			break
-		}
+// chunkLen is the data length of every chunk but the last when size bytes
+// are cut into count chunks.
+func chunkLen(size, count int) int {
+	if count < 1 {
+		return 0
 	}
-	ref.Chunks = len(chunks)
+	return (size + count - 1) / count
+}
+
+// SplitSnapshot cuts an encoded snapshot into as few chunks of at most
+// maxChunk bytes as it takes, all of equal length but the last (sub-slices,
+// no copies), and returns its reference. The reference alone fixes where
+// every chunk lies, so a receiver checks each chunk's place.
+func SplitSnapshot(encoded []byte, step int64, maxChunk int) (SnapshotRef, [][]byte) {
+	maxChunk = max(maxChunk, 1)
+	ref := SnapshotRef{Step: step, Size: len(encoded), Sum: sha256.Sum256(encoded)}
+	ref.Chunks = max(1, (len(encoded)+maxChunk-1)/maxChunk)
+	cs := chunkLen(len(encoded), ref.Chunks)
+	chunks := make([][]byte, ref.Chunks)
+	for i := range chunks {
+		lo := min(i*cs, len(encoded))
+		chunks[i] = encoded[lo:min(lo+cs, len(encoded))]
+	}
 	return ref, chunks
 }
 
-// ErrStaleChunk is returned for a chunk of an older snapshot than the one
-// being assembled: it is dropped.
-var ErrStaleChunk = errors.New("chunk of an older snapshot")
+// ChunkOffset is where chunk i of ref starts.
+func ChunkOffset(ref SnapshotRef, i int) int { return i * chunkLen(ref.Size, ref.Chunks) }
 
-// Assembler rebuilds a snapshot from its chunks in any order. It keeps only
-// the newest snapshot: a chunk of a newer step discards a partial older one,
-// so a slow sampler never piles up stale snapshots. It reuses its buffer.
+// Assembler rebuilds one snapshot from its chunks, in any order. It holds
+// only chunks that arrived (each checked against the reference), and
+// allocates the whole snapshot only once every byte of it is there: no
+// number a message claims makes it allocate. It reuses its buffers.
 type Assembler struct {
-	run     string
-	ref     SnapshotRef // the newest snapshot seen
-	buf     []byte
-	have    []bool
-	got     int
-	live    bool // assembling ref now
-	started bool
+	run   string
+	ref   SnapshotRef
+	live  bool
+	parts map[int][]byte
+	free  [][]byte
+	buf   []byte
 }
 
-// Start begins assembling ref of run (a sampler knows ref from the work
-// request or an announcement), unless it is already under way.
+// Start begins assembling ref of run, unless it is already under way. The
+// caller has checked ref against its limits (SnapshotRef.Validate).
 func (a *Assembler) Start(run string, ref SnapshotRef) {
 	if a.live && a.run == run && a.ref == ref {
 		return
 	}
-	a.run, a.ref, a.live, a.started = run, ref, true, true
-	if cap(a.buf) < ref.Size {
-		a.buf = make([]byte, ref.Size)
+	a.run, a.ref, a.live = run, ref, true
+	if a.parts == nil {
+		a.parts = map[int][]byte{}
 	}
-	a.buf = a.buf[:ref.Size]
-	if cap(a.have) < ref.Chunks {
-		a.have = make([]bool, ref.Chunks)
+	for i, p := range a.parts {
+		a.free = append(a.free, p[:0])
+		delete(a.parts, i)
 	}
-	a.have = a.have[:ref.Chunks]
-	for i := range a.have {
-		a.have[i] = false
-	}
-	a.got = 0
 }
 
 // Want reports whether chunk i is still missing.
-func (a *Assembler) Want(i int) bool { return a.live && i >= 0 && i < len(a.have) && !a.have[i] }
+func (a *Assembler) Want(i int) bool {
+	_, have := a.parts[i]
+	return a.live && i >= 0 && i < a.ref.Chunks && !have
+}
 
-// Add takes a chunk. When it completes the snapshot and the SHA-256
-// matches, it returns the encoded snapshot (valid until the next Start).
+// Add takes a chunk of the snapshot being assembled. When it completes the
+// snapshot and the SHA-256 matches, it returns the encoded snapshot (valid
+// until the next Start). A chunk of another snapshot is an error.
 func (a *Assembler) Add(c *Chunk) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if !a.started || c.Run != a.run || c.Step > a.ref.Step {
-		// A newer snapshot than the one expected: switch to it.
-		a.Start(c.Run, SnapshotRef{Step: c.Step, Size: c.Size, Chunks: c.Count, Sum: c.Sum})
-	}
-	if c.Step < a.ref.Step {
-		return nil, ErrStaleChunk
-	}
 	if !a.live {
-		return nil, nil // that snapshot is already complete
+		return nil, reject(ReasonRange, "chunk of run %s step %d: no snapshot is being assembled", c.Run, c.Step)
 	}
-	if c.Size != a.ref.Size || c.Count != a.ref.Chunks || c.Sum != a.ref.Sum {
-		return nil, reject(ReasonRange, "chunk of step %d does not match the snapshot being assembled (size %d/%d, chunks %d/%d)", c.Step, c.Size, a.ref.Size, c.Count, a.ref.Chunks)
+	if c.Run != a.run || c.Step != a.ref.Step || c.Size != a.ref.Size || c.Count != a.ref.Chunks || c.Sum != a.ref.Sum {
+		return nil, reject(ReasonRange, "chunk of run %s step %d (%d bytes, %d chunks) is not of the snapshot being assembled (run %s step %d, %d bytes, %d chunks)",
+			c.Run, c.Step, c.Size, c.Count, a.run, a.ref.Step, a.ref.Size, a.ref.Chunks)
 	}
-	if a.have[c.Index] {
+	if _, dup := a.parts[c.Index]; dup {
 		return nil, nil // a duplicate: idempotent
 	}
-	copy(a.buf[c.Offset:], c.Data)
-	a.have[c.Index] = true
-	a.got++
-	if a.got < len(a.have) {
+	var p []byte
+	if k := len(a.free); k > 0 {
+		p, a.free = a.free[k-1], a.free[:k-1]
+	}
+	a.parts[c.Index] = append(p, c.Data...)
+	if len(a.parts) < a.ref.Chunks {
 		return nil, nil
 	}
-	if sha256.Sum256(a.buf) != a.ref.Sum {
-		a.live = false
-		return nil, reject(ReasonChecksum, "snapshot of step %d: SHA-256 mismatch after %d chunks", a.ref.Step, a.got)
+	a.buf = a.buf[:0]
+	for i := 0; i < a.ref.Chunks; i++ {
+		a.buf = append(a.buf, a.parts[i]...)
 	}
 	a.live = false
-	return a.buf, nil
-}
-
-// Missing lists the chunks not yet received.
-func (a *Assembler) Missing() []int {
-	var m []int
-	for i, h := range a.have {
-		if !h {
-			m = append(m, i)
-		}
+	if sha256.Sum256(a.buf) != a.ref.Sum {
+		return nil, reject(ReasonChecksum, "snapshot of step %d: SHA-256 mismatch after %d chunks", a.ref.Step, a.ref.Chunks)
 	}
-	return m
+	return a.buf, nil
 }
 
 // String describes the assembly, for logs.
 func (a *Assembler) String() string {
-	return fmt.Sprintf("run %s step %d: %d of %d chunks", a.run, a.ref.Step, a.got, len(a.have))
+	return fmt.Sprintf("run %s step %d: %d of %d chunks", a.run, a.ref.Step, len(a.parts), a.ref.Chunks)
 }

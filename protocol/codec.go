@@ -3,8 +3,8 @@ package protocol
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"io"
 	"math"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -62,61 +62,145 @@ func (w *writer) floats(k string, v []float64) {
 // out returns the encoded message appended to dst.
 func (w *writer) out(dst []byte) []byte { return append(dst, w.buf.Bytes()...) }
 
-// reader decodes one msgpack map from a byte slice. Every length it reads
-// is checked against the bytes left before anything is allocated, so no
-// input can make it allocate more than the input's size, and nothing panics.
+// reader decodes one msgpack map from a byte slice, by hand: every length
+// it reads is checked against the bytes left before anything is allocated,
+// so no input makes it allocate more than a small multiple of the input's
+// size (strings and float vectors are at most the input's bytes; maps and
+// arrays of small structures are capped), and nothing panics. The msgpack
+// library's decoder is not used: it allocates up to 1 MB for a string or
+// bin that merely claims to be large.
 type reader struct {
 	data []byte
-	br   bytes.Reader
-	dec  *msgpack.Decoder
+	off  int
 }
 
-func (r *reader) reset(data []byte) {
-	r.data = data
-	r.br.Reset(data)
-	if r.dec == nil {
-		r.dec = msgpack.NewDecoder(&r.br)
-	} else {
-		r.dec.Reset(&r.br)
-	}
-}
+func (r *reader) reset(data []byte) { r.data, r.off = data, 0 }
 
-func (r *reader) left() int { return r.br.Len() }
+func (r *reader) left() int { return len(r.data) - r.off }
 
 func malformed(format string, a ...any) *RejectError {
 	return &RejectError{Reason: ReasonMalformed, Detail: fmt.Sprintf(format, a...)}
 }
 
-// mapLen reads a map header; the map needs at least two bytes per entry.
+var errShort = errors.New("unexpected end of input")
+
+// byte reads one byte.
+func (r *reader) byte() (byte, error) {
+	if r.off >= len(r.data) {
+		return 0, errShort
+	}
+	c := r.data[r.off]
+	r.off++
+	return c, nil
+}
+
+// be reads an n-byte big-endian unsigned integer (n = 1, 2, 4 or 8).
+func (r *reader) be(n int) (uint64, error) {
+	if r.left() < n {
+		return 0, errShort
+	}
+	var v uint64
+	for _, b := range r.data[r.off : r.off+n] {
+		v = v<<8 | uint64(b)
+	}
+	r.off += n
+	return v, nil
+}
+
+// length reads an n-byte length and checks that at least unit·length bytes
+// are left for what it counts.
+func (r *reader) length(n, unit int) (int, error) {
+	v, err := r.be(n)
+	if err != nil {
+		return 0, err
+	}
+	if v > uint64(r.left()/unit) {
+		return 0, fmt.Errorf("%d entries declared, %d bytes left", v, r.left())
+	}
+	return int(v), nil
+}
+
+// header reads a container header: a map (2 bytes at least per entry) or an
+// array (1 byte). nil counts as an empty array.
+func (r *reader) header(isMap bool) (int, error) {
+	c, err := r.byte()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case isMap && c >= 0x80 && c <= 0x8f:
+		n := int(c & 0x0f)
+		if n > r.left()/2 {
+			return 0, fmt.Errorf("map of %d entries in %d bytes", n, r.left())
+		}
+		return n, nil
+	case isMap && c == 0xde:
+		return r.length(2, 2)
+	case isMap && c == 0xdf:
+		return r.length(4, 2)
+	case !isMap && c >= 0x90 && c <= 0x9f:
+		n := int(c & 0x0f)
+		if n > r.left() {
+			return 0, fmt.Errorf("array of %d entries in %d bytes", n, r.left())
+		}
+		return n, nil
+	case !isMap && c == 0xdc:
+		return r.length(2, 1)
+	case !isMap && c == 0xdd:
+		return r.length(4, 1)
+	case !isMap && c == 0xc0:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("code 0x%02x is not a %s", c, map[bool]string{true: "map", false: "array"}[isMap])
+}
+
+// mapLen reads a map header.
 func (r *reader) mapLen() (int, error) {
-	n, err := r.dec.DecodeMapLen()
+	n, err := r.header(true)
 	if err != nil {
 		return 0, malformed("not a msgpack map: %v", err)
-	}
-	if n < 0 || n > r.left()/2 {
-		return 0, malformed("map of %d entries in %d bytes", n, r.left())
 	}
 	return n, nil
 }
 
-// key reads a map key. The keys ntkbus writes are short (msgpack fixstr),
-// and are compared in place without allocating; others go through the
-// decoder.
-func (r *reader) key() (string, error) {
-	off := len(r.data) - r.left()
-	if off < len(r.data) && r.data[off]&0xe0 == 0xa0 {
-		n := int(r.data[off] & 0x1f)
-		if off+1+n > len(r.data) {
-			return "", malformed("map key: %d bytes declared, %d left", n, len(r.data)-off-1)
-		}
-		r.br.Seek(int64(1+n), io.SeekCurrent)
-		return keyString(r.data[off+1 : off+1+n]), nil
+// strBytes reads a str (or nil) and returns its bytes, a sub-slice of the input.
+func (r *reader) strBytes() ([]byte, error) {
+	c, err := r.byte()
+	if err != nil {
+		return nil, err
 	}
-	k, err := r.dec.DecodeString()
+	var n int
+	switch {
+	case c >= 0xa0 && c <= 0xbf:
+		n = int(c & 0x1f)
+		if n > r.left() {
+			return nil, fmt.Errorf("string of %d bytes, %d left", n, r.left())
+		}
+	case c == 0xd9:
+		n, err = r.length(1, 1)
+	case c == 0xda:
+		n, err = r.length(2, 1)
+	case c == 0xdb:
+		n, err = r.length(4, 1)
+	case c == 0xc0:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("code 0x%02x is not a string", c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.raw(n), nil
+}
+
+// key reads a map key. The protocol's own keys are interned, so decoding
+// them allocates nothing; an unknown key is copied.
+func (r *reader) key() (string, error) {
+	b, err := r.strBytes()
 	if err != nil {
 		return "", malformed("map key: %v", err)
 	}
-	return k, nil
+	return keyString(b), nil
 }
 
 // keyString interns the protocol's own keys, so decoding them allocates
@@ -147,6 +231,8 @@ func keyString(b []byte) string {
 		return "snap"
 	case "try":
 		return "try"
+	case "hold":
+		return "hold"
 	case "size":
 		return "size"
 	case "chunks":
@@ -170,15 +256,47 @@ func keyString(b []byte) string {
 }
 
 func (r *reader) str(field string) (string, error) {
-	s, err := r.dec.DecodeString()
+	b, err := r.strBytes()
 	if err != nil {
 		return "", malformed("%s: %v", field, err)
 	}
-	return s, nil
+	return string(b), nil
+}
+
+// integer reads any msgpack integer into an int64 (uint64 above MaxInt64 is an error).
+func (r *reader) integer() (int64, error) {
+	c, err := r.byte()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c <= 0x7f:
+		return int64(c), nil
+	case c >= 0xe0:
+		return int64(int8(c)), nil
+	case c >= 0xcc && c <= 0xcf:
+		v, err := r.be(1 << (c - 0xcc))
+		if err != nil {
+			return 0, err
+		}
+		if v > math.MaxInt64 {
+			return 0, fmt.Errorf("%d overflows int64", v)
+		}
+		return int64(v), nil
+	case c >= 0xd0 && c <= 0xd3:
+		n := 1 << (c - 0xd0)
+		v, err := r.be(n)
+		if err != nil {
+			return 0, err
+		}
+		shift := 64 - 8*n // sign-extend
+		return int64(v<<shift) >> shift, nil
+	}
+	return 0, fmt.Errorf("code 0x%02x is not an integer", c)
 }
 
 func (r *reader) int(field string) (int64, error) {
-	v, err := r.dec.DecodeInt64()
+	v, err := r.integer()
 	if err != nil {
 		return 0, malformed("%s: %v", field, err)
 	}
@@ -197,39 +315,81 @@ func (r *reader) smallInt(field string) (int, error) {
 	return int(v), nil
 }
 
+// uint reads a non-negative integer, the whole uint64 range.
 func (r *reader) uint(field string) (uint64, error) {
-	v, err := r.dec.DecodeUint64()
-	if err != nil {
-		return 0, malformed("%s: %v", field, err)
+	if r.off < len(r.data) && r.data[r.off] == 0xcf {
+		r.off++
+		v, err := r.be(8)
+		if err != nil {
+			return 0, malformed("%s: %v", field, err)
+		}
+		return v, nil
 	}
-	return v, nil
+	v, err := r.int(field)
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 {
+		return 0, malformed("%s = %d is negative", field, v)
+	}
+	return uint64(v), nil
 }
 
+// float reads a float32, float64 or integer as a float64.
 func (r *reader) float(field string) (float64, error) {
-	v, err := r.dec.DecodeFloat64()
-	if err != nil {
-		return 0, malformed("%s: %v", field, err)
+	if r.off < len(r.data) {
+		switch r.data[r.off] {
+		case 0xcb:
+			r.off++
+			v, err := r.be(8)
+			if err != nil {
+				return 0, malformed("%s: %v", field, err)
+			}
+			return math.Float64frombits(v), nil
+		case 0xca:
+			r.off++
+			v, err := r.be(4)
+			if err != nil {
+				return 0, malformed("%s: %v", field, err)
+			}
+			return float64(math.Float32frombits(uint32(v))), nil
+		}
 	}
-	return v, nil
+	v, err := r.int(field)
+	return float64(v), err
 }
 
-// binLen reads a bin header and checks the bytes are there.
+// binLen reads a bin header (nil is an empty bin) and checks the bytes are there.
 func (r *reader) binLen(field string) (int, error) {
-	n, err := r.dec.DecodeBytesLen()
+	c, err := r.byte()
 	if err != nil {
 		return 0, malformed("%s: %v", field, err)
 	}
-	if n < 0 || n > r.left() {
-		return 0, malformed("%s: %d bytes declared, %d left", field, n, r.left())
+	var n int
+	switch c {
+	case 0xc4:
+		n, err = r.length(1, 1)
+	case 0xc5:
+		n, err = r.length(2, 1)
+	case 0xc6:
+		n, err = r.length(4, 1)
+	case 0xc0:
+		return 0, nil
+	default:
+		return 0, malformed("%s: code 0x%02x is not a bin", field, c)
+	}
+	if err != nil {
+		return 0, malformed("%s: %v", field, err)
 	}
 	return n, nil
 }
 
-// raw returns the next n bytes as a sub-slice of the input (no copy).
+// raw returns the next n bytes as a sub-slice of the input (no copy); the
+// caller has checked that they are there.
 func (r *reader) raw(n int) []byte {
-	off := len(r.data) - r.left()
-	r.br.Seek(int64(n), io.SeekCurrent)
-	return r.data[off : off+n]
+	b := r.data[r.off : r.off+n : r.off+n]
+	r.off += n
+	return b
 }
 
 // bytesInto reads a bin into dst's storage.
@@ -261,17 +421,18 @@ func (r *reader) floats(field string, dst []float64) ([]float64, error) {
 	return dst, nil
 }
 
-// ints reads an array of integers into dst's storage (one byte per entry at least).
+// maxList caps the entries of the small lists and maps inside a snapshot
+// (layers, point counts, blocks, parameters): the problems have a handful.
+const maxList = 64
+
+// ints reads an array of at most maxList integers into dst's storage.
 func (r *reader) ints(field string, dst []int) ([]int, error) {
-	n, err := r.dec.DecodeArrayLen()
+	n, err := r.header(false)
 	if err != nil {
 		return dst, malformed("%s: %v", field, err)
 	}
-	if n < 0 {
-		return dst[:0], nil // nil array
-	}
-	if n > r.left() {
-		return dst, malformed("%s: %d entries in %d bytes", field, n, r.left())
+	if n > maxList {
+		return dst, malformed("%s: %d entries, at most %d", field, n, maxList)
 	}
 	dst = dst[:0]
 	for i := 0; i < n; i++ {
@@ -284,9 +445,72 @@ func (r *reader) ints(field string, dst []int) ([]int, error) {
 	return dst, nil
 }
 
+// skip skips one value of any type, iteratively (no recursion, so deep
+// nesting costs nothing), checking every declared length.
 func (r *reader) skip() error {
-	if err := r.dec.Skip(); err != nil {
-		return malformed("skipping an unknown field: %v", err)
+	for pending := 1; pending > 0; pending-- {
+		if pending > r.left() {
+			return malformed("skipping an unknown field: %d values declared, %d bytes left", pending, r.left())
+		}
+		c, err := r.byte()
+		if err != nil {
+			return malformed("skipping an unknown field: %v", err)
+		}
+		n, items := 0, 0 // bytes to skip, values to add
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		case c >= 0x80 && c <= 0x8f:
+			items = 2 * int(c&0x0f)
+		case c >= 0x90 && c <= 0x9f:
+			items = int(c & 0x0f)
+		case c >= 0xa0 && c <= 0xbf:
+			n = int(c & 0x1f)
+		case c == 0xc4 || c == 0xd9:
+			n, err = r.length(1, 1)
+		case c == 0xc5 || c == 0xda:
+			n, err = r.length(2, 1)
+		case c == 0xc6 || c == 0xdb:
+			n, err = r.length(4, 1)
+		case c == 0xc7:
+			n, err = r.length(1, 1)
+			n++
+		case c == 0xc8:
+			n, err = r.length(2, 1)
+			n++
+		case c == 0xc9:
+			n, err = r.length(4, 1)
+			n++
+		case c == 0xca:
+			n = 4
+		case c == 0xcb:
+			n = 8
+		case c >= 0xcc && c <= 0xcf:
+			n = 1 << (c - 0xcc)
+		case c >= 0xd0 && c <= 0xd3:
+			n = 1 << (c - 0xd0)
+		case c >= 0xd4 && c <= 0xd8:
+			n = 1 + 1<<(c-0xd4)
+		case c == 0xdc:
+			items, err = r.length(2, 1)
+		case c == 0xdd:
+			items, err = r.length(4, 1)
+		case c == 0xde:
+			items, err = r.length(2, 2)
+			items *= 2
+		case c == 0xdf:
+			items, err = r.length(4, 2)
+			items *= 2
+		default:
+			return malformed("skipping an unknown field: code 0x%02x", c)
+		}
+		if err != nil {
+			return malformed("skipping an unknown field: %v", err)
+		}
+		if n > r.left() {
+			return malformed("skipping an unknown field: %d bytes declared, %d left", n, r.left())
+		}
+		r.off += n
+		pending += items
 	}
 	return nil
 }
@@ -299,7 +523,6 @@ func (r *reader) done() error {
 	return nil
 }
 
-// fields tracks which required keys a message had.
 // fields reads a map, calling field for each key in the order they come;
 // field reads the key's value (or skips it). Keys may come in any order;
 // every name in required must be among them.

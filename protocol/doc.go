@@ -9,16 +9,18 @@
 //
 // Subjects, under one configurable prefix (default "ntkbus"):
 //
-//	<prefix>.work               work requests; samplers' queue group <prefix>-samplers
-//	<prefix>.snap.<run>         snapshot chunk requests, answered by the coordinator
+//	<prefix>.work               work requests, to the samplers' queue group <prefix>-samplers
+//	<prefix>.snap.<run>.<id>    snapshot chunk requests of credential <id>, answered on _INBOX_<id>.>
 //	<prefix>.announce.<run>     announcements of a new snapshot (idle samplers prefetch)
-//	<prefix>.results.<run>.<t>  results: the reply subject of each work request
+//	<prefix>.results.<run>.<t>  answers: the reply subject of each work request
 //
 // Snapshots larger than a message (the wave network's θ is 4 MB; a NATS
 // server's default max payload is 1 MB) are split into chunks that a
 // sampler pulls on demand and an Assembler rebuilds, verified by SHA-256.
 //
-// Decoding never panics and never allocates more than the input's size;
-// a message that fails decoding or Validate yields a RejectError whose
-// Reason the coordinator counts.
+// Decoding is done by hand over the input bytes: it never panics, checks
+// every declared length against the bytes left, and never allocates more
+// than a small multiple of the input's size. Validate bounds every number
+// before anything is fetched or allocated from it (Limits). A message that
+// fails decoding or Validate yields a RejectError whose Reason is counted.
 package protocol

@@ -61,7 +61,7 @@ func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
 // MarshalWorkRequest appends the encoding of m to dst.
 func (c *Codec) MarshalWorkRequest(dst []byte, m *WorkRequest) []byte {
 	w := &c.w
-	w.begin(7)
+	w.begin(8)
 	w.int("v", int64(m.Version))
 	w.str("run", m.Run)
 	w.int("step", m.Step)
@@ -70,6 +70,7 @@ func (c *Codec) MarshalWorkRequest(dst []byte, m *WorkRequest) []byte {
 	w.key("snap")
 	writeRef(w, &m.Snap)
 	w.int("try", int64(m.Attempt))
+	w.int("hold", int64(m.Hold))
 	return w.out(dst)
 }
 
@@ -128,6 +129,8 @@ func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
 			err = readRef(r, &m.Snap)
 		case "try":
 			m.Attempt, err = r.smallInt(k)
+		case "hold":
+			m.Hold, err = r.smallInt(k)
 		default:
 			err = r.skip()
 		}
@@ -371,6 +374,9 @@ func readProblem(r *reader, p *ProblemSpec) error {
 		case "params":
 			p.Params = map[string]float64{}
 			err = r.fields(nil, func(r *reader, pk string) (err error) {
+				if len(p.Params) >= maxList {
+					return malformed("params: more than %d", maxList)
+				}
 				p.Params[pk], err = r.float(pk)
 				return err
 			})
@@ -390,11 +396,11 @@ func readPoints(r *reader, c *Collocation) error {
 			c.Counts, err = r.ints(k, nil)
 		case "blocks":
 			var bn int
-			if bn, err = r.dec.DecodeArrayLen(); err != nil {
+			if bn, err = r.header(false); err != nil {
 				return malformed("blocks: %v", err)
 			}
-			if bn > r.left() {
-				return malformed("blocks: %d in %d bytes", bn, r.left())
+			if bn > maxList {
+				return malformed("blocks: %d, at most %d", bn, maxList)
 			}
 			for j := 0; j < bn && err == nil; j++ {
 				var b BlockPoints

@@ -8,7 +8,9 @@ import (
 )
 
 // Version is the protocol version every message carries (key "v").
-const Version = 1
+// Version 2: samplers acknowledge or decline each work request (Hold), and
+// request snapshot chunks on a subject that names their credential.
+const Version = 2
 
 // ProblemSpec names the residual and its network. Package model interprets
 // it; here it is opaque.
@@ -68,6 +70,13 @@ type SnapshotRef struct {
 }
 
 // WorkRequest asks a sampler for probes [Lo, Hi) of a step.
+//
+// A sampler answers every work request at once, before computing: with
+// StatusAccepted (it will compute the probes and answer again with the
+// Result), or with StatusBusy when it already holds more than Hold requests
+// (running or queued), so the coordinator offers the batch again and every
+// sampler gets an even share although the queue group picks members at
+// random.
 type WorkRequest struct {
 	Version int
 	Run     string
@@ -75,6 +84,7 @@ type WorkRequest struct {
 	Lo, Hi  int
 	Snap    SnapshotRef
 	Attempt int // re-dispatch count
+	Hold    int // accept only when holding at most this many other requests
 }
 
 // Result carries the quotients of probes [Lo, Hi): (Hi−Lo)·Width values,
@@ -108,6 +118,21 @@ const (
 	CodeSnapshotUnavailable = "snapshot_unavailable"
 	CodeBadRequest          = "bad_request"
 	CodeInternal            = "internal"
+	// CodeStopping answers requests accepted but not started when a sampler
+	// stops: the coordinator sends them elsewhere at once.
+	CodeStopping = "stopping"
+)
+
+// Headers of the answers that are not messages of their own.
+const (
+	// HeaderStatus is a sampler's first answer to a work request:
+	// StatusAccepted or StatusBusy; HeaderInstance names the sampler.
+	HeaderStatus   = "Ntkbus-Status"
+	HeaderInstance = "Ntkbus-Instance"
+	StatusAccepted = "accepted"
+	StatusBusy     = "busy"
+	// HeaderError carries the coordinator's reason for not serving a chunk.
+	HeaderError = "Ntkbus-Error"
 )
 
 // ChunkRequest asks the coordinator for chunk Index of a step's snapshot.
@@ -153,7 +178,49 @@ const (
 	ReasonNonFinite  Reason = "non_finite"
 	ReasonWidth      Reason = "width"
 	ReasonChecksum   Reason = "checksum"
+	// ReasonTime: a compute time that is not finite or beyond MaxSeconds.
+	ReasonTime Reason = "time"
+	// ReasonSize: a snapshot or batch beyond the configured limits.
+	ReasonSize Reason = "size"
+	// ReasonDuplicate: a batch already answered (a re-sent batch's late
+	// first answer, or a replay).
+	ReasonDuplicate Reason = "duplicate"
+	// ReasonReply: a chunk request whose reply subject is not an inbox of
+	// the credential that sent it.
+	ReasonReply Reason = "reply_subject"
+	// ReasonMismatch: a result whose bits differ from the coordinator's own
+	// computation of the same probes (--verify).
+	ReasonMismatch Reason = "mismatch"
+	// ReasonQuarantined: a result from a sampler that answered a verified
+	// batch wrongly earlier in the run.
+	ReasonQuarantined Reason = "quarantined"
 )
+
+// MaxSeconds bounds the compute time a result may report (one day): the
+// coordinator keeps its deadlines by its own clock, and uses a sampler's
+// report only for statistics.
+const MaxSeconds = 86400
+
+// Limits bound what a message may make its receiver fetch, hold or allocate.
+type Limits struct {
+	// MaxSnapshot is the largest encoded snapshot accepted, in bytes.
+	MaxSnapshot int
+	// MaxPayload is the server's max payload (0: not checked): every chunk
+	// and every result must fit in one message.
+	MaxPayload int
+}
+
+// DefaultMaxSnapshot is the default snapshot limit: 256 MiB, a network of
+// 32 million parameters (the wave network's snapshot is 4 MB).
+const DefaultMaxSnapshot = 256 << 20
+
+// MinChunk is the least data a chunk carries unless it is the only one: a
+// server whose max payload is below 2 KiB is not supported.
+const MinChunk = 512
+
+// MaxBatchProbes is the most probes one work request may ask for: probe
+// indices are 32-bit.
+const MaxBatchProbes = math.MaxInt32
 
 // RejectError is a message that failed decoding or validation.
 type RejectError struct {
@@ -181,7 +248,8 @@ type ResultExpect struct {
 	Run      string
 	Step     int64
 	Width    int
-	Probes   int // valid probe indices are [0, Probes)
+	Lo       int // valid probe indices are [Lo, Probes)
+	Probes   int
 	MaxBatch int // 0: no limit
 }
 
@@ -199,8 +267,8 @@ func (m *Result) Validate(exp ResultExpect) error {
 	if m.Step > exp.Step {
 		return reject(ReasonFutureStep, "result of step %d, the run is at step %d", m.Step, exp.Step)
 	}
-	if m.Lo < 0 || m.Hi <= m.Lo || m.Hi > exp.Probes {
-		return reject(ReasonRange, "probes [%d, %d) outside [0, %d)", m.Lo, m.Hi, exp.Probes)
+	if m.Lo < exp.Lo || m.Hi <= m.Lo || m.Hi > exp.Probes {
+		return reject(ReasonRange, "probes [%d, %d) outside [%d, %d)", m.Lo, m.Hi, exp.Lo, exp.Probes)
 	}
 	if exp.MaxBatch > 0 && m.Hi-m.Lo > exp.MaxBatch {
 		return reject(ReasonRange, "%d probes in one result, at most %d", m.Hi-m.Lo, exp.MaxBatch)
@@ -214,6 +282,12 @@ func (m *Result) Validate(exp ResultExpect) error {
 	if m.Masked < 0 {
 		return reject(ReasonRange, "negative masked count %d", m.Masked)
 	}
+	if !(m.Seconds >= 0 && m.Seconds <= MaxSeconds) {
+		return reject(ReasonTime, "compute time %v s: want 0 to %d", m.Seconds, MaxSeconds)
+	}
+	if err := ValidInstance(m.Sampler); err != nil {
+		return reject(ReasonMalformed, "%v", err)
+	}
 	for i, v := range m.D {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return reject(ReasonNonFinite, "value %d (probe %d) is %v", i, m.Lo+i/max(m.Width, 1), v)
@@ -222,26 +296,82 @@ func (m *Result) Validate(exp ResultExpect) error {
 	return nil
 }
 
-// Validate checks a work request's shape.
-func (m *WorkRequest) Validate() error {
+// Validate checks a work request's shape and its snapshot reference
+// against the receiver's limits.
+func (m *WorkRequest) Validate(lim Limits) error {
 	if err := version(int64(m.Version)); err != nil {
 		return err
 	}
 	if err := ValidRunID(m.Run); err != nil {
 		return reject(ReasonRun, "%v", err)
 	}
-	if m.Step < 0 || m.Lo < 0 || m.Hi <= m.Lo {
-		return reject(ReasonRange, "step %d, probes [%d, %d)", m.Step, m.Lo, m.Hi)
+	if m.Step < 0 || m.Step > math.MaxUint32 || m.Lo < 0 || m.Hi <= m.Lo || m.Attempt < 0 || m.Hold < 0 {
+		return reject(ReasonRange, "step %d, probes [%d, %d), attempt %d, hold %d", m.Step, m.Lo, m.Hi, m.Attempt, m.Hold)
 	}
-	if m.Snap.Step != m.Step || m.Snap.Size < 0 || m.Snap.Chunks < 1 {
-		return reject(ReasonRange, "snapshot reference %+v for step %d", m.Snap, m.Step)
+	if m.Snap.Step != m.Step {
+		return reject(ReasonRange, "snapshot of step %d for work of step %d", m.Snap.Step, m.Step)
+	}
+	return m.Snap.Validate(lim)
+}
+
+// Validate checks an announcement against the receiver's limits.
+func (m *Announce) Validate(lim Limits) error {
+	if err := version(int64(m.Version)); err != nil {
+		return err
+	}
+	if err := ValidRunID(m.Run); err != nil {
+		return reject(ReasonRun, "%v", err)
+	}
+	if m.Snap.Step < 0 || m.Snap.Step > math.MaxUint32 {
+		return reject(ReasonRange, "snapshot of step %d", m.Snap.Step)
+	}
+	return m.Snap.Validate(lim)
+}
+
+// Validate checks a chunk request's shape.
+func (m *ChunkRequest) Validate() error {
+	if err := version(int64(m.Version)); err != nil {
+		return err
+	}
+	if err := ValidRunID(m.Run); err != nil {
+		return reject(ReasonRun, "%v", err)
+	}
+	if m.Step < 0 || m.Index < 0 {
+		return reject(ReasonRange, "chunk %d of step %d", m.Index, m.Step)
+	}
+	return nil
+}
+
+// Validate checks that a snapshot reference describes what SplitSnapshot
+// makes, within the limits: a size up to MaxSnapshot, cut into Chunks
+// non-empty pieces of equal length (the last shorter), each at least
+// MinChunk bytes (unless it is the only one) and each fitting in a message.
+// A receiver that checks a reference before it fetches holds no more than
+// the limit, whatever the reference claims.
+func (s *SnapshotRef) Validate(lim Limits) error {
+	if s.Size < 0 || s.Chunks < 1 {
+		return reject(ReasonRange, "snapshot of %d bytes in %d chunks", s.Size, s.Chunks)
+	}
+	if lim.MaxSnapshot > 0 && s.Size > lim.MaxSnapshot {
+		return reject(ReasonSize, "snapshot of %d bytes, over the limit of %d", s.Size, lim.MaxSnapshot)
+	}
+	cs := chunkLen(s.Size, s.Chunks)
+	switch {
+	case s.Size == 0 && s.Chunks != 1:
+		return reject(ReasonRange, "an empty snapshot in %d chunks", s.Chunks)
+	case s.Size > 0 && (s.Chunks-1)*cs >= s.Size:
+		return reject(ReasonRange, "%d bytes do not fill %d chunks", s.Size, s.Chunks)
+	case s.Chunks > 1 && cs < MinChunk:
+		return reject(ReasonRange, "chunks of %d bytes, at least %d", cs, MinChunk)
+	case lim.MaxPayload > 0 && cs > ChunkSize(lim.MaxPayload):
+		return reject(ReasonSize, "chunks of %d bytes do not fit the server's max payload of %d", cs, lim.MaxPayload)
 	}
 	return nil
 }
 
 // Validate checks a snapshot's shape: what a sampler can check before the
 // model interprets it.
-func (m *Snapshot) Validate() error {
+func (m *Snapshot) Validate(lim Limits) error {
 	if err := version(int64(m.Version)); err != nil {
 		return err
 	}
@@ -273,10 +403,17 @@ func (m *Snapshot) Validate() error {
 			return reject(ReasonNonFinite, "parameter %s = %v", k, v)
 		}
 	}
+	total := 0
 	for _, c := range m.Points.Counts {
 		if c < 0 {
 			return reject(ReasonRange, "negative point count %d", c)
 		}
+		total += c // at most 64 counts of at most 2³¹ each: no overflow
+	}
+	// Points drawn from a seed may not outnumber what the limit could
+	// carry explicitly (a coordinate is 8 bytes).
+	if lim.MaxSnapshot > 0 && total > lim.MaxSnapshot/8 {
+		return reject(ReasonSize, "%d points to draw, at most %d within the snapshot limit of %d bytes", total, lim.MaxSnapshot/8, lim.MaxSnapshot)
 	}
 	for _, b := range m.Points.Blocks {
 		if b.Dim <= 0 || len(b.Points)%b.Dim != 0 {
@@ -295,7 +432,8 @@ func (m *Snapshot) Validate() error {
 	return nil
 }
 
-// Validate checks a chunk against itself.
+// Validate checks a chunk against itself: its place is the one
+// SplitSnapshot gives chunk Index of Count in Size bytes.
 func (m *Chunk) Validate() error {
 	if err := version(int64(m.Version)); err != nil {
 		return err
@@ -303,8 +441,13 @@ func (m *Chunk) Validate() error {
 	if err := ValidRunID(m.Run); err != nil {
 		return reject(ReasonRun, "%v", err)
 	}
-	if m.Count < 1 || m.Index < 0 || m.Index >= m.Count || m.Offset < 0 || m.Size < 0 || m.Offset+len(m.Data) > m.Size {
-		return reject(ReasonRange, "chunk %d of %d at %d+%d of %d bytes", m.Index, m.Count, m.Offset, len(m.Data), m.Size)
+	if m.Count < 1 || m.Index < 0 || m.Index >= m.Count || m.Size < 0 {
+		return reject(ReasonRange, "chunk %d of %d of %d bytes", m.Index, m.Count, m.Size)
+	}
+	cs := chunkLen(m.Size, m.Count)
+	off := m.Index * cs
+	if m.Offset != off || len(m.Data) != min(cs, m.Size-off) {
+		return reject(ReasonRange, "chunk %d of %d at %d+%d of %d bytes, want %d+%d", m.Index, m.Count, m.Offset, len(m.Data), m.Size, off, min(cs, m.Size-off))
 	}
 	return nil
 }

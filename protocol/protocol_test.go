@@ -3,10 +3,11 @@ package protocol
 import (
 	"bytes"
 	"crypto/sha256"
-	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -75,11 +76,11 @@ func TestRoundTrips(t *testing.T) {
 	if !reflect.DeepEqual(gs.Problem, snap.Problem) || !reflect.DeepEqual(gs.Probe, snap.Probe) || gs.Points.Seed != snap.Points.Seed || !reflect.DeepEqual(gs.Points.Counts, snap.Points.Counts) || gs.Width != 4 {
 		t.Errorf("snapshot: %+v", gs)
 	}
-	if err := gs.Validate(); err != nil {
+	if err := gs.Validate(Limits{MaxSnapshot: DefaultMaxSnapshot}); err != nil {
 		t.Errorf("a valid snapshot: %v", err)
 	}
 
-	wr := &WorkRequest{Version: Version, Run: "r", Step: 5, Lo: 8, Hi: 16, Snap: SnapshotRef{Step: 5, Size: 100, Chunks: 2, Sum: sha256.Sum256([]byte("x"))}, Attempt: 2}
+	wr := &WorkRequest{Version: Version, Run: "r", Step: 5, Lo: 8, Hi: 16, Snap: SnapshotRef{Step: 5, Size: 100, Chunks: 2, Sum: sha256.Sum256([]byte("x"))}, Attempt: 2, Hold: 1}
 	var gw WorkRequest
 	if err := c.UnmarshalWorkRequest(c.MarshalWorkRequest(nil, wr), &gw); err != nil || gw != *wr {
 		t.Errorf("work request %+v (%v)", gw, err)
@@ -166,14 +167,14 @@ func TestHostileInputs(t *testing.T) {
 		"huge map":      {0xdf, 0xff, 0xff, 0xff, 0xff},
 		"huge bin":      append(enc(map[string]any{"v": 1}), 0),
 		"not a map":     enc([]int{1, 2, 3}),
-		"missing d":     enc(map[string]any{"v": 1, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1}),
-		"d not floats":  enc(map[string]any{"v": 1, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": []byte{1, 2, 3}}),
-		"d is a string": enc(map[string]any{"v": 1, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": "abc"}),
-		"int overflow":  enc(map[string]any{"v": 1, "run": "r", "step": 1, "lo": int64(1) << 40, "hi": 1, "width": 1, "d": []byte{}}),
+		"missing d":     enc(map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1}),
+		"d not floats":  enc(map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": []byte{1, 2, 3}}),
+		"d is a string": enc(map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": "abc"}),
+		"int overflow":  enc(map[string]any{"v": Version, "run": "r", "step": 1, "lo": int64(1) << 40, "hi": 1, "width": 1, "d": []byte{}}),
 		"empty":         {},
 	}
 	// A bin claiming 4 GB inside a valid map.
-	huge := enc(map[string]any{"v": 1})
+	huge := enc(map[string]any{"v": Version})
 	huge[0] = 0x82
 	huge = append(huge, append(enc("d"), 0xc6, 0xff, 0xff, 0xff, 0xf0)...)
 	cases["bin of 4 GB"] = huge
@@ -184,17 +185,17 @@ func TestHostileInputs(t *testing.T) {
 	}
 	// Another version.
 	r := sampleResult()
-	r.Version = 2
+	r.Version = Version + 1
 	err := c.UnmarshalResult(c.MarshalResult(nil, r), &Result{})
-	if ReasonOf(err) != ReasonVersion || !strings.Contains(err.Error(), "version 2") {
-		t.Errorf("version 2: %v", err)
+	if ReasonOf(err) != ReasonVersion || !strings.Contains(err.Error(), fmt.Sprintf("version %d", Version+1)) {
+		t.Errorf("version %d: %v", Version+1, err)
 	}
 	// Trailing bytes.
 	if err := c.UnmarshalResult(append(c.MarshalResult(nil, sampleResult()), 0xc0), &Result{}); err == nil {
 		t.Error("trailing bytes accepted")
 	}
 	// Unknown keys are skipped (forward compatibility).
-	m := map[string]any{"v": 1, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": make([]byte, 8), "future": map[string]any{"x": []int{1, 2}}}
+	m := map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": make([]byte, 8), "future": map[string]any{"x": []int{1, 2}, "y": 1.5, "z": "s"}}
 	var got Result
 	if err := c.UnmarshalResult(enc(m), &got); err != nil || len(got.D) != 1 {
 		t.Errorf("unknown key: %v", err)
@@ -202,7 +203,7 @@ func TestHostileInputs(t *testing.T) {
 }
 
 func TestResultValidation(t *testing.T) {
-	exp := ResultExpect{Run: "run-1", Step: 42, Width: 5, Probes: 100, MaxBatch: 8}
+	exp := ResultExpect{Run: "run-1", Step: 42, Width: 5, Lo: 10, Probes: 100, MaxBatch: 8}
 	if err := sampleResult().Validate(exp); err != nil {
 		t.Fatalf("valid result: %v", err)
 	}
@@ -221,6 +222,12 @@ func TestResultValidation(t *testing.T) {
 		{func(r *Result) { r.D[7] = math.NaN() }, ReasonNonFinite},
 		{func(r *Result) { r.D[0] = math.Inf(-1) }, ReasonNonFinite},
 		{func(r *Result) { r.Version = 0 }, ReasonVersion},
+		{func(r *Result) { r.Seconds = math.NaN() }, ReasonTime},
+		{func(r *Result) { r.Seconds = 1e300 }, ReasonTime},
+		{func(r *Result) { r.Seconds = 1e7 }, ReasonTime},
+		{func(r *Result) { r.Seconds = -1 }, ReasonTime},
+		{func(r *Result) { r.Sampler = "a.b" }, ReasonMalformed},
+		{func(r *Result) { r.Lo, r.Hi = 3, 6 }, ReasonRange}, // before the call's first probe
 	} {
 		r := sampleResult()
 		tc.mut(r)
@@ -241,17 +248,20 @@ func TestSnapshotValidation(t *testing.T) {
 		{func(s *Snapshot) { s.Width = 0 }, ReasonWidth},
 		{func(s *Snapshot) { s.Probe.Dt = -1 }, ReasonNonFinite},
 		{func(s *Snapshot) { s.Points = Collocation{} }, ReasonLength},
+		{func(s *Snapshot) { s.Points.Counts = []int{1 << 30, 1 << 30} }, ReasonSize},
+		{func(s *Snapshot) { s.Points.Counts = []int{-1} }, ReasonRange},
 	} {
 		s := sampleSnapshot()
 		tc.mut(s)
-		if got := ReasonOf(s.Validate()); got != tc.want {
+		if got := ReasonOf(s.Validate(Limits{MaxSnapshot: DefaultMaxSnapshot})); got != tc.want {
 			t.Errorf("reason %q, want %q", got, tc.want)
 		}
 	}
 }
 
 // A 4 MB snapshot crosses a 1 MB server in chunks, arriving in any order,
-// with duplicates; a newer snapshot's chunk discards an older partial one.
+// with duplicates; chunks of another snapshot, out of place or corrupt are
+// rejected.
 func TestChunksReassemble(t *testing.T) {
 	var c Codec
 	snap := sampleSnapshot()
@@ -262,28 +272,29 @@ func TestChunksReassemble(t *testing.T) {
 	if ref.Chunks < 4 || len(parts) != ref.Chunks {
 		t.Fatalf("%d bytes in %d chunks", len(encoded), ref.Chunks)
 	}
+	if err := ref.Validate(Limits{MaxSnapshot: DefaultMaxSnapshot, MaxPayload: maxPayload}); err != nil {
+		t.Fatalf("the split's reference: %v", err)
+	}
 	var msgs [][]byte
-	off := 0
 	for i, p := range parts {
-		m := c.MarshalChunk(nil, &Chunk{Version: Version, Run: snap.Run, Step: snap.Step, Index: i, Count: ref.Chunks, Offset: off, Size: ref.Size, Sum: ref.Sum, Data: p})
+		m := c.MarshalChunk(nil, &Chunk{Version: Version, Run: snap.Run, Step: snap.Step, Index: i, Count: ref.Chunks, Offset: ChunkOffset(ref, i), Size: ref.Size, Sum: ref.Sum, Data: p})
 		if len(m) > maxPayload {
 			t.Fatalf("chunk message of %d bytes exceeds the max payload", len(m))
 		}
 		msgs = append(msgs, m)
-		off += len(p)
 	}
-	// Shuffled, with every chunk twice.
+	// Shuffled, with chunks twice.
 	order := append(rand.New(rand.NewPCG(3, 4)).Perm(len(msgs)), 0, 2)
 	var a Assembler
 	a.Start(snap.Run, ref)
 	var out []byte
 	var ch Chunk
-	for _, i := range order {
+	for k, i := range order {
 		if err := c.UnmarshalChunk(msgs[i], &ch); err != nil {
 			t.Fatal(err)
 		}
 		got, err := a.Add(&ch)
-		if err != nil {
+		if err != nil && k < len(msgs) {
 			t.Fatal(err)
 		}
 		if got != nil {
@@ -298,29 +309,153 @@ func TestChunksReassemble(t *testing.T) {
 		t.Fatalf("decoded: %v", err)
 	}
 
-	// A partial older snapshot is dropped when a newer one starts.
-	var b Assembler
-	b.Start("r", SnapshotRef{Step: 1, Size: 4, Chunks: 2, Sum: sha256.Sum256([]byte("abcd"))})
-	b.Add(&Chunk{Version: Version, Run: "r", Step: 1, Index: 0, Count: 2, Offset: 0, Size: 4, Sum: sha256.Sum256([]byte("abcd")), Data: []byte("ab")})
-	newSum := sha256.Sum256([]byte("xy"))
-	got, err := b.Add(&Chunk{Version: Version, Run: "r", Step: 2, Index: 0, Count: 1, Offset: 0, Size: 2, Sum: newSum, Data: []byte("xy")})
-	if err != nil || string(got) != "xy" {
-		t.Fatalf("newer snapshot: %q, %v", got, err)
-	}
-	if _, err := b.Add(&Chunk{Version: Version, Run: "r", Step: 1, Index: 1, Count: 2, Offset: 2, Size: 4, Sum: sha256.Sum256([]byte("abcd")), Data: []byte("cd")}); !errors.Is(err, ErrStaleChunk) {
-		t.Errorf("chunk of the older snapshot: %v", err)
-	}
-	// A corrupted chunk fails the checksum.
-	var d Assembler
 	sum := sha256.Sum256([]byte("abcd"))
-	d.Start("r", SnapshotRef{Step: 1, Size: 4, Chunks: 1, Sum: sum})
-	if _, err := d.Add(&Chunk{Version: Version, Run: "r", Step: 1, Count: 1, Size: 4, Sum: sum, Data: []byte("abce")}); ReasonOf(err) != ReasonChecksum {
-		t.Errorf("corrupt chunk: %v", err)
+	chunk := func(mut func(*Chunk)) *Chunk {
+		ch := &Chunk{Version: Version, Run: "r", Step: 1, Index: 0, Count: 1, Offset: 0, Size: 4, Sum: sum, Data: []byte("abcd")}
+		mut(ch)
+		return ch
 	}
-	// Out-of-range chunks are rejected.
-	if _, err := d.Add(&Chunk{Version: Version, Run: "r", Step: 1, Index: 1, Count: 1, Size: 4, Sum: sum, Data: []byte("a")}); ReasonOf(err) != ReasonRange {
-		t.Errorf("index beyond count: %v", err)
+	for name, tc := range map[string]struct {
+		ch   *Chunk
+		want Reason
+	}{
+		"corrupt":          {chunk(func(c *Chunk) { c.Data = []byte("abce") }), ReasonChecksum},
+		"index beyond":     {chunk(func(c *Chunk) { c.Index = 1 }), ReasonRange},
+		"out of place":     {chunk(func(c *Chunk) { c.Offset = 1; c.Data = []byte("bcd") }), ReasonRange},
+		"short":            {chunk(func(c *Chunk) { c.Data = []byte("abc") }), ReasonRange},
+		"another step":     {chunk(func(c *Chunk) { c.Step = 2 }), ReasonRange},
+		"another run":      {chunk(func(c *Chunk) { c.Run = "q" }), ReasonRange},
+		"another size":     {chunk(func(c *Chunk) { c.Size, c.Data = 3, []byte("abc") }), ReasonRange},
+		"claims 2³¹ bytes": {chunk(func(c *Chunk) { c.Size = math.MaxInt32 }), ReasonRange},
+	} {
+		var d Assembler
+		d.Start("r", SnapshotRef{Step: 1, Size: 4, Chunks: 1, Sum: sum})
+		if _, err := d.Add(tc.ch); ReasonOf(err) != tc.want {
+			t.Errorf("%s: %v, want %s", name, err, tc.want)
+		}
 	}
+}
+
+// SplitSnapshot's references are valid for every size and payload, and
+// hostile references are not.
+func TestSnapshotRefLimits(t *testing.T) {
+	for _, payload := range []int{2048, 4096, 1 << 20} {
+		lim := Limits{MaxSnapshot: 1 << 24, MaxPayload: payload}
+		for _, size := range []int{0, 1, 100, ChunkSize(payload) - 1, ChunkSize(payload), ChunkSize(payload) + 1, 3*ChunkSize(payload) + 7, 1<<24 - 1} {
+			ref, parts := SplitSnapshot(make([]byte, size), 1, ChunkSize(payload))
+			if err := ref.Validate(lim); err != nil {
+				t.Errorf("payload %d, size %d: %v", payload, size, err)
+			}
+			total := 0
+			for i, p := range parts {
+				if len(p) == 0 && size > 0 || ChunkOffset(ref, i) != total {
+					t.Errorf("payload %d, size %d: chunk %d of %d bytes at %d", payload, size, i, len(p), ChunkOffset(ref, i))
+				}
+				total += len(p)
+			}
+		}
+	}
+	lim := Limits{MaxSnapshot: DefaultMaxSnapshot, MaxPayload: 1 << 20}
+	for name, ref := range map[string]SnapshotRef{
+		"2³¹−1 chunks":        {Size: 10 << 20, Chunks: math.MaxInt32},
+		"over the limit":      {Size: DefaultMaxSnapshot + 1, Chunks: 300},
+		"2³¹−1 bytes":         {Size: math.MaxInt32, Chunks: 1},
+		"chunks over payload": {Size: 3 << 20, Chunks: 1},
+		"tiny chunks":         {Size: 4000, Chunks: 40},
+		"empty chunks":        {Size: 4, Chunks: 3},
+		"no chunks":           {Size: 10, Chunks: 0},
+		"negative":            {Size: -1, Chunks: 1},
+	} {
+		if ref.Validate(lim) == nil {
+			t.Errorf("%s: %+v accepted", name, ref)
+		}
+	}
+	w := WorkRequest{Version: Version, Run: "r", Step: 3, Lo: 0, Hi: 4, Snap: SnapshotRef{Step: 3, Size: 10 << 20, Chunks: math.MaxInt32}}
+	if w.Validate(lim) == nil {
+		t.Error("a work request for a snapshot of 2³¹−1 chunks was accepted")
+	}
+	an := Announce{Version: Version, Run: "r", Snap: w.Snap}
+	if an.Validate(lim) == nil {
+		t.Error("an announcement of a snapshot of 2³¹−1 chunks was accepted")
+	}
+	w.Snap = SnapshotRef{Step: 3, Size: 10, Chunks: 1}
+	if err := w.Validate(lim); err != nil {
+		t.Errorf("valid work request: %v", err)
+	}
+	for _, mut := range []func(*WorkRequest){
+		func(w *WorkRequest) { w.Lo, w.Hi = 4, 4 },
+		func(w *WorkRequest) { w.Lo = -1 },
+		func(w *WorkRequest) { w.Step, w.Snap.Step = 1<<32, 1<<32 },
+		func(w *WorkRequest) { w.Snap.Step = 2 },
+		func(w *WorkRequest) { w.Hold = -1 },
+	} {
+		bad := w
+		mut(&bad)
+		if bad.Validate(lim) == nil {
+			t.Errorf("work request %+v accepted", bad)
+		}
+	}
+}
+
+// No input makes a decoder allocate more than a small multiple of its
+// size: a string, bin, array or map that claims to be huge costs nothing,
+// and deep nesting is skipped without recursion.
+func TestDecodeAllocationBound(t *testing.T) {
+	enc := func(v any) []byte {
+		b, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	head := enc(map[string]any{"v": Version})
+	field := func(key string, value ...byte) []byte {
+		m := append([]byte{0x82}, head[1:]...)
+		return append(append(m, enc(key)...), value...)
+	}
+	deep := field("future")
+	for i := 0; i < 100000; i++ {
+		deep = append(deep, 0x91) // [[[[...
+	}
+	deep = append(deep, 0xc0)
+	for name, data := range map[string][]byte{
+		"string of 4 GB":      field("run", 0xdb, 0xff, 0xff, 0xff, 0xf0, 'a'),
+		"unknown str of 4 GB": field("x", 0xdb, 0xff, 0xff, 0xff, 0xf0, 'a'),
+		"bin of 4 GB":         field("d", 0xc6, 0xff, 0xff, 0xff, 0xf0),
+		"ext of 4 GB":         field("x", 0xc9, 0xff, 0xff, 0xff, 0xf0, 1),
+		"map of 2³² entries":  field("x", 0xdf, 0xff, 0xff, 0xff, 0xff),
+		"100000 nested":       deep,
+	} {
+		if n := decodeAllocs(data); n > allocBound(len(data)) {
+			t.Errorf("%s: %d bytes allocated for %d bytes of input", name, n, len(data))
+		}
+	}
+}
+
+// allocBound is the most a decode may allocate for n bytes of input.
+func allocBound(n int) uint64 { return 4*uint64(n) + 16<<10 }
+
+// decodeAllocs is the least a fresh codec allocated over three decodes of
+// data as every message type (the least, so a background allocation of
+// the test runtime does not count).
+func decodeAllocs(data []byte) uint64 {
+	least := uint64(math.MaxUint64)
+	var ms runtime.MemStats
+	for range 3 {
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		var c Codec
+		c.UnmarshalResult(data, &Result{})
+		c.UnmarshalSnapshot(data, &Snapshot{})
+		c.UnmarshalWorkRequest(data, &WorkRequest{})
+		c.UnmarshalChunk(data, &Chunk{})
+		c.UnmarshalChunkRequest(data, &ChunkRequest{})
+		c.UnmarshalAnnounce(data, &Announce{})
+		c.UnmarshalSamplerError(data, &SamplerError{})
+		runtime.ReadMemStats(&ms)
+		least = min(least, ms.TotalAlloc-before)
+	}
+	return least
 }
 
 func TestSubjects(t *testing.T) {
@@ -328,7 +463,7 @@ func TestSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Work() != "lab.ntk.work" || s.QueueGroup() != "lab.ntk-samplers" || s.Snapshot("r1") != "lab.ntk.snap.r1" || s.Results("r1") != "lab.ntk.results.r1.*" || s.ResultsFor("r1", "t") != "lab.ntk.results.r1.t" || s.Announce("r1") != "lab.ntk.announce.r1" {
+	if s.Work() != "lab.ntk.work" || s.QueueGroup() != "lab.ntk-samplers" || s.Snapshot("r1") != "lab.ntk.snap.r1.*" || s.SnapshotFrom("r1", "u") != "lab.ntk.snap.r1.u" || Inbox("u") != "_INBOX_u" || s.Results("r1") != "lab.ntk.results.r1.*" || s.ResultsFor("r1", "t") != "lab.ntk.results.r1.t" || s.Announce("r1") != "lab.ntk.announce.r1" {
 		t.Errorf("subjects %v", s)
 	}
 	for _, bad := range []string{"", "a..b", "a.*", "a b", "x.>"} {

@@ -14,11 +14,16 @@ const ServiceName = "ntkbus-sampler"
 
 // Subjects are all the subjects of one deployment, under one prefix:
 //
-//	<prefix>.work               work requests; samplers' queue group <prefix>-samplers
-//	<prefix>.work.<instance>    work requests for one sampler instance (its micro id)
-//	<prefix>.snap.<run>         snapshot chunk requests, answered by the coordinator
-//	<prefix>.announce.<run>     "a new snapshot exists", so idle samplers prefetch it
-//	<prefix>.results.<run>.<t>  where samplers send results (the work request's reply subject)
+//	<prefix>.work                 work requests, to the samplers' queue group <prefix>-samplers only
+//	<prefix>.snap.<run>.<id>      snapshot chunk requests from credential <id>, answered by the
+//	                              coordinator on that credential's inbox _INBOX_<id>.> only
+//	<prefix>.announce.<run>       "a new snapshot exists", so idle samplers prefetch it
+//	<prefix>.results.<run>.<t>    where samplers answer (the work request's reply subject)
+//
+// The subjects are laid out so that a server's permissions can confine a
+// sampler credential <id>: it may subscribe to the work subject only as a
+// member of the queue group, publish chunk requests only under its own
+// <id>, and read only its own inboxes (see natsbus.SamplerPermissions).
 type Subjects struct{ Prefix string }
 
 // NewSubjects checks prefix: dot-separated tokens without spaces or wildcards.
@@ -37,17 +42,20 @@ func NewSubjects(prefix string) (Subjects, error) {
 // Work is the subject of work requests.
 func (s Subjects) Work() string { return s.Prefix + ".work" }
 
-// WorkTo is the subject of work requests for one sampler instance, named by
-// its micro service instance id. The coordinator addresses batches to the
-// least loaded instance it knows: a queue group picks a member at random,
-// which leaves some samplers idle while others queue.
-func (s Subjects) WorkTo(instance string) string { return s.Prefix + ".work." + instance }
-
 // QueueGroup is the samplers' queue group.
 func (s Subjects) QueueGroup() string { return s.Prefix + "-samplers" }
 
-// Snapshot is the subject where a run's snapshot chunks are served.
-func (s Subjects) Snapshot(run string) string { return s.Prefix + ".snap." + run }
+// Snapshot is the wildcard of a run's chunk requests, where the
+// coordinator serves them.
+func (s Subjects) Snapshot(run string) string { return s.Prefix + ".snap." + run + ".*" }
+
+// SnapshotFrom is where credential id requests chunks of a run's snapshot.
+func (s Subjects) SnapshotFrom(run, id string) string { return s.Prefix + ".snap." + run + "." + id }
+
+// Inbox is the inbox prefix of credential id: the coordinator sends a
+// chunk only to a reply subject under the Inbox of the id its request
+// names, and a server confines id to reading its own inboxes.
+func Inbox(id string) string { return "_INBOX_" + id }
 
 // Announce is the subject of a run's snapshot announcements.
 func (s Subjects) Announce(run string) string { return s.Prefix + ".announce." + run }
@@ -65,13 +73,23 @@ func (s Subjects) ResultsFor(run, token string) string {
 
 // ValidRunID reports whether id can be a run id: one subject token of
 // letters, digits, '-' and '_', 1 to 64 characters.
-func ValidRunID(id string) error {
+func ValidRunID(id string) error { return validToken("run id", id) }
+
+// ValidIdentity reports whether id can name a credential in subjects
+// (chunk requests, inbox prefixes): the same alphabet as a run id.
+func ValidIdentity(id string) error { return validToken("identity", id) }
+
+// ValidInstance reports whether id can be a sampler instance id (a NATS
+// micro id): the same alphabet as a run id.
+func ValidInstance(id string) error { return validToken("sampler instance", id) }
+
+func validToken(what, id string) error {
 	if len(id) == 0 || len(id) > 64 {
-		return fmt.Errorf("run id %q: want 1 to 64 characters", id)
+		return fmt.Errorf("%s %q: want 1 to 64 characters", what, id)
 	}
 	for _, c := range id {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("run id %q: only letters, digits, - and _", id)
+			return fmt.Errorf("%s %q: only letters, digits, - and _", what, id)
 		}
 	}
 	return nil

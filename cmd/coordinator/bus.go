@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"ntkbus/cmd/internal/natsconn"
@@ -35,6 +34,13 @@ type busFlags struct {
 	// connectWait bounds the wait for a server that is not up yet: a
 	// cluster may start its coordinator before its servers.
 	connectWait time.Duration
+	// waitSamplers bounds the wait while no sampler answers.
+	waitSamplers time.Duration
+	// verify is the fraction of batches recomputed in this process.
+	verify float64
+	// The embedded server off loopback: TLS, or the user's word.
+	listenCert, listenKey string
+	listenInsecure        bool
 }
 
 func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSamplers int) {
@@ -46,6 +52,46 @@ func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSampler
 	fs.DurationVar(&b.timeout, "timeout", 60*time.Second, "first deadline of a work request, before the samplers' speed is known")
 	fs.StringVar(&b.run, "run", "", "run id on the bus (default: from the output folder)")
 	fs.DurationVar(&b.connectWait, "connect-wait", time.Minute, "how long to wait for the NATS server at --nats URL before giving up")
+	fs.DurationVar(&b.waitSamplers, "wait-samplers", 5*time.Minute, "how long to wait while no sampler answers before giving up")
+	fs.Float64Var(&b.verify, "verify", 0, "fraction of batches recomputed in this process and compared bit for bit (and every sampler's first batch); a sampler that disagrees is quarantined and its batches done again (0: no checks)")
+	fs.StringVar(&b.listenCert, "listen-tls-cert", "", "certificate of the embedded NATS server: samplers connect with TLS (needed for a --listen address off loopback)")
+	fs.StringVar(&b.listenKey, "listen-tls-key", "", "key of --listen-tls-cert")
+	fs.BoolVar(&b.listenInsecure, "listen-insecure", false, "let the embedded NATS server listen off loopback without TLS: its passwords and the probes cross the network in clear")
+}
+
+// check reports bad bus flags before anything starts.
+func (b *busFlags) check() error {
+	if !(b.verify >= 0 && b.verify <= 1) {
+		return badInput("--verify %v: want a fraction from 0 to 1", b.verify)
+	}
+	if b.waitSamplers <= 0 {
+		return badInput("--wait-samplers %v: want a positive duration", b.waitSamplers)
+	}
+	if !b.useNATS() {
+		if b.verify > 0 {
+			return badInput("--verify checks the samplers' answers on NATS; in process there is nothing to check: drop it, or give --nats")
+		}
+		return nil
+	}
+	if _, err := b.nf.Subjects(); err != nil {
+		return inputError{err}
+	}
+	if b.nf.URL == "embedded" {
+		if (b.listenCert == "") != (b.listenKey == "") {
+			return badInput("--listen-tls-cert and --listen-tls-key go together")
+		}
+		if !natsbus.IsLoopback(b.listen) && b.listenCert == "" && !b.listenInsecure {
+			return badInput("--listen %s is not a loopback address: samplers there would send the embedded server's passwords and every probe in clear; give --listen-tls-cert and --listen-tls-key, or --listen-insecure to accept that", b.listen)
+		}
+		return nil
+	}
+	if err := b.nf.ValidateURL(); err != nil {
+		return inputError{err}
+	}
+	if _, err := b.nf.Identity("sampler"); err != nil {
+		return inputError{err}
+	}
+	return nil
 }
 
 // bus is a started NATS backend and what it needs stopped.
@@ -84,14 +130,17 @@ func runID(explicit, hint string) string {
 // start connects (or starts an embedded server), starts the in-process
 // samplers and the backend for the setup's probes.
 func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, setup *model.Setup, settings sampler.Settings, width int, run string, opt model.Options) (*bus, error) {
-	subjects, err := b.nf.Subjects()
-	if err != nil {
-		return nil, inputError{err}
+	if err := b.check(); err != nil {
+		return nil, err
 	}
+	subjects, _ := b.nf.Subjects()
 	bs := &bus{}
 	var (
-		coordConn *nats.Conn
-		dial      func(name string) (*nats.Conn, error)
+		coordConn   *nats.Conn
+		dial        func(name string) (*nats.Conn, error) // the coordinator's connection
+		dialSampler func(name string) (*nats.Conn, error)
+		identity    string
+		err         error
 	)
 	if b.nf.URL == "embedded" {
 		listen := b.listen
@@ -100,17 +149,23 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 			log.Warn("embedded NATS address busy, taking a free port", "address", listen)
 			listen = net.JoinHostPort(host, "0")
 		}
-		srv, err := natsbus.StartEmbedded(listen, log)
+		if !natsbus.IsLoopback(listen) && b.listenCert == "" {
+			log.Warn("the embedded NATS server listens off loopback without TLS (--listen-insecure): its passwords and the probes cross the network in clear", "listen", listen)
+		}
+		emb, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: listen, TLSCert: b.listenCert, TLSKey: b.listenKey, Subjects: subjects, Log: log})
 		if err != nil {
 			return nil, err
 		}
-		bs.stop = append(bs.stop, func() { srv.Shutdown(); srv.WaitForShutdown() })
-		url := srv.ClientURL()
-		fmt.Fprintf(out, "embedded NATS server: %s (more samplers join with: sampler --nats %s)\n", url, url)
-		dial = func(name string) (*nats.Conn, error) { return inProcess(srv, name) }
-		bs.desc = "nats, embedded at " + url
+		bs.stop = append(bs.stop, emb.Shutdown)
+		fmt.Fprintf(out, "embedded NATS server: %s (more samplers join with: %s)\n", emb.URL, emb.JoinCommand())
+		dial = func(name string) (*nats.Conn, error) { return emb.Connect(emb.Coordinator, name) }
+		dialSampler = func(name string) (*nats.Conn, error) { return emb.Connect(emb.Sampler, name) }
+		identity = emb.Sampler.User
+		bs.desc = "nats, embedded at " + emb.URL
 	} else {
 		dial = func(name string) (*nats.Conn, error) { return b.nf.Connect(name, log.Named("nats")) }
+		dialSampler = dial
+		identity, _ = b.nf.Identity("sampler")
 		bs.desc = "nats at " + b.nf.URL
 	}
 	if coordConn, err = dial("ntkbus-coordinator " + run); err != nil {
@@ -124,22 +179,25 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	}
 	for i := 0; i < b.samplers; i++ {
 		id := fmt.Sprintf("local-%d", i)
-		nc, err := dial("ntkbus-sampler " + id)
+		nc, err := dialSampler("ntkbus-sampler " + id)
 		if err != nil {
 			bs.close()
 			return nil, err
 		}
-		w, err := worker.Start(nc, worker.Options{Subjects: subjects, ID: id, Eval: opt, Log: log.Named("sampler").With("instance", id)})
+		w, err := worker.Start(nc, worker.Options{Subjects: subjects, ID: id, Identity: identity, Eval: opt, Log: log.Named("sampler").With("instance", id)})
 		if err != nil {
 			nc.Close()
 			bs.close()
 			return nil, err
 		}
-		bs.stop = append(bs.stop, func() { w.Stop(); drain(nc) })
+		// Abort and close, not Stop and drain: when the coordinator closes
+		// the bus nobody reads what these samplers have in hand, and an
+		// interrupted run need not wait for their probe to finish.
+		bs.stop = append(bs.stop, func() { w.Abort(); nc.Close() })
 	}
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,
-		Batch: b.batch, Timeout: b.timeout, Log: log,
+		Batch: b.batch, Timeout: b.timeout, WaitSamplers: b.waitSamplers, Verify: b.verify, Eval: opt, Log: log,
 	})
 	if err != nil {
 		bs.close()
@@ -148,6 +206,9 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	bs.backend = be
 	bs.stop = append(bs.stop, func() { be.Close() })
 	bs.desc += fmt.Sprintf(", run %s, %d samplers in process", run, b.samplers)
+	if b.verify > 0 {
+		bs.desc += fmt.Sprintf(", verifying %g of the batches", b.verify)
+	}
 	return bs, nil
 }
 
@@ -189,10 +250,6 @@ func drain(nc *nats.Conn) {
 		}
 	}
 	nc.Close()
-}
-
-func inProcess(srv *server.Server, name string) (*nats.Conn, error) {
-	return nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name(name), nats.MaxReconnects(-1))
 }
 
 func isBusy(addr string) bool {

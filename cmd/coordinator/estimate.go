@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -44,6 +41,10 @@ type estimateReport struct {
 	Eigenvalues   []float64           `json:"eigenvalues,omitempty"` // sketch estimators: its eigenvalues, descending
 	StoppedEarly  bool                `json:"stopped_early"`
 	Rejected      int                 `json:"rejected"`
+	RejectedBy    map[string]int64    `json:"rejected_by_reason"`
+	Verified      int64               `json:"verified"`
+	Mismatches    int64               `json:"mismatches"`
+	Quarantined   int64               `json:"quarantined"`
 	Masked        int                 `json:"masked_rows"`
 	Kernel        string              `json:"kernel_file,omitempty"`
 	Workers       int                 `json:"workers"`
@@ -64,7 +65,7 @@ func runEstimate(args []string, out io.Writer) error {
 	clip := fs.Bool("clip", false, "write the clipped estimator max(K̂_ij, 0) (Remark 6)")
 	kernelOut := fs.String("kernel-out", "", "write K̂ to this file (.npy, or CSV)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an n×n kernel may use")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the whole work may use (evaluators, K̂), checked before anything is allocated")
 	var pf probeFlags
 	pf.register(fs)
 	pf.registerEstimator(fs)
@@ -83,6 +84,9 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	if *workers < 1 {
 		return badInput("--workers %d: want at least 1", *workers)
+	}
+	if err := bf.check(); err != nil {
+		return err
 	}
 	settings, err := pf.settings(*seed)
 	if err != nil {
@@ -105,12 +109,34 @@ func runEstimate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The residual at θ, checked before any probe is sent; every worker's
+	// or in-process sampler's evaluator; K̂ and its sum with --kernel-out.
+	mem := model.Memory{Evaluators: 2 + *workers, Columns: 16}
+	if bf.useNATS() {
+		mem.Evaluators = 2 + bf.samplers
+	}
+	if *kernelOut != "" {
+		mem.Kernels = 2
+	}
+	if err := setup.CheckMemory(coll.Counts(), mem, *maxMem); err != nil {
+		return inputError{err}
+	}
+	opt := model.Options{MaxMemory: *maxMem}
+	check, err := setup.NewEvaluator(coll, opt)
+	if err != nil {
+		return inputError{err}
+	}
+	r0 := make([]float64, check.Layout().N)
+	check.Residual(theta, r0)
+	if err := finiteResidual(check.Layout(), r0); err != nil {
+		return badInput("snapshot %s: %v", *snapPath, err)
+	}
 	log := lf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
 
 	start := time.Now()
-	opt := model.Options{MaxMemory: *maxMem}
 	local, err := coordinator.NewLocal(setup, coll, settings, 1, opt)
 	if err != nil {
 		return err
@@ -132,18 +158,7 @@ func runEstimate(args []string, out io.Writer) error {
 		}
 		backend = local
 	}
-	if *kernelOut != "" {
-		if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
-			return err
-		}
-	}
 	// R at θ decides which rows the probes drop (R_i = 0).
-	ev, err := setup.NewEvaluator(coll, opt)
-	if err != nil {
-		return err
-	}
-	r0 := make([]float64, lay.N)
-	ev.Residual(theta, r0)
 	masked := 0
 	for _, v := range r0 {
 		if v == 0 {
@@ -166,6 +181,9 @@ func runEstimate(args []string, out io.Writer) error {
 		},
 	})
 	bar.finish()
+	if ctx.Err() != nil {
+		return intr.err()
+	}
 	if err != nil {
 		return err
 	}
@@ -174,8 +192,16 @@ func runEstimate(args []string, out io.Writer) error {
 		Kind: settings.Kind.String(), Quotient: settings.Quotient.String(), Seed: *seed,
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
 		Weights: map[string]*float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
-		StoppedEarly: res.Stopped, Rejected: res.Rejected, Masked: masked,
+		StoppedEarly: res.Stopped, Rejected: res.Rejected, RejectedBy: map[string]int64{}, Masked: masked,
+		Verified: res.Audit.Verified, Mismatches: res.Audit.Mismatches, Quarantined: res.Audit.Quarantined,
 		Workers: *workers, Backend: backendDesc, BLAS: model.BLASBackend(),
+	}
+	for k, v := range res.Audit.Rejected {
+		rep.RejectedBy[k] = v
+	}
+	if res.Rejected > 0 || res.Audit.Verified > 0 {
+		log.Info("results refused and checked", "rejected", res.Rejected, "rejected_by_reason", res.Audit.Rejected,
+			"verified", res.Audit.Verified, "mismatches", res.Audit.Mismatches, "quarantined", res.Audit.Quarantined)
 	}
 	e := res.Estimate
 	rep.Trace, rep.TraceSE = e.Trace, num(e.TraceSE())
@@ -192,6 +218,17 @@ func runEstimate(args []string, out io.Writer) error {
 	if res.Sketch != nil {
 		rank := res.Sketch.Nystrom.Rank
 		rep.Rank, rep.Eigenvalues = &rank, res.Sketch.Nystrom.Lambda
+	}
+	var notPositive []string
+	for b, name := range rep.Blocks {
+		if t := e.BlockTraces[b]; !(t > 0) && lay.Blocks[b].Len > 0 {
+			notPositive = append(notPositive, fmt.Sprintf("%s (%.4g ± %s)", name, t, fmtSE(rep.BlockTracesSE[name])))
+		}
+	}
+	var warning string
+	if len(notPositive) > 0 {
+		warning = fmt.Sprintf("the estimated trace of block %s is not positive, so its weight means nothing: draw more probes (--probes), use --kind block (each probe on one block), or the sketch (--estimator nystrom)", strings.Join(notPositive, ", "))
+		log.Warn(warning)
 	}
 	if *kernelOut != "" {
 		K := make([]float64, lay.N*lay.N)
@@ -225,11 +262,17 @@ func runEstimate(args []string, out io.Writer) error {
 	for _, name := range rep.Blocks {
 		fmt.Fprintf(tw, "%s\t%.8g\t%s\t%s\t[%s, %s]\n", name, rep.BlockTraces[name], fmtSE(rep.BlockTracesSE[name]), fmtSE(rep.Weights[name]), fmtSE(rep.WeightsLo[name]), fmtSE(rep.WeightsHi[name]))
 	}
+	if warning != "" {
+		fmt.Fprintf(tw, "\nwarning\t%s\n", warning)
+	}
 	if rep.Masked > 0 {
 		fmt.Fprintf(tw, "\nnote\t%d residual rows are exactly zero and take no part in the probes\n", rep.Masked)
 	}
 	if rep.Kernel != "" {
 		fmt.Fprintf(tw, "kernel\twritten to %s\n", rep.Kernel)
+	}
+	if rep.Rejected > 0 || rep.Verified > 0 {
+		fmt.Fprintf(tw, "\nresults\t%d refused %v; %d batches verified, %d wrong, %d samplers quarantined\n", rep.Rejected, rep.RejectedBy, rep.Verified, rep.Mismatches, rep.Quarantined)
 	}
 	fmt.Fprintf(tw, "\ntime\t%.3f s (%s; BLAS %s)\n", rep.Seconds, rep.Backend, rep.BLAS)
 	return tw.Flush()

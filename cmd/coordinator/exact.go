@@ -38,7 +38,7 @@ func runExact(args []string, out io.Writer) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	kernelOut := fs.String("kernel-out", "", "also compute the full exact K and write it (.npy, or .csv)")
 	eig := fs.Int("eigenvalues", 0, "also compute the full exact K and report its K largest eigenvalues")
-	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the exact kernel may use")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the whole work may use (the evaluator, the exact kernel), checked before anything is allocated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +49,14 @@ func runExact(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	full := *kernelOut != "" || *eig > 0
+	mem := model.Memory{Evaluators: 1, NTK: full}
+	if *eig > 0 {
+		mem.Kernels = 2 // the eigensolver's copy and its workspace
+	}
+	if err := setup.CheckMemory(coll.Counts(), mem, *maxMem); err != nil {
+		return inputError{err}
+	}
 	start := time.Now()
 	ev, err := setup.NewEvaluator(coll, model.Options{MaxMemory: *maxMem})
 	if err != nil {
@@ -57,6 +65,9 @@ func runExact(args []string, out io.Writer) error {
 	lay := ev.Layout()
 	r := make([]float64, lay.N)
 	ev.Forward(theta, r)
+	if err := finiteResidual(lay, r); err != nil {
+		return badInput("snapshot %s: %v", *snapPath, err)
+	}
 	diag := make([]float64, lay.N)
 	traces := make([]float64, len(lay.Blocks))
 	model.BlockTraces(ev, diag, traces)
@@ -82,10 +93,7 @@ func runExact(args []string, out io.Writer) error {
 		rep.Weights[sp.Name] = weights[b]
 	}
 	rep.ResidualNorm = math.Sqrt(rr)
-	if *kernelOut != "" || *eig > 0 {
-		if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
-			return err
-		}
+	if full {
 		K := make([]float64, lay.N*lay.N)
 		if err := ev.NTK(K); err != nil {
 			return err
@@ -106,9 +114,13 @@ func runExact(args []string, out io.Writer) error {
 		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
-	for name, w := range rep.Weights {
-		if math.IsInf(w, 0) || math.IsNaN(w) {
-			return fmt.Errorf("block %s has Tr K_bb = %v, so its weight Tr K / Tr K_bb is undefined (does the block have points?)", name, rep.BlockTraces[name])
+	for _, name := range rep.Blocks {
+		if w := rep.Weights[name]; math.IsInf(w, 0) || math.IsNaN(w) {
+			why := "every residual of the block is independent of θ"
+			if rep.Points[name] == 0 {
+				why = "the block has no points"
+			}
+			return fmt.Errorf("block %s has Tr K_bb = %v, so its weight Tr K / Tr K_bb is undefined: %s", name, rep.BlockTraces[name], why)
 		}
 	}
 	if *asJSON {
@@ -131,4 +143,30 @@ func runExact(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(tw, "\ntime\t%.3f s\n", rep.Seconds)
 	return tw.Flush()
+}
+
+// finiteResidual reports the first entry of R(θ) that is not finite, with
+// its block, row, point and component: such a θ (or such points) makes
+// every probe, trace and weight meaningless, so nothing is computed from it.
+func finiteResidual(lay *model.Layout, r []float64) error {
+	var bad, first int
+	for i, v := range r {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			if bad == 0 {
+				first = i
+			}
+			bad++
+		}
+	}
+	if bad == 0 {
+		return nil
+	}
+	b := lay.BlockOf(first)
+	sp := lay.Blocks[b]
+	row := first - sp.Off
+	where := fmt.Sprintf("block %s, row %d (point %d", sp.Name, row, row/sp.Components)
+	if sp.Components > 1 {
+		where += fmt.Sprintf(", component %d", row%sp.Components)
+	}
+	return fmt.Errorf("R(θ) is not finite: %s) is %v, %d of %d residuals in all: θ is too large for the network to evaluate, or the points are", where, r[first], bad, len(r))
 }

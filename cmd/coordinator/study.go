@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -21,6 +19,18 @@ import (
 	"ntkbus/model"
 )
 
+const studyUsage = `usage: coordinator study errors|throughput|spectrum [flags]
+
+studies:
+  errors      the estimator's error rates against the exact NTK (the paper's Figures 5 and 6)
+  throughput  probes per second in process and over NATS, the coordinator's share, a bit check
+  spectrum    NTK eigenvalues for operators T applied to u
+
+Run "coordinator study <study> -h" for its flags.
+`
+
+var studies = []string{"errors", "throughput", "spectrum"}
+
 func runStudy(args []string, out io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -28,9 +38,18 @@ func runStudy(args []string, out io.Writer) error {
 			return runStudyErrors(args[1:], out)
 		case "throughput":
 			return runStudyThroughput(args[1:], out)
+		case "spectrum":
+			return runStudySpectrum(args[1:], out)
+		case "-h", "-help", "--help", "help":
+			if len(args) > 1 && args[0] == "help" {
+				return runStudy(append(args[1:], "-h"), out)
+			}
+			fmt.Fprint(out, studyUsage)
+			return nil
 		}
+		return badInput("unknown study %q%s: want errors, throughput or spectrum", args[0], suggest(args[0], studies, ""))
 	}
-	return badInput(`usage: coordinator study errors|throughput [flags] ("coordinator study errors -h" for its flags)`)
+	return badInput("which study? want errors, throughput or spectrum (\"coordinator study -h\")")
 }
 
 // loadSnapshot reads a snapshot file and resolves its problem, points and θ;
@@ -50,8 +69,21 @@ func loadSnapshot(path string) (*model.Setup, *model.Collocation, []float64, err
 // fixedPoint is the θ and points a study holds fixed: a snapshot's, or the
 // problem's drawn from the seed.
 func fixedPoint(pf *problemFlags, snapPath string, seed uint64) (*model.Setup, *model.Collocation, []float64, error) {
+	return fixedPointMem(pf, snapPath, seed, model.Memory{}, model.DefaultMaxMemory)
+}
+
+// fixedPointMem is fixedPoint with the work mem priced against limit before
+// the points are drawn or any evaluator is made.
+func fixedPointMem(pf *problemFlags, snapPath string, seed uint64, mem model.Memory, limit int64) (*model.Setup, *model.Collocation, []float64, error) {
 	if snapPath != "" {
-		return loadSnapshot(snapPath)
+		setup, coll, theta, err := loadSnapshot(snapPath)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := setup.CheckMemory(coll.Counts(), mem, limit); err != nil {
+			return nil, nil, nil, inputError{err}
+		}
+		return setup, coll, theta, nil
 	}
 	setup, err := pf.setup()
 	if err != nil {
@@ -60,6 +92,9 @@ func fixedPoint(pf *problemFlags, snapPath string, seed uint64) (*model.Setup, *
 	var counts []int
 	if len(pf.points) > 0 {
 		counts = pf.points
+	}
+	if err := setup.CheckMemory(counts, mem, limit); err != nil {
+		return nil, nil, nil, inputError{err}
 	}
 	coll, err := setup.DrawPoints(seed, 0, counts, nil)
 	if err != nil {
@@ -89,11 +124,17 @@ func runStudyErrors(args []string, out io.Writer) error {
 	fs.Var(&heat, "heatmaps", "N values whose first K̂ is saved and drawn beside the exact K (Figure 5), e.g. 1,2000,20000")
 	outDir := fs.String("out", "", "study folder (default runs/study-<problem>-<time>); run again with the same folder and flags to resume")
 	workers := fs.Int("workers", runtime.NumCPU(), "in-process sampler goroutines (without --nats)")
-	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the exact kernel may use")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes the whole work may use (the exact kernel, K̂, the evaluators), checked before anything is allocated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	setup, coll, theta, err := fixedPoint(&pf, *snapPath, *seed)
+	// The exact K, K̂ and its accumulator, the reference evaluator and the
+	// workers' or in-process samplers' evaluators.
+	mem := model.Memory{Evaluators: 1 + *workers, NTK: true, Kernels: 2, Columns: 16}
+	if bf.useNATS() {
+		mem.Evaluators = 1 + bf.samplers
+	}
+	setup, coll, theta, err := fixedPointMem(&pf, *snapPath, *seed, mem, *maxMem)
 	if err != nil {
 		return err
 	}
@@ -115,11 +156,11 @@ func runStudyErrors(args []string, out io.Writer) error {
 		return err
 	}
 	lay := ev.Layout()
-	if err := model.CheckKernelMemory(lay, *maxMem); err != nil {
-		return err
-	}
 	r0 := make([]float64, lay.N)
 	ev.Forward(theta, r0)
+	if err := finiteResidual(lay, r0); err != nil {
+		return inputError{err}
+	}
 	ref, err := study.NewReference(ev)
 	if err != nil {
 		return err
@@ -128,9 +169,10 @@ func runStudyErrors(args []string, out io.Writer) error {
 	if dir == "" {
 		dir = filepath.Join("runs", fmt.Sprintf("study-%s-%s", setup.Problem.Name, time.Now().Format("20060102-150405")))
 	}
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
 	fmt.Fprintf(out, "study folder: %s\n", dir)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var buses []*bus
 	defer func() {
 		for _, b := range buses {
@@ -162,9 +204,16 @@ func runStudyErrors(args []string, out io.Writer) error {
 	}
 	err = runner.Run(ctx)
 	bar.finish()
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(out, "interrupted; run the same command again to resume from %s\n", dir)
-		return nil
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil && err != nil {
+		resume := "coordinator study errors " + shellJoin(args)
+		if *outDir == "" {
+			resume += " --out " + shellQuote(dir)
+		}
+		fmt.Fprintf(out, "interrupted; every finished repetition is in %s; resume with: %s\n", dir, resume)
+		return intr.err()
+	}
+	if errors.Is(err, study.ErrOtherDesign) {
+		return inputError{err}
 	}
 	if err != nil {
 		return err
@@ -178,6 +227,23 @@ func runStudyErrors(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
 	return nil
+}
+
+// shellJoin quotes args for a shell command line.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:=/+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // printStudy prints errors.csv as a table beside the theory, with the

@@ -43,15 +43,20 @@ type throughputReport struct {
 
 // backendSpeed is one backend's measured rounds.
 type backendSpeed struct {
-	Backend       string    `json:"backend"`
-	Seconds       []float64 `json:"seconds"`        // wall time of each round
-	ProbesPerSec  float64   `json:"probes_per_sec"` // probes over the median round
-	CoordSeconds  *float64  `json:"coordinator_seconds,omitempty"`
-	SamplerSecs   *float64  `json:"sampler_seconds,omitempty"`
-	CoordPercent  *float64  `json:"coordinator_percent,omitempty"` // coordinator time as % of the samplers' compute
-	Resent        *int64    `json:"resent_batches,omitempty"`
-	Rejected      *int64    `json:"rejected,omitempty"`
-	SamplersSeen  *int      `json:"samplers,omitempty"`
+	Backend       string           `json:"backend"`
+	Seconds       []float64        `json:"seconds"`        // wall time of each round
+	ProbesPerSec  float64          `json:"probes_per_sec"` // probes over the median round
+	CoordSeconds  *float64         `json:"coordinator_seconds,omitempty"`
+	SamplerSecs   *float64         `json:"sampler_seconds,omitempty"`
+	CoordPercent  *float64         `json:"coordinator_percent,omitempty"` // coordinator time as % of the samplers' compute
+	Resent        *int64           `json:"resent_batches,omitempty"`
+	Rejected      *int64           `json:"rejected,omitempty"`
+	RejectedBy    map[string]int64 `json:"rejected_by_reason,omitempty"`
+	Verified      *int64           `json:"verified,omitempty"`
+	Mismatches    *int64           `json:"mismatches,omitempty"`
+	Quarantined   *int64           `json:"quarantined,omitempty"`
+	VerifySeconds *float64         `json:"verify_seconds,omitempty"`
+	SamplersSeen  *int             `json:"samplers,omitempty"`
 	traces        [][]float64
 	medianSeconds float64
 }
@@ -89,6 +94,9 @@ func runStudyThroughput(args []string, out io.Writer) error {
 		return badInput("--workers %d: want at least 1", *workers)
 	case !*compare && !bf.useNATS():
 		return badInput("nothing to measure: --compare-local=false needs --nats URL or embedded")
+	}
+	if err := bf.check(); err != nil {
+		return err
 	}
 	setup, coll, theta, err := fixedPoint(&pf, *snapPath, *seed)
 	if err != nil {
@@ -205,8 +213,9 @@ func (m *measurer) run(ctx context.Context, b coordinator.Backend, desc string, 
 	}
 	sp := &backendSpeed{Backend: desc}
 	var before natsbus.Stats
+	var auditBefore coordinator.Audit
 	if nb != nil {
-		before = nb.Stats()
+		before, auditBefore = nb.Stats(), nb.Audit()
 	}
 	for r := range m.rounds {
 		step := uint32(r + 1)
@@ -233,16 +242,17 @@ func (m *measurer) run(ctx context.Context, b coordinator.Backend, desc string, 
 		coord := after.CoordinatorSeconds - before.CoordinatorSeconds
 		comp := after.SamplerSeconds - before.SamplerSeconds
 		resent := after.Redispatched - before.Redispatched
-		var rejected int64
-		for reason, n := range after.Rejected {
-			rejected += n - before.Rejected[reason]
-		}
+		audit := nb.Audit().Since(auditBefore)
+		rejected := audit.Total()
 		sp.CoordSeconds, sp.SamplerSecs = &coord, &comp
 		if comp > 0 {
 			pct := 100 * coord / comp
 			sp.CoordPercent = &pct
 		}
 		sp.Resent, sp.Rejected, sp.SamplersSeen = &resent, &rejected, &after.Samplers
+		sp.RejectedBy = audit.Rejected
+		verifySecs := after.VerifySeconds - before.VerifySeconds
+		sp.Verified, sp.Mismatches, sp.Quarantined, sp.VerifySeconds = &audit.Verified, &audit.Mismatches, &audit.Quarantined, &verifySecs
 	}
 	return sp, nil
 }
@@ -273,6 +283,10 @@ func printThroughput(out io.Writer, rep *throughputReport) {
 	}
 	if rep.NATS != nil {
 		fmt.Fprintf(out, "NATS: %s, %d samplers answered discovery\n", rep.NATS.Backend, *rep.NATS.SamplersSeen)
+		if *rep.NATS.Verified > 0 || *rep.NATS.Rejected > 0 {
+			fmt.Fprintf(out, "checks: %d batches verified in %.3f s, %d wrong, %d samplers quarantined; rejected %v\n",
+				*rep.NATS.Verified, *rep.NATS.VerifySeconds, *rep.NATS.Mismatches, *rep.NATS.Quarantined, rep.NATS.RejectedBy)
+		}
 	}
 	if rep.NATSVsLocal != nil {
 		same := "yes"

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -55,6 +53,7 @@ type trainFlags struct {
 	errEvery    int
 	errGrid     int
 	maxMem      int64
+	figures     bool
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
@@ -87,9 +86,10 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
-	fs.IntVar(&f.errEvery, "error-every", 0, "steps between solution-error evaluations (default steps/100; problems with an exact solution or, for qtensor, the finite-difference reference)")
+	fs.IntVar(&f.errEvery, "error-every", coordinator.DefaultErrorEvery, "steps between solution-error evaluations (problems with an exact solution or, for qtensor, the finite-difference reference)")
 	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D)")
-	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes an exact kernel may use")
+	fs.BoolVar(&f.figures, "figures", true, "draw the run's figures when it ends (false: \"coordinator plot DIR\" draws them later)")
+	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes the whole work may use (evaluators, samplers in this process, kernels), checked before anything is allocated")
 }
 
 func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
@@ -101,6 +101,18 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	rc.Model = s.Config
 	rc.Seed = f.seed
 	rc.ErrorGrid = f.errGrid
+	if f.errEvery < 1 {
+		return rc, badInput("--error-every %d: want at least 1", f.errEvery)
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"exact-every", f.exactEvery}, {"eigenvalues", f.eig}, {"decay-every", f.decayEvery}, {"checkpoint-every", f.ckEvery}, {"error-grid", f.errGrid}} {
+		if c.v < 0 {
+			return rc, badInput("--%s %d: want a number ≥ 0", c.name, c.v)
+		}
+	}
+	rc.ErrorEvery = f.errEvery
 	pointSeed, probeSeed := f.pointSeed, f.probeSeed
 	if pointSeed == 0 {
 		pointSeed = f.seed
@@ -158,31 +170,49 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 }
 
 func runTrain(args []string, out io.Writer) error {
-	fs := newFlags("train", "--problem P [flags]   |   train --resume DIR")
+	fs := newFlags("train", "--problem P [flags]   |   train --resume DIR [--steps N]")
 	var f trainFlags
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	if f.workers < 1 {
 		return badInput("--workers %d: want at least 1", f.workers)
 	}
-	log := f.logf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+	if err := f.bus.check(); err != nil {
+		return err
+	}
+	if f.steps < 1 && (f.resume == "" || set["steps"]) {
+		return badInput("--steps %d: want at least 1", f.steps)
+	}
 	var (
-		run *coordinator.Run
 		rc  coordinator.RunConfig
 		dir string
 		err error
 	)
-	evalOpt := model.Options{MaxMemory: f.maxMem}
 	if f.resume != "" {
-		if rc, err = readRunConfig(f.resume); err != nil {
+		dir = f.resume
+		if name := configFlag(fs, set); name != "" {
+			return badInput("--%s with --resume: a resumed run keeps the settings in %s (only --steps extends it); start a new run to change them", name, filepath.Join(dir, "config.json"))
+		}
+		st, err := coordinator.ReadRun(dir)
+		if err != nil {
 			return inputError{err}
 		}
-		dir = f.resume
+		if set["steps"] && f.steps != st.Config.Train.Steps {
+			if err := coordinator.ExtendRun(dir, f.steps); err != nil {
+				return inputError{err}
+			}
+			fmt.Fprintf(out, "run %s: %d steps, now %d (from its checkpoint at step %d)\n", dir, st.Config.Train.Steps, f.steps, st.Step)
+			st.Config.Train.Steps = f.steps
+		}
+		if st.Finished() {
+			fmt.Fprintf(out, "run %s is finished (%d steps; its results are in summary.json); extend it with: coordinator train --resume %s --steps N\n", dir, st.Step, dir)
+			return nil
+		}
+		rc = st.Config
 	} else {
 		if rc, err = f.runConfig(); err != nil {
 			return err
@@ -191,14 +221,29 @@ func runTrain(args []string, out io.Writer) error {
 		if dir == "" {
 			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", f.pf.problem, time.Now().Format("20060102-150405")))
 		}
+		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
+			return badInput("%s already holds a run: resume it with coordinator train --resume %s, or choose another --out", dir, dir)
+		}
 	}
+	if err := f.checkMemory(rc); err != nil {
+		return err
+	}
+	log := f.logf.logger(nil)
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
+	evalOpt := model.Options{MaxMemory: f.maxMem}
 	backend, desc, closeBus, err := f.backend(ctx, rc, dir, log, out, evalOpt)
 	if err != nil {
+		if ctx.Err() != nil {
+			return intr.err()
+		}
 		return err
 	}
 	defer closeBus()
 	rc.Train.Fused = !f.bus.useNATS()
 	rc.Backend = desc
+	var run *coordinator.Run
 	if f.resume != "" {
 		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log, out))
 	} else {
@@ -211,12 +256,77 @@ func runTrain(args []string, out io.Writer) error {
 	err = run.Execute(ctx)
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintf(out, "interrupted at step %d; resume with: coordinator train --resume %s\n", run.Trainer.Next(), run.Dir)
-		return nil
+		return intr.err()
 	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
+	return nil
+}
+
+// resumeFlags are the train flags that --resume accepts: they change where
+// and how the work is done, not its numbers (--steps extends the run).
+func resumeFlags() map[string]bool {
+	ok := map[string]bool{"resume": true, "steps": true, "workers": true, "checkpoint-every": true, "max-memory": true, "figures": true}
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	var b busFlags
+	b.register(fs, "", 0)
+	var l logFlags
+	l.register(fs)
+	fs.VisitAll(func(fl *flag.Flag) { ok[fl.Name] = true })
+	return ok
+}
+
+// configFlag returns a flag given with --resume that would change the
+// run's configuration, or "".
+func configFlag(fs *flag.FlagSet, set map[string]bool) string {
+	ok := resumeFlags()
+	var bad string
+	fs.VisitAll(func(fl *flag.Flag) {
+		if set[fl.Name] && !ok[fl.Name] && bad == "" {
+			bad = fl.Name
+		}
+	})
+	return bad
+}
+
+// checkMemory checks the run's configuration and prices it before anything
+// is started or allocated: the trainer's
+// evaluator (with a fused step's cotangents), the samplers or workers in
+// this process, the kernels that --kernel and --eigenvalues keep, the
+// gradients per block and the optimizer's moments, and the initial probes.
+func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
+	setup, err := model.NewSetup(rc.Model)
+	if err != nil {
+		return inputError{err}
+	}
+	if err := rc.Validate(setup); err != nil {
+		return inputError{err}
+	}
+	tc := rc.Train
+	m := model.Memory{Evaluators: 1, Cotangents: 1, Params: len(setup.Problem.Blocks) + 7}
+	if tc.Mode == coordinator.Estimated {
+		m.Cotangents = 5
+		m.Columns = coordinator.InitKept(tc.InitProbes, tc.Probe.Width(setup.Problem, counts(setup, tc.Counts))) + 64
+		if f.bus.useNATS() {
+			m.Evaluators += f.bus.samplers
+		} else {
+			m.Evaluators += f.workers
+		}
+		if tc.Kernel {
+			m.Kernels += 4
+		}
+	}
+	if tc.Kernel || tc.Eigenvalues > 0 {
+		m.NTK = true
+	}
+	if tc.Eigenvalues > 0 {
+		m.Kernels += 2
+	}
+	if err := setup.CheckMemory(tc.Counts, m, f.maxMem); err != nil {
+		return inputError{err}
+	}
 	return nil
 }
 
@@ -248,54 +358,68 @@ func (f *trainFlags) backend(ctx context.Context, rc coordinator.RunConfig, dir 
 	return bs.backend, bs.desc, bs.close, nil
 }
 
-func readRunConfig(dir string) (coordinator.RunConfig, error) {
-	var rc coordinator.RunConfig
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return rc, fmt.Errorf("resume %s: %w", dir, err)
-	}
-	if err := jsonUnmarshal(data, &rc); err != nil {
-		return rc, fmt.Errorf("resume %s: config.json: %w", dir, err)
-	}
-	return rc, nil
-}
-
 func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io.Writer) coordinator.RunOptions {
 	steps := rc.Train.Steps
 	ck := f.ckEvery
 	if ck == 0 {
 		ck = max(1, steps/10)
 	}
-	ee := f.errEvery
-	if ee == 0 {
-		ee = max(1, steps/100)
+	var blocks []string
+	if s, err := model.NewSetup(rc.Model); err == nil {
+		blocks = s.Problem.BlockNames()
 	}
 	bar := newProgress(os.Stderr, log, "train", steps)
+	probes := newProgress(os.Stderr, log, "initial probes", rc.Train.InitProbes)
+	figures := func(r *coordinator.Run) error {
+		files, err := report.RunFigures(r.Dir)
+		if err != nil {
+			return fmt.Errorf("figures: %w", err)
+		}
+		fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
+		return nil
+	}
+	if !f.figures {
+		figures = nil
+	}
 	return coordinator.RunOptions{
-		AfterRun: func(r *coordinator.Run) error {
-			files, err := report.RunFigures(r.Dir)
-			if err != nil {
-				return fmt.Errorf("figures: %w", err)
-			}
-			fmt.Fprintf(out, "figures: %s\n", strings.Join(files, ", "))
-			return nil
-		},
+		AfterRun:        figures,
 		CheckpointEvery: ck,
-		ErrorEvery:      ee,
 		Log:             log,
 		Eval:            model.Options{MaxMemory: f.maxMem},
-		Progress: func(rec *coordinator.StepRecord, done, total int) {
-			var lam strings.Builder
-			for i, l := range rec.Lambda {
-				if i > 0 {
-					lam.WriteByte(' ')
-				}
-				fmt.Fprintf(&lam, "%.3g", l)
+		ProbeProgress: func(done, total int) {
+			probes.update(done, "at θ₀ (Algorithm 3's K̂₀)")
+			if done == total {
+				probes.finish()
 			}
-			bar.update(done, fmt.Sprintf("loss %.3e λ [%s]", rec.Loss, lam.String()))
+		},
+		Progress: func(rec *coordinator.StepRecord, done, total int) {
+			bar.update(done, fmt.Sprintf("loss %.3e λ %s", rec.Loss, lambdas(blocks, rec.Lambda)))
 			if done == total {
 				bar.finish()
 			}
 		},
 	}
+}
+
+// lambdas formats weights with their block names: "pde=70.1 u0=4.2".
+func lambdas(blocks []string, l []float64) string {
+	var b strings.Builder
+	for i, v := range l {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if i < len(blocks) {
+			b.WriteString(blocks[i] + "=")
+		}
+		fmt.Fprintf(&b, "%.3g", v)
+	}
+	return b.String()
+}
+
+// counts are the points per block: given, or the problem's defaults.
+func counts(s *model.Setup, c []int) []int {
+	if c == nil {
+		return s.Problem.DefaultCounts()
+	}
+	return c
 }

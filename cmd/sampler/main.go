@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"ntkbus/cmd/internal/natsconn"
 	"ntkbus/model"
+	"ntkbus/protocol"
 	"ntkbus/sampler/worker"
 )
 
@@ -35,35 +37,80 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
 
+// versionLine is what --version prints.
+func versionLine() string {
+	return fmt.Sprintf("sampler %s (ntkbus protocol %d, %s, BLAS %s)", worker.Version, protocol.Version, runtime.Version(), model.BLASBackend())
+}
+
 func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sampler", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: sampler [flags]
+
+Runs stateless ntkbus samplers: instances of the NATS micro service
+"ntkbus-sampler" that take batches of NTK probes from any coordinator on the
+bus (the queue group ntkbus-samplers), fetch the step's snapshot in chunks,
+compute the probes and answer with their quotients. Each replica has its
+own connection. Samplers may start before the server and reconnect forever;
+SIGINT or SIGTERM stops taking work, answers what is in hand, and exits.
+
+  NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=... sampler --nats nats://host:4222 --replicas 16
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
 	var nf natsconn.Flags
 	nf.Register(fs, "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	replicas := fs.Int("replicas", 1, "independent sampler instances in this process, each with its own connection")
 	name := fs.String("name", "", "instance name prefix (default: host name)")
 	fetch := fs.Duration("fetch-timeout", 30*time.Second, "time to fetch one snapshot")
+	maxSnap := fs.Int("max-snapshot", protocol.DefaultMaxSnapshot, "bytes of the largest snapshot this sampler fetches")
 	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an exact kernel may use")
-	level := fs.String("log-level", "info", "log level: trace, debug, info, warn, error")
+	level := fs.String("log-level", "info", "log level: trace, debug (every request), info, warn, error")
 	jsonLog := fs.Bool("log-json", false, "log as JSON lines")
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	if *version {
+		fmt.Fprintln(stderr, versionLine())
+		return 0
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sampler: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "sampler", Level: hclog.LevelFromString(*level), Output: stderr, JSONFormat: *jsonLog})
+	lvl := hclog.LevelFromString(*level)
+	if lvl == hclog.NoLevel {
+		fmt.Fprintf(stderr, "sampler: --log-level %q: want trace, debug, info, warn or error\n", *level)
+		return 2
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "sampler", Level: lvl, Output: stderr, JSONFormat: *jsonLog})
 	if *replicas < 1 {
-		log.Error("--replicas must be at least 1")
+		fmt.Fprintf(stderr, "sampler: --replicas %d: want at least 1\n", *replicas)
+		return 2
+	}
+	if *maxSnap < protocol.MinChunk {
+		fmt.Fprintf(stderr, "sampler: --max-snapshot %d: want at least %d bytes\n", *maxSnap, protocol.MinChunk)
 		return 2
 	}
 	subjects, err := nf.Subjects()
 	if err != nil {
-		log.Error("bad subject prefix", "error", err)
+		fmt.Fprintf(stderr, "sampler: --prefix: %v\n", err)
+		return 2
+	}
+	if err := nf.ValidateURL(); err != nil {
+		fmt.Fprintf(stderr, "sampler: %v\n", err)
+		return 2
+	}
+	identity, err := nf.Identity(worker.DefaultIdentity)
+	if err != nil {
+		fmt.Fprintf(stderr, "sampler: %v\n", err)
 		return 2
 	}
 	if *name == "" {
@@ -81,7 +128,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 			log.Error("cannot connect", "error", err)
 			return 2
 		}
-		w, err := worker.Start(nc, worker.Options{Subjects: subjects, ID: id, FetchTimeout: *fetch, Eval: model.Options{MaxMemory: *maxMem}, Log: wlog})
+		w, err := worker.Start(nc, worker.Options{Subjects: subjects, ID: id, Identity: identity, FetchTimeout: *fetch, MaxSnapshot: *maxSnap, Eval: model.Options{MaxMemory: *maxMem}, Log: wlog})
 		if err != nil {
 			log.Error("cannot start sampler", "instance", id, "error", err)
 			return 1
@@ -89,12 +136,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		conns = append(conns, nc)
 		workers = append(workers, w)
 	}
-	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "blas", model.BLASBackend())
+	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "identity", identity, "version", worker.Version, "blas", model.BLASBackend())
 	if len(conns) > 0 && !conns[0].IsConnected() {
 		log.Warn("no NATS server answers yet; retrying in the background until one does", "nats", nf.URL)
 	}
 	<-ctx.Done()
-	log.Info("stopping: finishing the work in hand")
+	log.Info("stopping: finishing the work in hand", "replicas", len(workers))
 	var wg sync.WaitGroup
 	for i := range workers {
 		wg.Add(1)
@@ -112,6 +159,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}(workers[i], conns[i])
 	}
 	wg.Wait()
-	log.Info("stopped")
+	var served int64
+	for _, w := range workers {
+		served += w.Counts().Results
+	}
+	log.Info("stopped", "batches_answered", served)
 	return 0
 }

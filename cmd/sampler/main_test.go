@@ -65,8 +65,8 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	if len(ids) != 3 {
 		t.Fatalf("%d sampler instances answer discovery, want 3\n%s", len(ids), logs.String())
 	}
-	// "nats micro stats" sees each instance's endpoints: the queue group's
-	// and its own.
+	// "nats micro stats" sees each instance's one endpoint, in the queue
+	// group, with the sampler's own counters as its data.
 	stats, _ := micro.ControlSubject(micro.StatsVerb, protocol.ServiceName, "")
 	m, err := nc.Request(stats, nil, 2*time.Second)
 	if err != nil {
@@ -74,11 +74,15 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	}
 	var st micro.Stats
 	json.Unmarshal(m.Data, &st)
-	if len(st.Endpoints) != 2 || st.Endpoints[0].Subject != "ntkbus.work" || st.Endpoints[0].QueueGroup != "ntkbus-samplers" ||
-		st.Endpoints[1].Subject != "ntkbus.work."+st.ID {
+	var data map[string]any
+	if len(st.Endpoints) == 1 {
+		json.Unmarshal(st.Endpoints[0].Data, &data)
+	}
+	if len(st.Endpoints) != 1 || st.Endpoints[0].Subject != "ntkbus.work" || st.Endpoints[0].QueueGroup != "ntkbus-samplers" ||
+		data["rejected_by_reason"] == nil || data["accepted"] == nil {
 		t.Errorf("stats %+v", st)
 		for _, e := range st.Endpoints {
-			t.Logf("endpoint %+v", *e)
+			t.Logf("endpoint %+v, data %s", *e, e.Data)
 		}
 	}
 	cancel()
@@ -115,12 +119,42 @@ func ping(t *testing.T, nc *nats.Conn, subject string) map[string]bool {
 	}
 }
 
+// Bad flags exit 2 at once with one line naming the problem; a malformed
+// --nats URL is one of them (nats.go would retry "nats//host" forever).
 func TestBadFlags(t *testing.T) {
-	var logs syncBuf
-	if code := run(context.Background(), []string{"--replicas", "0"}, &logs); code != 2 {
-		t.Errorf("--replicas 0: exit %d", code)
+	for _, args := range [][]string{
+		{"--replicas", "0"},
+		{"--prefix", "a.*"},
+		{"--nats", "nats//127.0.0.1:14222"},
+		{"--nats", "http://127.0.0.1:4222"},
+		{"--nats", "nats://127.0.0.1:99999"},
+		{"--nats", "nats://127.0.0.1:4222/path"},
+		{"--identity", "a.b"},
+		{"--log-level", "loud"},
+		{"--max-snapshot", "10"},
+	} {
+		var logs syncBuf
+		if code := run(context.Background(), args, &logs); code != 2 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		if lines := strings.Count(strings.TrimSpace(logs.String()), "\n") + 1; lines != 1 {
+			t.Errorf("%v: %d lines of error:\n%s", args, lines, logs.String())
+		}
 	}
-	if code := run(context.Background(), []string{"--prefix", "a.*"}, &logs); code != 2 {
-		t.Errorf("bad prefix: exit %d", code)
+	var logs syncBuf
+	if code := run(context.Background(), []string{"--nats", "nats//127.0.0.1:14222"}, &logs); !strings.Contains(logs.String(), "nats//127.0.0.1:14222") {
+		t.Errorf("exit %d, the error does not name the URL: %s", code, logs.String())
+	}
+}
+
+// -h describes the command; --version prints one line.
+func TestHelpAndVersion(t *testing.T) {
+	var help syncBuf
+	if code := run(context.Background(), []string{"-h"}, &help); code != 0 || !strings.Contains(help.String(), "stateless ntkbus samplers") || !strings.Contains(help.String(), "--replicas") {
+		t.Errorf("-h: exit %d\n%s", code, help.String())
+	}
+	var ver syncBuf
+	if code := run(context.Background(), []string{"--version"}, &ver); code != 0 || !strings.HasPrefix(ver.String(), "sampler 2.") || strings.Count(ver.String(), "\n") != 1 {
+		t.Errorf("--version: exit %d: %q", code, ver.String())
 	}
 }

@@ -471,3 +471,27 @@ func TestUnwritablePath(t *testing.T) {
 		t.Fatalf("got %v, want a write error", err)
 	}
 }
+
+// Heatmap panels get their own data's colour range, the union over panels
+// of the same palette (SharedRange), or the range given.
+func TestHeatmapRanges(t *testing.T) {
+	panels := []Matrix{{Data: []float64{0, 1, 1, 2}}, {Data: []float64{-5, 0, 0, 9}}, {Data: []float64{-1, 0, 0, 3}, Diverging: true}}
+	for _, tc := range []struct {
+		opt  HeatmapOptions
+		want []valueRange
+	}{
+		{HeatmapOptions{}, []valueRange{{0, 2}, {-5, 9}, {-1, 3}}},
+		{HeatmapOptions{SharedRange: true}, []valueRange{{-5, 9}, {-5, 9}, {-1, 3}}},
+		{HeatmapOptions{SharedRange: true, Range: [2]float64{0, 2}}, []valueRange{{0, 2}, {0, 2}, {0, 2}}},
+	} {
+		_, got, err := heatRanges(panels, tc.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range got {
+			if got[k] != tc.want[k] {
+				t.Errorf("%+v: panel %d range %v, want %v", tc.opt, k, got[k], tc.want[k])
+			}
+		}
+	}
+}

@@ -33,6 +33,12 @@ type HeatmapOptions struct {
 	// diverging) one colour range, so that an exact kernel and its
 	// estimates are comparable colour for colour.
 	SharedRange bool
+	// XLabel and YLabel name every panel's axes (e.g. "column j", "row i").
+	XLabel, YLabel string
+	// Range, when Range[0] < Range[1], is every panel's colour range
+	// (values beyond it take the end colours): one reference matrix's range
+	// keeps its structure visible beside noisy estimates.
+	Range [2]float64
 }
 
 // Heatmaps writes a PNG of one or more square matrices side by side, each
@@ -48,12 +54,29 @@ func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 	if err != nil {
 		return fmt.Errorf("figures: heatmaps %q: %w", path, err)
 	}
+	sizes, ranges, err := heatRanges(panels, opt)
+	if err != nil {
+		return fmt.Errorf("figures: heatmaps %q: %w", path, err)
+	}
+	ps := make([]*panel, len(panels))
+	for k, m := range panels {
+		ps[k] = heatPanel(m, sizes[k], ranges[k], sz.DPI, opt.XLabel, opt.YLabel)
+	}
+	if err := writePNG(path, sz, func(c draw.Canvas) { drawPanels(c, opt.Title, ps, cols, sz.DPI) }); err != nil {
+		return fmt.Errorf("figures: write heatmaps %q: %w", path, err)
+	}
+	return nil
+}
+
+// heatRanges returns each panel's matrix size and colour range: its own
+// data's, the union over panels of its palette (SharedRange), or Range.
+func heatRanges(panels []Matrix, opt HeatmapOptions) ([]int, []valueRange, error) {
 	sizes := make([]int, len(panels))
 	ranges := make([]valueRange, len(panels))
 	for k, m := range panels {
 		n := int(math.Round(math.Sqrt(float64(len(m.Data)))))
 		if n*n != len(m.Data) || n == 0 {
-			return fmt.Errorf("figures: heatmaps %q: panel %d %q: %d values do not form a square matrix", path, k, m.Title, len(m.Data))
+			return nil, nil, fmt.Errorf("panel %d %q: %d values do not form a square matrix", k, m.Title, len(m.Data))
 		}
 		sizes[k] = n
 		ranges[k] = emptyRange()
@@ -61,20 +84,18 @@ func Heatmaps(path string, panels []Matrix, opt HeatmapOptions) error {
 			ranges[k].add(v)
 		}
 		if ranges[k].empty() {
-			return fmt.Errorf("figures: heatmaps %q: panel %d %q: %w", path, k, m.Title, ErrNoData)
+			return nil, nil, fmt.Errorf("panel %d %q: %w", k, m.Title, ErrNoData)
 		}
 	}
-	if opt.SharedRange {
+	switch {
+	case opt.Range[0] < opt.Range[1]:
+		for k := range ranges {
+			ranges[k] = valueRange{opt.Range[0], opt.Range[1]}
+		}
+	case opt.SharedRange:
 		share(ranges, func(k int) bool { return panels[k].Diverging })
 	}
-	ps := make([]*panel, len(panels))
-	for k, m := range panels {
-		ps[k] = heatPanel(m, sizes[k], ranges[k], sz.DPI)
-	}
-	if err := writePNG(path, sz, func(c draw.Canvas) { drawPanels(c, opt.Title, ps, cols, sz.DPI) }); err != nil {
-		return fmt.Errorf("figures: write heatmaps %q: %w", path, err)
-	}
-	return nil
+	return sizes, ranges, nil
 }
 
 // share replaces each range by the union of the ranges with the same
@@ -105,13 +126,13 @@ func titleHeight(title string) int {
 }
 
 // heatPanel builds the panel of an n×n matrix with data range r.
-func heatPanel(m Matrix, n int, r valueRange, dpi int) *panel {
+func heatPanel(m Matrix, n int, r valueRange, dpi int, xLabel, yLabel string) *panel {
 	cr := r.colorRange(m.Diverging)
 	cm := colormap{lut: sequentialLUT(), lo: cr.lo, hi: cr.hi}
 	if m.Diverging {
 		cm.lut = divergingLUT()
 	}
-	p := newPlot(m.Title, "", "")
+	p := newPlot(m.Title, xLabel, yLabel)
 	// Column j is centred at x = j, row i at y = −i, so row 0 is on top.
 	half := 0.5
 	imageAxes(&p.X, -half, float64(n)-half)

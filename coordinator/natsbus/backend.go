@@ -1,19 +1,23 @@
 // Package natsbus is the coordinator's NATS backend: it publishes each
-// step's snapshot (in chunks that samplers pull), sends batches of probe
-// indices to the samplers' queue group, collects their results with
-// deadlines, re-sends late batches, drops duplicates and anything invalid,
-// and hands each probe's quotient to the same accumulator the in-process
-// backend feeds. It carries no math.
+// step's snapshot (in chunks that samplers pull), offers batches of probe
+// indices to the samplers' queue group, collects their answers with
+// deadlines, sends late or lost batches again, drops duplicates and
+// anything invalid, optionally checks answers by recomputing them
+// (Options.Verify), and hands each probe's quotient to the same accumulator
+// the in-process backend feeds. It carries no math.
+//
+// Every number on the wire is bounded before it is used: deadlines come
+// from the coordinator's own clock (a sampler's reported time only feeds
+// statistics), are clamped, and back off; a batch is sent a bounded number
+// of times; the dispatch loop waits only in one select that also watches
+// cancellation, so nothing that arrives can keep it from stopping.
 package natsbus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,34 +48,64 @@ type Options struct {
 	// max payload.
 	Batch int
 	// Timeout is the first deadline of a batch before any result has been
-	// seen; later deadlines adapt to the observed time per probe.
+	// seen; later deadlines adapt to the observed time per probe. Every
+	// deadline doubles with each attempt and is clamped to [1 s, 1 h].
 	Timeout time.Duration
-	// MaxAttempts bounds how often one batch is sent after sampler errors.
+	// MaxAttempts bounds how often one batch goes out and comes back
+	// without an answer (late, lost, or a sampler's error) before the call
+	// fails (default 5).
 	MaxAttempts int
-	// WaitSamplers bounds how long Probes waits for a first sampler (0: until ctx ends).
+	// AckWait is how long a sent batch may go unacknowledged before it is
+	// taken as lost (default 5 s): samplers acknowledge at once.
+	AckWait time.Duration
+	// WaitSamplers bounds how long the backend waits while no sampler
+	// answers discovery (default 5 minutes), saying so as it waits.
 	WaitSamplers time.Duration
-	Log          hclog.Logger
+	// Verify is the fraction of batches recomputed in this process and
+	// compared bit for bit (0: none). Every instance's first batch is
+	// checked too when Verify > 0.
+	Verify float64
+	// VerifyKey keys the choice of checked batches; random when empty.
+	VerifyKey []byte
+	// Eval configures the evaluator of the checks.
+	Eval model.Options
+	Log  hclog.Logger
 }
 
 // Stats count what the backend saw. Rejected results are counted by reason
 // and never averaged.
 type Stats struct {
-	Batches      int64
+	Batches int64 // work requests sent, every offer counted
+	// Redispatched counts batches sent again after a deadline, a lost
+	// acknowledgement, a sampler's error or its departure.
 	Redispatched int64
-	// NoResponders counts batches the server could not deliver: sent to
-	// an instance that had left (then sent on to another at once).
+	// Declined counts offers that a busy sampler declined (then offered again).
+	Declined int64
+	// Lost counts batches taken as lost: not acknowledged within AckWait,
+	// or held by an instance that left.
+	Lost int64
+	// NoResponders counts offers the server could not deliver: no sampler
+	// in the queue group.
 	NoResponders  int64
-	Results       int64
-	Duplicates    int64
+	Results       int64 // results accepted
+	Duplicates    int64 // results of batches already answered (also in Rejected)
 	SamplerErrors int64
 	Rejected      map[protocol.Reason]int64
+	// Verified counts batches recomputed in this process (--verify),
+	// Mismatches those whose bits differed, Quarantined the instances
+	// excluded for it.
+	Verified, Mismatches, Quarantined int64
 	// CoordinatorSeconds is the time the coordinator spent encoding,
-	// publishing, serving chunks, decoding and accumulating: all but waiting.
+	// publishing, serving chunks, decoding and accumulating: all but
+	// waiting and verifying.
 	CoordinatorSeconds float64
-	// SamplerSeconds is the samplers' compute time reported in accepted results.
+	// SamplerSeconds is the samplers' compute time reported in accepted
+	// results (each clamped to the coordinator's own measure of it).
 	SamplerSeconds float64
-	ChunkBytes     int64
-	Samplers       int
+	// VerifySeconds is the time spent recomputing batches.
+	VerifySeconds float64
+	ChunkBytes    int64
+	Samplers      int
 }
 
 // Backend is the NATS implementation of coordinator.Backend.
@@ -84,7 +118,7 @@ type Backend struct {
 	results chan *nats.Msg
 	codec   protocol.Codec
 	res     protocol.Result
-	serr    protocol.SamplerError
+	disc    *discovery
 
 	// The snapshot being served; chunk requests read it under mu.
 	mu      sync.RWMutex
@@ -94,19 +128,25 @@ type Backend struct {
 	encoded []byte
 	snap    protocol.Snapshot
 
-	statsMu      sync.Mutex
-	stats        Stats
-	chunkNanos   atomic.Int64
-	chunkBytes   atomic.Int64
-	perProbe     float64         // seconds per probe, moving average
-	doneRanges   map[[2]int]bool // batches answered for the served snapshot
-	samplers     int
-	instances    []string        // sampler instances (micro ids) known, sorted
-	gone         map[string]bool // instances the server could not deliver to
-	samplersSeen time.Time
-	nonce        uint64
-	turn         int // rotates ties between equally loaded instances
+	statsMu    sync.Mutex
+	stats      Stats
+	chunkNanos atomic.Int64
+	chunkBytes atomic.Int64
+
+	perProbe   float64         // seconds per probe, moving average, by the coordinator's clock
+	doneRanges map[[2]int]bool // batches answered for the served snapshot
+	nonce      uint64
+
+	ver         *verifier
+	trusted     map[string]bool // instances whose answers passed a check
+	quarantined map[string]bool
 }
+
+// Deadline bounds.
+const (
+	minDeadline = time.Second
+	maxDeadline = time.Hour
+)
 
 // New subscribes to the run's result and snapshot subjects on nc.
 func New(nc *nats.Conn, opt Options) (*Backend, error) {
@@ -122,24 +162,39 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 	if opt.Setup == nil || opt.Width <= 0 {
 		return nil, errors.New("natsbus: a setup and the probe width are required")
 	}
-	if opt.Timeout == 0 {
+	if opt.Timeout <= 0 {
 		opt.Timeout = 60 * time.Second
 	}
-	if opt.MaxAttempts == 0 {
+	if opt.MaxAttempts <= 0 {
 		opt.MaxAttempts = 5
 	}
-	b := &Backend{nc: nc, opt: opt, results: make(chan *nats.Msg, 4096)}
+	if opt.AckWait <= 0 {
+		opt.AckWait = 5 * time.Second
+	}
+	if opt.WaitSamplers <= 0 {
+		opt.WaitSamplers = 5 * time.Minute
+	}
+	b := &Backend{nc: nc, opt: opt, results: make(chan *nats.Msg, 4096), trusted: map[string]bool{}, quarantined: map[string]bool{}}
 	b.log = opt.Log
 	if b.log == nil {
 		b.log = hclog.NewNullLogger()
 	}
 	b.log = b.log.Named("natsbus").With("run", opt.Run)
 	b.stats.Rejected = map[protocol.Reason]int64{}
+	if opt.Verify != 0 {
+		var err error
+		if b.ver, err = newVerifier(opt.Verify, opt.VerifyKey, opt.Width); err != nil {
+			return nil, err
+		}
+	}
 	sub, err := nc.ChanSubscribe(opt.Subjects.Results(opt.Run), b.results)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to results: %w", err)
 	}
-	sub.SetPendingLimits(-1, -1)
+	// Answers come only as responses to requests sent (the server's
+	// allow_responses), at most two each: the pending limits are generous
+	// bounds, not the flow control.
+	sub.SetPendingLimits(1<<16, 256<<20)
 	b.subs = append(b.subs, sub)
 	sub, err = nc.Subscribe(opt.Subjects.Snapshot(opt.Run), b.serveChunk)
 	if err != nil {
@@ -147,6 +202,10 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 		return nil, fmt.Errorf("subscribe to snapshot requests: %w", err)
 	}
 	b.subs = append(b.subs, sub)
+	if b.disc, err = newDiscovery(nc); err != nil {
+		b.Close()
+		return nil, err
+	}
 	if err := nc.Flush(); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("natsbus: subscribe on the server (is the connection up?): %w", err)
@@ -168,8 +227,20 @@ func (b *Backend) Stats() Stats {
 	}
 	s.CoordinatorSeconds += float64(b.chunkNanos.Load()) / 1e9
 	s.ChunkBytes = b.chunkBytes.Load()
-	s.Samplers = b.samplers
 	return s
+}
+
+// Audit is what the backend refused and checked over its lifetime.
+func (b *Backend) Audit() coordinator.Audit {
+	s := b.Stats()
+	a := coordinator.Audit{Verified: s.Verified, Mismatches: s.Mismatches, Quarantined: s.Quarantined}
+	for k, v := range s.Rejected {
+		if v != 0 {
+			a.Reject(string(k))
+			a.Rejected[string(k)] = v
+		}
+	}
+	return a
 }
 
 // Close unsubscribes. The connection is the caller's.
@@ -177,45 +248,83 @@ func (b *Backend) Close() error {
 	for _, s := range b.subs {
 		s.Unsubscribe()
 	}
+	if b.disc != nil {
+		b.disc.stop()
+	}
 	return nil
 }
 
-// serveChunk answers a sampler's request for a chunk of the current snapshot.
+func (b *Backend) count(f func(*Stats)) {
+	b.statsMu.Lock()
+	f(&b.stats)
+	b.statsMu.Unlock()
+}
+
+// serveChunk answers a sampler's request for a chunk of the current
+// snapshot, only on an inbox of the credential the request names: the
+// server lets credential id publish chunk requests only under its own id,
+// and read only its own inboxes, so a chunk never goes where the
+// requester chooses unless it is the requester's own inbox.
 func (b *Backend) serveChunk(m *nats.Msg) {
 	start := time.Now()
 	defer func() { b.chunkNanos.Add(time.Since(start).Nanoseconds()) }()
+	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	if protocol.ValidIdentity(id) != nil || !strings.HasPrefix(m.Reply, protocol.Inbox(id)+".") {
+		b.rejectChunk(&protocol.RejectError{Reason: protocol.ReasonReply, Detail: fmt.Sprintf("chunk request of %q asks for the reply on %q, not on its own inbox %s.>", id, m.Reply, protocol.Inbox(id))})
+		return // no answer at all
+	}
 	var req protocol.ChunkRequest
 	var c protocol.Codec
-	fail := func(why string) {
+	fail := func(err error) {
+		b.rejectChunk(err)
 		r := nats.NewMsg(m.Reply)
-		r.Header.Set(worker.ErrorHeader, why)
+		r.Header.Set(protocol.HeaderError, err.Error())
 		m.RespondMsg(r)
 	}
 	if err := c.UnmarshalChunkRequest(m.Data, &req); err != nil {
-		fail(err.Error())
+		fail(err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		fail(err)
 		return
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if req.Run != b.opt.Run || req.Step != b.ref.Step || b.chunks == nil {
-		fail(fmt.Sprintf("no snapshot of step %d (serving step %d)", req.Step, b.ref.Step))
+	switch {
+	case req.Run != b.opt.Run:
+		fail(&protocol.RejectError{Reason: protocol.ReasonRun, Detail: fmt.Sprintf("chunk of run %s, serving %s", req.Run, b.opt.Run)})
 		return
-	}
-	if req.Index < 0 || req.Index >= len(b.chunks) {
-		fail(fmt.Sprintf("chunk %d of %d", req.Index, len(b.chunks)))
+	case b.chunks == nil || req.Step < b.ref.Step:
+		fail(&protocol.RejectError{Reason: protocol.ReasonStaleStep, Detail: fmt.Sprintf("no snapshot of step %d (serving step %d)", req.Step, b.ref.Step)})
 		return
-	}
-	off := 0
-	for _, ch := range b.chunks[:req.Index] {
-		off += len(ch)
+	case req.Step > b.ref.Step:
+		fail(&protocol.RejectError{Reason: protocol.ReasonFutureStep, Detail: fmt.Sprintf("no snapshot of step %d (serving step %d)", req.Step, b.ref.Step)})
+		return
+	case req.Index >= len(b.chunks):
+		fail(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("chunk %d of %d", req.Index, len(b.chunks))})
+		return
 	}
 	out := c.MarshalChunk(nil, &protocol.Chunk{
 		Version: protocol.Version, Run: b.opt.Run, Step: b.ref.Step,
-		Index: req.Index, Count: len(b.chunks), Offset: off, Size: b.ref.Size, Sum: b.ref.Sum,
+		Index: req.Index, Count: len(b.chunks), Offset: protocol.ChunkOffset(b.ref, req.Index), Size: b.ref.Size, Sum: b.ref.Sum,
 		Data: b.chunks[req.Index],
 	})
 	b.chunkBytes.Add(int64(len(out)))
 	m.Respond(out)
+}
+
+func (b *Backend) rejectChunk(err error) {
+	reason := protocol.ReasonOf(err)
+	if reason == "" {
+		reason = protocol.ReasonMalformed
+	}
+	b.count(func(s *Stats) { s.Rejected[reason]++ })
+	level := hclog.Warn
+	if reason == protocol.ReasonStaleStep {
+		level = hclog.Debug // a slow sampler asking for the last step's snapshot
+	}
+	b.log.Log(level, "chunk request refused", "reason", reason, "error", err)
 }
 
 // publish makes w the served snapshot and announces it.
@@ -242,11 +351,7 @@ func (b *Backend) publish(w *coordinator.Work) error {
 	b.encoded, b.chunks = nil, nil
 	b.mu.Unlock()
 	encoded := b.codec.MarshalSnapshot(buf, s)
-	maxPayload := int(b.nc.MaxPayload())
-	if maxPayload <= 0 {
-		maxPayload = 1 << 20
-	}
-	ref, chunks := protocol.SplitSnapshot(encoded, s.Step, protocol.ChunkSize(maxPayload))
+	ref, chunks := protocol.SplitSnapshot(encoded, s.Step, protocol.ChunkSize(b.maxPayload()))
 	b.mu.Lock()
 	b.encoded, b.chunks, b.ref, b.workID = encoded, chunks, ref, w.ID
 	b.mu.Unlock()
@@ -259,57 +364,133 @@ func (b *Backend) publish(w *coordinator.Work) error {
 	return nil
 }
 
-// countSamplers asks micro discovery how many sampler instances answer.
-func (b *Backend) countSamplers(wait time.Duration) int {
-	if time.Since(b.samplersSeen) < 5*time.Second && b.samplers > 0 {
-		return b.samplers
+func (b *Backend) maxPayload() int {
+	if mp := int(b.nc.MaxPayload()); mp > 0 {
+		return mp
 	}
-	inbox := b.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 1024)
-	sub, err := b.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return b.samplers
+	return 1 << 20
+}
+
+// allQuarantined fails the run when every sampler discovery sees has been
+// quarantined: nothing is left to do the work, and the likeliest cause is
+// not a rogue but hardware that computes other bits than this process.
+func (b *Backend) allQuarantined() error {
+	if len(b.disc.live) == 0 || b.live() > 0 {
+		return nil
 	}
-	defer sub.Unsubscribe()
-	subject, _ := micro.ControlSubject(micro.PingVerb, protocol.ServiceName, "")
-	if err := b.nc.PublishRequest(subject, inbox, nil); err != nil {
-		return b.samplers
+	return fmt.Errorf("every sampler (%d) answered a checked batch with other bits than this process computes, and is quarantined: samplers on another BLAS backend or CPU kind than the coordinator cannot be checked bit for bit; run without --verify there", len(b.disc.live))
+}
+
+// live is the number of instances discovery sees, quarantined ones excepted.
+func (b *Backend) live() int {
+	n := 0
+	for _, id := range b.disc.live {
+		if !b.quarantined[id] {
+			n++
+		}
 	}
-	ids := map[string]bool{}
+	return n
+}
+
+// discover runs one discovery round, waiting for answers for wait.
+func (b *Backend) discover(ctx context.Context, wait time.Duration) error {
+	if err := b.disc.ping(); err != nil {
+		return fmt.Errorf("discover samplers: %w", err)
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		select {
-		case m := <-ch:
-			var p micro.Ping
-			if json.Unmarshal(m.Data, &p) == nil && p.ID != "" && !strings.ContainsAny(p.ID, ".*> \t\r\n") {
-				ids[p.ID] = true
-			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-b.disc.answers:
+			b.disc.add(m)
 		case <-timer.C:
-			// An instance that misses one round stays known; one the
-			// server could not deliver to is dropped until it answers.
-			for id := range ids {
-				delete(b.gone, id)
-			}
-			for _, id := range b.instances {
-				if !b.gone[id] {
-					ids[id] = true
-				}
-			}
-			b.instances = slices.Sorted(maps.Keys(ids))
-			b.samplers, b.samplersSeen = len(ids), time.Now()
-			return b.samplers
+			b.disc.close()
+			b.count(func(s *Stats) { s.Samplers = len(b.disc.live) })
+			return nil
 		}
 	}
 }
 
+// waitSamplers returns the number of live sampler instances, waiting (and
+// saying so) up to WaitSamplers while there are none.
+func (b *Backend) waitSamplers(ctx context.Context) (int, error) {
+	if time.Since(b.disc.closed) > 5*time.Second || b.live() == 0 {
+		if err := b.discover(ctx, 200*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	start, told := time.Now(), time.Time{}
+	for b.live() == 0 {
+		waited := time.Since(start)
+		if waited > b.opt.WaitSamplers {
+			return 0, fmt.Errorf("no sampler answered on %s within %v: start samplers with: sampler --nats <url> (or wait longer with --wait-samplers)", b.opt.Subjects.Work(), b.opt.WaitSamplers)
+		}
+		if time.Since(told) > 10*time.Second {
+			b.log.Warn("no sampler answers: waiting for samplers", "service", protocol.ServiceName, "subject", b.opt.Subjects.Work(),
+				"giving_up_in", (b.opt.WaitSamplers - waited).Round(time.Second), "start_with", "sampler --nats <url>")
+			told = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+		if err := b.discover(ctx, 500*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	return b.live(), nil
+}
+
+// Batch states.
+const (
+	waiting  = iota // to be offered (again)
+	out             // offered; an answer may come
+	answered        // accepted, being checked (--verify)
+	done            // accepted (and checked, if chosen)
+)
+
 type batch struct {
 	lo, hi   int
-	instance string // where it was last sent ("" for the queue group)
-	attempts int
+	state    int
+	attempts int // sends that came back unanswered: late, lost, failed
+	declined int // offers declined since the last acceptance
 	deadline time.Time
-	sent     time.Time
-	done     bool
+	retryAt  time.Time // a waiting batch is offered from then on
+	latest   *offer    // the latest offer of the batch
+	from     string    // the instance whose answer was accepted
+	result   []float64 // that answer, held until the call's checks are done
+	gen      int       // bumped when an accepted answer is thrown out
+}
+
+// offer is one send of a batch.
+type offer struct {
+	bt     *batch
+	at     time.Time
+	acked  bool
+	ackAt  time.Time
+	holder string // the instance that acknowledged it
+}
+
+// call is the state of one Probes call.
+type call struct {
+	w        *coordinator.Work
+	lo, hi   int
+	batches  []*batch
+	byLo     map[int]*batch
+	offers   map[string]*offer // by reply token
+	n        int               // sampler instances
+	outCount int
+	done     int
+	nextDisc time.Time // the next discovery round; discOpen while its window runs
+	discEnd  time.Time
+	discOpen bool
+	noneFrom time.Time // when discovery last saw no sampler (zero: it saw some)
+	exp      protocol.ResultExpect
+	emit     func(j int, d []float64) error
+	checks   []verifyJob // answers waiting for the verifier
 }
 
 // Probes computes probes [lo, hi) of w on the samplers.
@@ -320,292 +501,571 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	var busy time.Duration // coordinator time, not waiting
 	tick := time.Now()
 	account := func() { busy += time.Since(tick) }
-	defer func() {
-		b.statsMu.Lock()
-		b.stats.CoordinatorSeconds += busy.Seconds()
-		b.statsMu.Unlock()
-	}()
+	defer func() { b.count(func(s *Stats) { s.CoordinatorSeconds += busy.Seconds() }) }()
 
 	if err := b.publish(w); err != nil {
 		return err
 	}
 	account()
-	// Wait for samplers.
-	n := b.countSamplers(200 * time.Millisecond)
-	waited := time.Now()
-	for n == 0 {
-		if b.opt.WaitSamplers > 0 && time.Since(waited) > b.opt.WaitSamplers {
-			return fmt.Errorf("no sampler answered on %s within %v: start samplers with: sampler --nats <url>", b.opt.Subjects.Work(), b.opt.WaitSamplers)
-		}
-		b.log.Info("waiting for samplers", "service", protocol.ServiceName, "subject", b.opt.Subjects.Work())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-		b.samplers = 0
-		n = b.countSamplers(500 * time.Millisecond)
+	n, err := b.waitSamplers(ctx)
+	if err != nil {
+		return err
 	}
 	tick = time.Now()
 
 	// Batches: about four per sampler, within the max payload.
 	size := b.opt.Batch
-	maxPayload := int(b.nc.MaxPayload())
-	if maxPayload <= 0 {
-		maxPayload = 1 << 20
-	}
-	maxBatch := max(1, (maxPayload-1024)/(8*b.opt.Width))
+	maxBatch := max(1, (b.maxPayload()-1024)/(8*b.opt.Width))
 	if size <= 0 {
 		size = (hi - lo + 4*n - 1) / (4 * n)
 	}
 	size = min(max(size, 1), maxBatch)
-	var batches []*batch
+	c := &call{w: w, lo: lo, hi: hi, byLo: map[int]*batch{}, offers: map[string]*offer{}, n: n, emit: emit,
+		exp:      protocol.ResultExpect{Run: b.opt.Run, Step: int64(w.Step), Width: b.opt.Width, Lo: lo, Probes: hi, MaxBatch: maxBatch},
+		nextDisc: time.Now().Add(time.Second)}
 	for s := lo; s < hi; s += size {
-		batches = append(batches, &batch{lo: s, hi: min(s+size, hi)})
+		bt := &batch{lo: s, hi: min(s+size, hi)}
+		c.batches = append(c.batches, bt)
+		c.byLo[s] = bt
 	}
-	byLo := make(map[int]*batch, len(batches))
-	for _, bt := range batches {
-		byLo[bt.lo] = bt
+	if b.ver != nil {
+		b.ver.start(ctx)
+		defer b.ver.end()
 	}
-	window := 2 * n
-	next, inflight, done := 0, 0, 0
-	// Each batch goes to the known instance with the fewest batches in
-	// hand (a re-sent one to another instance than before), so no sampler
-	// idles while another queues; the queue group takes it when no
-	// instance is known. Replies name their request by its token.
-	load := make(map[string]int, len(b.instances))
-	if b.gone == nil {
-		b.gone = map[string]bool{}
-	}
-	type sent struct {
-		bt       *batch
-		instance string
-	}
-	pending := map[string]sent{}
-	pick := func(avoid string) string {
-		best, bestLoad := "", math.MaxInt
-		k := len(b.instances)
-		for i := range k {
-			id := b.instances[(b.turn+i)%k]
-			if !b.gone[id] && id != avoid && load[id] < bestLoad {
-				best, bestLoad = id, load[id]
-			}
-		}
-		b.turn++
-		return best
-	}
-	send := func(bt *batch) error {
-		// Every request has its own reply subject: a sampler's user may
-		// answer each request it received once (allow_responses), so two
-		// batches must not share a reply subject.
-		b.nonce++
-		token := strconv.FormatUint(b.nonce, 36)
-		reply := b.opt.Subjects.ResultsFor(b.opt.Run, token)
-		subject := b.opt.Subjects.Work()
-		bt.instance = pick(bt.instance)
-		if bt.instance != "" {
-			subject = b.opt.Subjects.WorkTo(bt.instance)
-			load[bt.instance]++
-		}
-		pending[token] = sent{bt, bt.instance}
-		bt.attempts++
-		bt.sent = time.Now()
-		bt.deadline = bt.sent.Add(b.deadline(bt.hi - bt.lo))
-		req := b.codec.MarshalWorkRequest(nil, &protocol.WorkRequest{
-			Version: protocol.Version, Run: b.opt.Run, Step: int64(w.Step),
-			Lo: bt.lo, Hi: bt.hi, Snap: b.ref, Attempt: bt.attempts - 1,
-		})
-		b.statsMu.Lock()
-		b.stats.Batches++
-		if bt.attempts > 1 {
-			b.stats.Redispatched++
-		}
-		b.statsMu.Unlock()
-		return b.nc.PublishRequest(subject, reply, req)
-	}
-	exp := protocol.ResultExpect{Run: b.opt.Run, Step: int64(w.Step), Width: b.opt.Width, Probes: hi, MaxBatch: maxBatch}
-	timer := time.NewTimer(time.Second)
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for done < len(batches) {
-		for inflight < window && next < len(batches) {
-			if err := send(batches[next]); err != nil {
-				return fmt.Errorf("send work: %w", err)
-			}
-			next++
-			inflight++
+	for c.done < len(c.batches) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		// The earliest deadline among batches in flight.
-		var first *batch
-		for _, bt := range batches[:next] {
-			if !bt.done && (first == nil || bt.deadline.Before(first.deadline)) {
-				first = bt
-			}
+		now := time.Now()
+		if err := b.timeouts(c, now); err != nil {
+			return err
 		}
-		wait := time.Until(first.deadline)
-		if wait <= 0 {
-			b.log.Warn("batch late, sending it again", "step", w.Step, "lo", first.lo, "hi", first.hi, "attempt", first.attempts+1)
-			if err := send(first); err != nil {
-				return fmt.Errorf("re-send work: %w", err)
-			}
-			continue
+		if err := b.offerWaiting(c, now); err != nil {
+			return err
 		}
-		timer.Reset(wait)
+		if err := b.discoveryTick(c, now); err != nil {
+			return err
+		}
+		timer.Reset(max(time.Until(b.nextWake(c)), time.Millisecond))
 		account()
-		var m *nats.Msg
+		var (
+			verdicts chan verdict
+			checks   chan verifyJob
+			next     verifyJob
+		)
+		if b.ver != nil {
+			verdicts = b.ver.out
+			if len(c.checks) > 0 {
+				checks, next = b.ver.jobs, c.checks[0]
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case checks <- next:
+			c.checks = c.checks[1:]
 		case <-timer.C:
 			tick = time.Now()
-			continue
-		case m = <-b.results:
-		}
-		tick = time.Now()
-		var from sent
-		if i := strings.LastIndexByte(m.Subject, '.'); i >= 0 {
-			token := m.Subject[i+1:]
-			if s, ok := pending[token]; ok {
-				from = s
-				delete(pending, token)
-				if s.instance != "" {
-					load[s.instance]--
-				}
+		case m := <-b.disc.answers:
+			tick = time.Now()
+			b.disc.add(m)
+		case v := <-verdicts:
+			tick = time.Now()
+			if err := b.judge(c, v); err != nil {
+				return err
+			}
+		case m := <-b.results:
+			tick = time.Now()
+			if err := b.handle(c, m); err != nil {
+				return err
 			}
 		}
-		// No subscriber on the subject (the server's 503): the instance has
-		// gone since discovery. Send the batch elsewhere at once, without
-		// counting the attempt, and discover the samplers again next time.
-		if m.Header.Get("Status") == "503" && len(m.Data) == 0 {
-			if from.bt == nil || from.bt.done {
-				continue
+	}
+	if b.ver != nil {
+		// Every check passed: hand the held answers over in index order.
+		for _, bt := range c.batches {
+			if err := b.emitBatch(c, bt, bt.result); err != nil {
+				return err
 			}
-			if from.instance == "" {
-				b.log.Warn("no sampler is subscribed to the work subject; waiting for the deadline", "step", w.Step, "lo", from.bt.lo)
-				continue
-			}
-			b.statsMu.Lock()
-			b.stats.NoResponders++
-			b.statsMu.Unlock()
-			b.log.Warn("sampler gone, sending its batch to another", "instance", from.instance, "step", w.Step, "lo", from.bt.lo, "hi", from.bt.hi)
-			b.gone[from.instance] = true
-			b.samplersSeen = time.Time{}
-			from.bt.attempts--
-			if err := send(from.bt); err != nil {
-				return fmt.Errorf("re-send work: %w", err)
-			}
-			continue
+			bt.result = nil
 		}
-		// A sampler's error answer.
-		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
-			b.statsMu.Lock()
-			b.stats.SamplerErrors++
-			b.statsMu.Unlock()
-			var se protocol.SamplerError
-			if b.codec.UnmarshalSamplerError(m.Data, &se) != nil || se.Run != b.opt.Run || se.Step != int64(w.Step) {
-				continue // about another run or step, or unreadable
-			}
-			bt := byLo[se.Lo]
-			if bt == nil || bt.done || bt.hi != se.Hi {
-				continue
-			}
-			b.log.Warn("sampler error", "sampler", se.Sampler, "code", se.Code, "step", se.Step, "lo", se.Lo, "error", se.Message)
-			if bt.attempts >= b.opt.MaxAttempts {
-				return fmt.Errorf("probes %d..%d of step %d failed %d times; last from sampler %s: %s: %s", bt.lo, bt.hi-1, w.Step, bt.attempts, se.Sampler, se.Code, se.Message)
-			}
-			if err := send(bt); err != nil {
-				return fmt.Errorf("re-send work: %w", err)
-			}
-			continue
-		}
-		if err := b.accept(m.Data, exp, byLo, emit); err != nil {
-			var stop stopError
-			if errors.As(err, &stop) {
-				return stop.error
-			}
-			continue
-		}
-		bt := byLo[b.res.Lo]
-		bt.done = true
-		done++
-		inflight--
-		b.observe(bt, b.res.Seconds)
 	}
 	account()
 	return nil
 }
 
-type stopError struct{ error }
-
-// accept decodes and validates one result message and emits its probes.
-// It returns an error for anything not accepted (already counted and
-// logged), or a stopError when emit fails.
-func (b *Backend) accept(data []byte, exp protocol.ResultExpect, byLo map[int]*batch, emit func(int, []float64) error) error {
-	r := &b.res
-	if err := b.codec.UnmarshalResult(data, r); err != nil {
-		return b.reject(err, r)
+// nextWake is the earliest time something is due: a deadline, an
+// acknowledgement, a retry, a discovery round.
+func (b *Backend) nextWake(c *call) time.Time {
+	next := c.nextDisc
+	if c.discOpen {
+		next = c.discEnd
 	}
-	if err := r.Validate(exp); err != nil {
-		return b.reject(err, r)
-	}
-	if b.doneRanges[[2]int{r.Lo, r.Hi}] {
-		b.statsMu.Lock()
-		b.stats.Duplicates++
-		b.statsMu.Unlock()
-		return errors.New("duplicate")
-	}
-	bt := byLo[r.Lo]
-	if bt == nil || bt.hi != r.Hi {
-		return b.reject(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("probes [%d, %d) were not sent as one batch", r.Lo, r.Hi)}, r)
-	}
-	for j := r.Lo; j < r.Hi; j++ {
-		if err := emit(j, r.D[(j-r.Lo)*r.Width:(j-r.Lo+1)*r.Width]); err != nil {
-			if errors.Is(err, coordinator.ErrDuplicate) {
-				continue
+	for _, bt := range c.batches {
+		switch bt.state {
+		case out:
+			if bt.deadline.Before(next) {
+				next = bt.deadline
 			}
-			return stopError{fmt.Errorf("probe %d: %w", j, err)}
+			if o := bt.latest; !o.acked && o.at.Add(b.opt.AckWait).Before(next) {
+				next = o.at.Add(b.opt.AckWait)
+			}
+		case waiting:
+			if c.outCount < 2*max(c.n, 1) && bt.retryAt.Before(next) {
+				next = bt.retryAt
+			}
 		}
 	}
-	b.doneRanges[[2]int{r.Lo, r.Hi}] = true
-	b.statsMu.Lock()
-	b.stats.Results++
-	b.stats.SamplerSeconds += r.Seconds
-	b.statsMu.Unlock()
+	return next
+}
+
+// timeouts sends again the batches whose deadline passed and those whose
+// latest offer nobody acknowledged in time.
+func (b *Backend) timeouts(c *call, now time.Time) error {
+	for _, bt := range c.batches {
+		if bt.state != out {
+			continue
+		}
+		switch o := bt.latest; {
+		case !now.Before(bt.deadline):
+			b.log.Warn("batch late, sending it again", "step", c.w.Step, "lo", bt.lo, "hi", bt.hi, "attempt", bt.attempts+2, "holder", b.disc.name(o.holder))
+		case !o.acked && !now.Before(o.at.Add(b.opt.AckWait)):
+			b.count(func(s *Stats) { s.Lost++ })
+			b.log.Warn("batch not acknowledged, sending it again", "step", c.w.Step, "lo", bt.lo, "hi", bt.hi, "waited", b.opt.AckWait)
+		default:
+			continue
+		}
+		if err := b.retry(c, bt, "no answer"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
-func (b *Backend) reject(err error, r *protocol.Result) error {
+// retry counts an unanswered send of bt and offers it again, or fails the
+// call after MaxAttempts.
+func (b *Backend) retry(c *call, bt *batch, why string) error {
+	bt.attempts++
+	if bt.attempts >= b.opt.MaxAttempts {
+		return fmt.Errorf("probes %d..%d of step %d: %s after %d attempts, over the limit of %d", bt.lo, bt.hi-1, c.w.Step, why, bt.attempts, b.opt.MaxAttempts)
+	}
+	b.count(func(s *Stats) { s.Redispatched++ })
+	b.requeue(c, bt, time.Time{})
+	return nil
+}
+
+// requeue puts an out batch back among the waiting ones, to be offered at
+// or after at.
+func (b *Backend) requeue(c *call, bt *batch, at time.Time) {
+	if bt.state == out {
+		c.outCount--
+	}
+	bt.state, bt.retryAt = waiting, at
+}
+
+// offerWaiting offers waiting batches while the window (two per sampler)
+// has room. The first n go out with hold 0 (only an idle sampler takes
+// one); the next ones with hold 1 (a sampler queues at most one more), and
+// only once n batches are acknowledged, so the idle samplers are filled
+// before any queues a second.
+func (b *Backend) offerWaiting(c *call, now time.Time) error {
+	acked, unacked := 0, 0
+	for _, bt := range c.batches {
+		if bt.state == out {
+			if bt.latest.acked {
+				acked++
+			} else {
+				unacked++
+			}
+		}
+	}
+	for _, bt := range c.batches {
+		if c.outCount >= 2*max(c.n, 1) {
+			return nil
+		}
+		if bt.state != waiting || now.Before(bt.retryAt) {
+			continue
+		}
+		hold := 1
+		if acked < c.n {
+			if acked+unacked >= c.n {
+				return nil // wait until the offers to idle samplers are taken
+			}
+			hold = 0
+		}
+		if err := b.offer(c, bt, now, hold); err != nil {
+			return err
+		}
+		if bt.state == out {
+			unacked++
+		}
+	}
+	return nil
+}
+
+// offer sends bt to the samplers' queue group. A batch declined over and
+// over is taken by anyone with room (hold 3); when even that is declined
+// again and again (every sampler is full, with other coordinators' work
+// too), it waits a quarter of a second before the next round of offers:
+// congestion is not a failure, and the wait keeps the offers from spinning.
+func (b *Backend) offer(c *call, bt *batch, now time.Time, hold int) error {
+	switch {
+	case bt.declined > 6*c.n+16:
+		bt.declined = 0
+		bt.retryAt = now.Add(250 * time.Millisecond)
+		b.log.Debug("every sampler declined a batch; offering it again shortly", "step", c.w.Step, "lo", bt.lo, "hi", bt.hi)
+		return nil
+	case bt.declined > 2*c.n:
+		hold = 3
+	}
+	b.nonce++
+	token := strconv.FormatUint(b.nonce, 36)
+	o := &offer{bt: bt, at: now}
+	c.offers[token] = o
+	bt.latest = o
+	bt.state = out
+	c.outCount++
+	bt.deadline = now.Add(b.deadline(bt.hi-bt.lo, bt.attempts))
+	req := b.codec.MarshalWorkRequest(nil, &protocol.WorkRequest{
+		Version: protocol.Version, Run: b.opt.Run, Step: int64(c.w.Step),
+		Lo: bt.lo, Hi: bt.hi, Snap: b.ref, Attempt: bt.attempts, Hold: hold,
+	})
+	b.count(func(s *Stats) { s.Batches++ })
+	if err := b.nc.PublishRequest(b.opt.Subjects.Work(), b.opt.Subjects.ResultsFor(b.opt.Run, token), req); err != nil {
+		return fmt.Errorf("send work: %w", err)
+	}
+	return nil
+}
+
+// discoveryTick runs a discovery round every second while batches are out,
+// and after each round sends again the batches held by instances that
+// have left: a batch whose sampler died does not wait for its deadline.
+func (b *Backend) discoveryTick(c *call, now time.Time) error {
+	if c.discOpen {
+		if now.Before(c.discEnd) {
+			return nil
+		}
+		c.discOpen = false
+		b.disc.close()
+		b.count(func(s *Stats) { s.Samplers = len(b.disc.live) })
+		c.n = max(b.live(), 1)
+		for _, bt := range c.batches {
+			if o := bt.latest; bt.state == out && o.acked && !b.disc.alive(o.holder, o.ackAt) {
+				b.count(func(s *Stats) { s.Lost++ })
+				b.log.Warn("sampler left with a batch, sending it again", "sampler", b.disc.name(o.holder), "step", c.w.Step, "lo", bt.lo, "hi", bt.hi)
+				b.count(func(s *Stats) { s.Redispatched++ })
+				b.requeue(c, bt, time.Time{})
+			}
+		}
+		if err := b.allQuarantined(); err != nil {
+			return err
+		}
+		if b.live() > 0 {
+			c.noneFrom = time.Time{}
+		} else if c.noneFrom.IsZero() {
+			c.noneFrom = now
+		} else if now.Sub(c.noneFrom) > b.opt.WaitSamplers {
+			return fmt.Errorf("no sampler left on %s for %v: start samplers with: sampler --nats <url> (or wait longer with --wait-samplers)", b.opt.Subjects.Work(), b.opt.WaitSamplers)
+		}
+		return nil
+	}
+	if now.Before(c.nextDisc) {
+		return nil
+	}
+	c.nextDisc = now.Add(time.Second)
+	if c.outCount == 0 && c.noneFrom.IsZero() {
+		return nil
+	}
+	if err := b.disc.ping(); err != nil {
+		return fmt.Errorf("discover samplers: %w", err)
+	}
+	c.discOpen, c.discEnd = true, now.Add(500*time.Millisecond)
+	return nil
+}
+
+// handle takes one message on the run's results subject: an
+// acknowledgement, a decline, the server's "no responders", a sampler's
+// error, or a result.
+func (b *Backend) handle(c *call, m *nats.Msg) error {
+	o := c.offers[m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]]
+	current := o != nil && o.bt.latest == o && o.bt.state == out
+	switch {
+	case m.Header.Get("Status") == "503" && len(m.Data) == 0:
+		// No sampler in the queue group: wait for discovery to see one.
+		b.count(func(s *Stats) { s.NoResponders++ })
+		if current {
+			o.bt.declined++
+			b.requeue(c, o.bt, time.Now().Add(250*time.Millisecond))
+			c.nextDisc = time.Now()
+			b.disc.closed = time.Time{}
+		}
+		return nil
+	case m.Header.Get(protocol.HeaderStatus) == protocol.StatusBusy:
+		b.count(func(s *Stats) { s.Declined++ })
+		if current {
+			o.bt.declined++
+			b.requeue(c, o.bt, time.Time{})
+		}
+		return nil
+	case m.Header.Get(protocol.HeaderStatus) == protocol.StatusAccepted:
+		holder := m.Header.Get(protocol.HeaderInstance)
+		if o == nil || o.acked || protocol.ValidInstance(holder) != nil {
+			return nil
+		}
+		o.acked, o.ackAt, o.holder = true, time.Now(), holder
+		if current && b.quarantined[holder] {
+			// Its answer would be refused: offer the batch again now.
+			o.bt.declined++
+			b.requeue(c, o.bt, time.Time{})
+		}
+		return nil
+	case m.Header.Get(micro.ErrorCodeHeader) != "":
+		return b.samplerError(c, o, current, m)
+	}
+	return b.accept(c, o, m.Data)
+}
+
+func (b *Backend) samplerError(c *call, o *offer, current bool, m *nats.Msg) error {
+	b.count(func(s *Stats) { s.SamplerErrors++ })
+	var se protocol.SamplerError
+	if err := b.codec.UnmarshalSamplerError(m.Data, &se); err != nil {
+		b.reject(err, nil)
+		return nil
+	}
+	if !current {
+		return nil // about another call, or a batch answered since
+	}
+	// A sampler's words go into logs and errors: a line at most.
+	se.Code, se.Message = clip(se.Code, 64), clip(se.Message, 1024)
+	bt := o.bt
+	if se.Code == protocol.CodeStopping {
+		b.log.Debug("sampler stopping, offering its batch again", "sampler", b.disc.name(se.Sampler), "step", c.w.Step, "lo", bt.lo)
+		b.requeue(c, bt, time.Time{})
+		return nil
+	}
+	b.log.Warn("sampler error", "sampler", b.disc.name(se.Sampler), "code", se.Code, "step", c.w.Step, "lo", bt.lo, "error", se.Message)
+	return b.retry(c, bt, fmt.Sprintf("the last sampler, %s, answered %s: %s", b.disc.name(se.Sampler), se.Code, se.Message))
+}
+
+// accept decodes and validates one result and takes it: emitted at once,
+// or held for the call's checks with --verify. Anything not taken is
+// counted and logged; when it came on the batch's latest offer, that offer
+// is spent, and the batch is offered again at once.
+func (b *Backend) accept(c *call, o *offer, data []byte) error {
+	r := &b.res
+	spent := func() {
+		if o != nil && o.bt.latest == o && o.bt.state == out {
+			o.bt.declined++
+			b.requeue(c, o.bt, time.Time{})
+		}
+	}
+	if err := b.codec.UnmarshalResult(data, r); err != nil {
+		b.reject(err, r)
+		spent()
+		return nil
+	}
+	if err := r.Validate(c.exp); err != nil {
+		b.reject(err, r)
+		spent()
+		return nil
+	}
+	bt := c.byLo[r.Lo]
+	switch {
+	case bt == nil || bt.hi != r.Hi:
+		if b.doneRanges[[2]int{r.Lo, r.Hi}] {
+			b.reject(&protocol.RejectError{Reason: protocol.ReasonDuplicate, Detail: "a batch of an earlier call"}, r)
+			return nil
+		}
+		b.reject(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("probes [%d, %d) were not sent as one batch", r.Lo, r.Hi)}, r)
+		return nil
+	case bt.state == answered || bt.state == done:
+		b.reject(&protocol.RejectError{Reason: protocol.ReasonDuplicate, Detail: "the batch is answered"}, r)
+		return nil
+	case o == nil || o.bt != bt:
+		b.reject(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("probes [%d, %d) answered on the reply subject of another batch", r.Lo, r.Hi)}, r)
+		spent()
+		return nil
+	case b.quarantined[r.Sampler]:
+		b.reject(&protocol.RejectError{Reason: protocol.ReasonQuarantined, Detail: fmt.Sprintf("sampler %s answered a checked batch wrongly earlier in the run", r.Sampler)}, r)
+		spent()
+		return nil
+	}
+	if bt.state == out {
+		c.outCount--
+	}
+	elapsed := time.Since(o.at).Seconds()
+	b.observe(bt, elapsed)
+	b.count(func(s *Stats) {
+		s.Results++
+		s.SamplerSeconds += math.Min(r.Seconds, elapsed)
+	})
+	b.doneRanges[[2]int{r.Lo, r.Hi}] = true
+	bt.declined = 0
+	if b.ver == nil {
+		if err := b.emitBatch(c, bt, r.D); err != nil {
+			return err
+		}
+		bt.state = done
+		c.done++
+		return nil
+	}
+	bt.result = append(bt.result[:0], r.D...)
+	bt.from = r.Sampler
+	if !b.trusted[r.Sampler] || b.ver.chosen(c.w.Step, bt.lo, bt.hi) {
+		if err := b.check(c, bt); err != nil {
+			return err
+		}
+		bt.state = answered
+		return nil
+	}
+	bt.state = done
+	c.done++
+	return nil
+}
+
+// check queues bt's held answer for recomputation in this process.
+func (b *Backend) check(c *call, bt *batch) error {
+	if b.ver.local == nil {
+		l, err := coordinator.NewLocal(b.opt.Setup, c.w.Points, b.opt.Probe, 1, b.opt.Eval)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if l.Plan().Width() != b.opt.Width {
+			return fmt.Errorf("verify: the in-process plan gives %d values per probe, the samplers %d", l.Plan().Width(), b.opt.Width)
+		}
+		b.ver.local = l
+	}
+	c.checks = append(c.checks, verifyJob{bt: bt, gen: bt.gen, w: c.w, got: bt.result})
+	return nil
+}
+
+// judge takes a check's verdict: a match makes the batch done and its
+// sampler trusted; a mismatch quarantines the sampler and sends every batch
+// it answered in this call again.
+func (b *Backend) judge(c *call, v verdict) error {
+	bt := v.bt
+	b.count(func(s *Stats) { s.VerifySeconds += v.seconds })
+	if v.err != nil {
+		return fmt.Errorf("verify probes %d..%d of step %d in this process: %w", bt.lo, bt.hi-1, c.w.Step, v.err)
+	}
+	if v.gen != bt.gen || bt.state != answered {
+		return nil // thrown out meanwhile
+	}
+	b.count(func(s *Stats) { s.Verified++ })
+	if v.match {
+		b.trusted[bt.from] = true
+		bt.state = done
+		c.done++
+		return nil
+	}
+	bad := bt.from
+	b.count(func(s *Stats) {
+		s.Mismatches++
+		s.Rejected[protocol.ReasonMismatch]++
+		if !b.quarantined[bad] {
+			s.Quarantined++
+		}
+	})
+	b.quarantined[bad] = true
+	delete(b.trusted, bad)
+	b.log.Warn("a sampler's answer differs from this process's computation of the same probes: quarantined for the run, its batches of this step done again",
+		"sampler", b.disc.name(bad), "step", c.w.Step, "lo", bt.lo, "hi", bt.hi)
+	if err := b.allQuarantined(); err != nil {
+		return err
+	}
+	for _, x := range c.batches {
+		if (x.state == answered || x.state == done) && x.from == bad {
+			if x.state == done {
+				c.done--
+			}
+			x.gen++
+			x.from = ""
+			x.state = waiting
+			x.retryAt = time.Time{}
+			delete(b.doneRanges, [2]int{x.lo, x.hi})
+			b.count(func(s *Stats) { s.Redispatched++ })
+		}
+	}
+	return nil
+}
+
+// emitBatch hands a batch's quotients to emit in index order; a refusal
+// that is a duplicate is skipped.
+func (b *Backend) emitBatch(c *call, bt *batch, d []float64) error {
+	wd := b.opt.Width
+	for j := bt.lo; j < bt.hi; j++ {
+		if err := c.emit(j, d[(j-bt.lo)*wd:(j-bt.lo+1)*wd]); err != nil {
+			if errors.Is(err, coordinator.ErrDuplicate) {
+				continue
+			}
+			return fmt.Errorf("probe %d: %w", j, err)
+		}
+	}
+	return nil
+}
+
+// reject counts and logs a refused result (r may be nil or half decoded).
+func (b *Backend) reject(err error, r *protocol.Result) {
 	reason := protocol.ReasonOf(err)
 	if reason == "" {
 		reason = protocol.ReasonMalformed
 	}
-	b.statsMu.Lock()
-	b.stats.Rejected[reason]++
-	b.statsMu.Unlock()
+	b.count(func(s *Stats) {
+		s.Rejected[reason]++
+		if reason == protocol.ReasonDuplicate {
+			s.Duplicates++
+		}
+	})
 	level := hclog.Warn
-	if reason == protocol.ReasonStaleStep {
+	if reason == protocol.ReasonStaleStep || reason == protocol.ReasonDuplicate {
 		level = hclog.Debug // late answers to re-sent batches are expected
 	}
-	b.log.Log(level, "result rejected", "reason", reason, "sampler", r.Sampler, "step", r.Step, "lo", r.Lo, "hi", r.Hi, "error", err)
-	return err
-}
-
-// deadline is how long a batch of k probes may take: it may wait behind
-// another batch in its sampler's queue (the window holds two per sampler),
-// so four times two batches' observed time plus a second; before any result,
-// the configured first timeout.
-func (b *Backend) deadline(k int) time.Duration {
-	if b.perProbe == 0 {
-		return b.opt.Timeout
+	if r == nil {
+		b.log.Log(level, "message rejected", "reason", reason, "error", err)
+		return
 	}
-	return time.Duration((8*b.perProbe*float64(k) + 1) * float64(time.Second))
+	b.log.Log(level, "result rejected", "reason", reason, "sampler", b.disc.name(r.Sampler), "step", r.Step, "lo", r.Lo, "hi", r.Hi, "error", err)
 }
 
-func (b *Backend) observe(bt *batch, computeSeconds float64) {
-	elapsed := time.Since(bt.sent).Seconds()
-	per := math.Max(elapsed, computeSeconds) / float64(bt.hi-bt.lo)
+// deadline is how long a batch of k probes may take at its attempt-th
+// re-send: it may wait behind another batch in its sampler's queue (the
+// window holds two per sampler), so four times two batches' observed time
+// plus a second; before any result, the configured first timeout. It
+// doubles with every attempt, within [1 s, 1 h].
+func (b *Backend) deadline(k, attempt int) time.Duration {
+	d := b.opt.Timeout
+	if b.perProbe > 0 {
+		d = time.Duration((8*b.perProbe*float64(k) + 1) * float64(time.Second))
+	}
+	for range min(attempt, 16) {
+		d *= 2
+		if d > maxDeadline {
+			break
+		}
+	}
+	return min(max(d, minDeadline), maxDeadline)
+}
+
+// observe updates the time per probe from a batch answered elapsed seconds
+// after it was sent, by the coordinator's own clock.
+func (b *Backend) observe(bt *batch, elapsed float64) {
+	per := math.Min(elapsed, maxDeadline.Seconds()) / float64(bt.hi-bt.lo)
 	if b.perProbe == 0 {
 		b.perProbe = per
 	} else {
 		b.perProbe = 0.8*b.perProbe + 0.2*per
 	}
+}
+
+// clip cuts s to at most n bytes and one line.
+func clip(s string, n int) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
 }

@@ -18,6 +18,7 @@ import (
 
 	"ntkbus/coordinator"
 	"ntkbus/coordinator/figures"
+	"ntkbus/coordinator/study"
 	"ntkbus/model"
 )
 
@@ -236,7 +237,7 @@ func RunFigures(dir string) ([]string, error) {
 			}
 			panels = append(panels, figures.Matrix{Title: k.title, Data: m})
 		}
-		if err := add("kernels.png", figures.Heatmaps(filepath.Join(dir, "kernels.png"), panels, figures.HeatmapOptions{Cols: 2})); err != nil {
+		if err := add("kernels.png", figures.Heatmaps(filepath.Join(dir, "kernels.png"), panels, figures.HeatmapOptions{Cols: 2, XLabel: "column j", YLabel: "row i"})); err != nil {
 			return out, err
 		}
 	}
@@ -512,33 +513,104 @@ func StudyFigures(dir string) ([]string, error) {
 		out = append(out, path)
 	}
 	// Heatmaps.
-	files, _ := filepath.Glob(filepath.Join(dir, "kernel_*_N*.csv"))
-	if len(files) > 0 {
-		exact, _, err := coordinator.ReadMatrixCSV(filepath.Join(dir, "kernel_exact.csv"))
-		if err != nil {
-			return out, err
-		}
-		panels := []figures.Matrix{{Title: "Exact NTK", Data: exact}}
-		sort.Slice(files, func(a, b int) bool { return probesOf(files[a]) < probesOf(files[b]) })
-		for _, f := range files {
-			m, _, err := coordinator.ReadMatrixCSV(f)
-			if err != nil {
-				return out, err
-			}
-			n := probesOf(f)
-			title := fmt.Sprintf("Estimate, %d samples", n)
-			if n == 1 {
-				title = "Estimate, 1 sample"
-			}
-			panels = append(panels, figures.Matrix{Title: title, Data: m})
+	panels, err := StudyHeatmaps(dir)
+	if err != nil {
+		return out, err
+	}
+	if len(panels) > 0 {
+		// One colour scale for every panel, the exact K's, so that a colour
+		// is a value everywhere and K's structure stays visible; the noise
+		// of few probes saturates it.
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, v := range panels[0].Data {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
 		}
 		path := filepath.Join(dir, "heatmaps.png")
-		if err := figures.Heatmaps(path, panels, figures.HeatmapOptions{}); err != nil {
+		opt := figures.HeatmapOptions{SharedRange: true, Range: [2]float64{lo, hi}, XLabel: "column j", YLabel: "row i",
+			Title: "One colour scale, the exact NTK's range (values beyond it take the end colours)"}
+		if err := figures.Heatmaps(path, panels, opt); err != nil {
 			return out, err
 		}
 		out = append(out, path)
 	}
 	return out, nil
+}
+
+// StudyHeatmaps returns the panels of a study's heatmaps.png: the exact K,
+// then for each variant in the study's order its first K̂ at each N asked
+// for, titled with the variant when the study compares several. None when
+// the study saved no K̂.
+func StudyHeatmaps(dir string) ([]figures.Matrix, error) {
+	files, _ := filepath.Glob(filepath.Join(dir, "kernel_*_N*.csv"))
+	if len(files) == 0 {
+		return nil, nil
+	}
+	// Variant names as the study knows them ("gaussian/forward"), by the
+	// file-name form ("gaussian-forward") the runner writes.
+	var variants []string
+	if data, err := os.ReadFile(filepath.Join(dir, "study.json")); err == nil {
+		var cfg study.Config
+		if json.Unmarshal(data, &cfg) == nil {
+			if vs, err := study.ParseVariants(strings.Join(cfg.Variants, ","), 0); err == nil {
+				for _, v := range vs {
+					variants = append(variants, v.Name)
+				}
+			}
+		}
+	}
+	rank := func(path string) (int, string) {
+		key := variantOf(path)
+		for i, v := range variants {
+			if strings.ReplaceAll(v, "/", "-") == key {
+				return i, strings.ReplaceAll(v, "/", ":")
+			}
+		}
+		return len(variants), key
+	}
+	sort.Slice(files, func(a, b int) bool {
+		ra, _ := rank(files[a])
+		rb, _ := rank(files[b])
+		if ra != rb {
+			return ra < rb
+		}
+		if va, vb := variantOf(files[a]), variantOf(files[b]); va != vb {
+			return va < vb
+		}
+		return probesOf(files[a]) < probesOf(files[b])
+	})
+	several := false
+	for _, f := range files {
+		several = several || variantOf(f) != variantOf(files[0])
+	}
+	exact, _, err := coordinator.ReadMatrixCSV(filepath.Join(dir, "kernel_exact.csv"))
+	if err != nil {
+		return nil, err
+	}
+	panels := []figures.Matrix{{Title: "Exact NTK", Data: exact}}
+	for _, f := range files {
+		m, _, err := coordinator.ReadMatrixCSV(f)
+		if err != nil {
+			return nil, err
+		}
+		n := probesOf(f)
+		samples := fmt.Sprintf("%d samples", n)
+		if n == 1 {
+			samples = "1 sample"
+		}
+		title := "Estimate, " + samples
+		if several {
+			_, name := rank(f)
+			title = fmt.Sprintf("%s, %s", name, samples)
+		}
+		panels = append(panels, figures.Matrix{Title: title, Data: m})
+	}
+	return panels, nil
+}
+
+// variantOf reads the variant from kernel_<variant>_N<N>.csv.
+func variantOf(path string) string {
+	base := strings.TrimPrefix(strings.TrimSuffix(filepath.Base(path), ".csv"), "kernel_")
+	return base[:max(0, strings.LastIndex(base, "_N"))]
 }
 
 // predicted returns the study's theoretical curves for one metric (kind

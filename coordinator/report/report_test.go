@@ -51,8 +51,8 @@ func TestRunFigures(t *testing.T) {
 		Steps: 30, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 20, StepProbes: 2, Kernel: true,
 		Probe: sampler.Settings{Seed: 1}, ExactEvery: 5, Eigenvalues: 3,
 		Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3}, PointSeed: 1, Fused: true,
-	}}
-	r, err := coordinator.NewRun(dir, cfg, nil, coordinator.RunOptions{ErrorEvery: 5})
+	}, ErrorEvery: 5}
+	r, err := coordinator.NewRun(dir, cfg, nil, coordinator.RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,5 +172,23 @@ func TestStudyFigures(t *testing.T) {
 			checkPNG(t, f, 960, 640)
 		}
 		checkPNG(t, files[2], 0, 0)
+		// The heatmaps: the exact K, then per variant in the study's order
+		// its K̂ at N = 5 and 40, named by variant when there are several.
+		panels, err := StudyHeatmaps(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"Exact NTK", "Estimate, 5 samples", "Estimate, 40 samples"}
+		if len(variants) == 2 {
+			want = []string{"Exact NTK", "gaussian:forward, 5 samples", "gaussian:forward, 40 samples", "rademacher:forward, 5 samples", "rademacher:forward, 40 samples"}
+		}
+		if len(panels) != len(want) {
+			t.Fatalf("%d heatmap panels, want %d", len(panels), len(want))
+		}
+		for i, p := range panels {
+			if p.Title != want[i] {
+				t.Errorf("panel %d: %q, want %q", i, p.Title, want[i])
+			}
+		}
 	}
 }

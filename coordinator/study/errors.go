@@ -393,6 +393,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	return WriteErrors(filepath.Join(r.Dir, "errors.csv"), rows, r.Ref.Blocks, cfg.Clip)
 }
 
+// ErrOtherDesign is a study folder that holds a study of another design.
+var ErrOtherDesign = errors.New("the folder holds a study of another design")
+
 // checkFolder writes study.json, or checks that the one there matches.
 func (r *Runner) checkFolder() error {
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
@@ -406,7 +409,7 @@ func (r *Runner) checkFolder() error {
 	old, err := os.ReadFile(path)
 	if err == nil {
 		if strings.TrimSpace(string(old)) != strings.TrimSpace(string(data)) {
-			return fmt.Errorf("%s holds a study with another design (see its study.json): use another folder, or the same arguments to resume it", r.Dir)
+			return fmt.Errorf("%s: %w (see its study.json): use another --out, or the arguments it was made with to resume it", r.Dir, ErrOtherDesign)
 		}
 		return nil
 	}

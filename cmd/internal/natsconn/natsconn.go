@@ -4,10 +4,15 @@
 package natsconn
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,8 +33,9 @@ import (
 //	--tls-cert    NTKBUS_NATS_TLS_CERT  client certificate (with --tls-key)
 //	--tls-key     NTKBUS_NATS_TLS_KEY
 //	--prefix      NTKBUS_PREFIX         subject prefix (default ntkbus)
+//	--identity    NTKBUS_IDENTITY       the credential's name in subjects (default: --user)
 type Flags struct {
-	URL, User, Password, Creds, NKey, TLSCA, TLSCert, TLSKey, Prefix string
+	URL, User, Password, Creds, NKey, TLSCA, TLSCert, TLSKey, Prefix, IdentityName string
 }
 
 func env(name, def string) string {
@@ -50,6 +56,69 @@ func (f *Flags) Register(fs *flag.FlagSet, defaultURL, urlHelp string) {
 	fs.StringVar(&f.TLSCert, "tls-cert", env("NTKBUS_NATS_TLS_CERT", ""), "client certificate for TLS (env NTKBUS_NATS_TLS_CERT)")
 	fs.StringVar(&f.TLSKey, "tls-key", env("NTKBUS_NATS_TLS_KEY", ""), "client key for TLS (env NTKBUS_NATS_TLS_KEY)")
 	fs.StringVar(&f.Prefix, "prefix", env("NTKBUS_PREFIX", protocol.DefaultPrefix), "subject prefix (env NTKBUS_PREFIX)")
+	fs.StringVar(&f.IdentityName, "identity", env("NTKBUS_IDENTITY", ""), "the credential's name in subjects: samplers ask for snapshot chunks on <prefix>.snap.<run>.<identity> and get them on _INBOX_<identity>.> (default: the --user name, else sampler; env NTKBUS_IDENTITY)")
+}
+
+// Identity is the name that scopes this credential's subjects (chunk
+// requests and inboxes): --identity, else the --user name, else def. A
+// server's permissions must grant the same name (deploy/nats/auth.conf).
+func (f *Flags) Identity(def string) (string, error) {
+	id := f.IdentityName
+	if id == "" {
+		id = f.User
+	}
+	if id == "" {
+		id = def
+	}
+	if err := protocol.ValidIdentity(id); err != nil {
+		return "", fmt.Errorf("--identity (or --user) %q cannot name subjects: %w", id, err)
+	}
+	return id, nil
+}
+
+// ValidateURL checks --nats: one or more comma-separated server URLs, each
+// nats://, tls://, ws:// or wss:// with a host (and an optional port), or
+// host:port. nats.go would take "nats//host:4222" for the host "nats" and
+// retry it forever.
+func (f *Flags) ValidateURL() error {
+	if strings.TrimSpace(f.URL) == "" {
+		return errors.New("--nats: no server URL")
+	}
+	for _, raw := range strings.Split(f.URL, ",") {
+		orig := strings.TrimSpace(raw)
+		bad := func(why string) error {
+			return fmt.Errorf("--nats %q: %s (want nats://host:port, comma-separated)", orig, why)
+		}
+		u := orig
+		if !strings.Contains(u, "://") {
+			host, port, err := net.SplitHostPort(u)
+			if err != nil || host == "" || strings.ContainsAny(host, "/\\ ") {
+				return bad("not a URL")
+			}
+			u = "nats://" + net.JoinHostPort(host, port)
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return bad("not a URL")
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return bad(fmt.Sprintf("scheme %q", p.Scheme))
+		}
+		if p.Hostname() == "" || strings.ContainsAny(p.Hostname(), "/\\ ") {
+			return bad("no host")
+		}
+		if p.Path != "" && p.Path != "/" || p.RawQuery != "" || p.Fragment != "" {
+			return bad("a path after the host")
+		}
+		if port := p.Port(); port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return bad(fmt.Sprintf("port %q", port))
+			}
+		}
+	}
+	return nil
 }
 
 // Subjects are the flags' subjects.
@@ -113,6 +182,9 @@ func (f *Flags) Options(name string, log hclog.Logger) ([]nats.Option, error) {
 // Connect connects to f.URL. With no server up yet it returns a connection
 // that keeps trying.
 func (f *Flags) Connect(name string, log hclog.Logger, extra ...nats.Option) (*nats.Conn, error) {
+	if err := f.ValidateURL(); err != nil {
+		return nil, err
+	}
 	opts, err := f.Options(name, log)
 	if err != nil {
 		return nil, err

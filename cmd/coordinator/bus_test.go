@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Bad bus flags exit 2 at once, with one line naming the problem: a
+// malformed --nats URL (which nats.go would retry forever), a --verify
+// fraction out of range or without samplers to check, an embedded server
+// off loopback without TLS.
+func TestBusFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "q.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "quadratic", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"estimate", "--snapshot", snap, "--nats", "nats//127.0.0.1:14222"}, `--nats "nats//127.0.0.1:14222": not a URL`},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "nats://127.0.0.1:14222,http://x:1"}, `scheme "http"`},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--verify", "1.5"}, "--verify 1.5"},
+		{[]string{"estimate", "--snapshot", snap, "--verify", "0.1"}, "--verify checks the samplers"},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--listen", "0.0.0.0:0"}, "not a loopback address"},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--listen-tls-cert", "c.pem"}, "go together"},
+		{[]string{"train", "--problem", "quadratic", "--out", filepath.Join(dir, "run"), "--nats", "nats//127.0.0.1:14222"}, "not a URL"},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--wait-samplers", "0s"}, "--wait-samplers"},
+	} {
+		start := time.Now()
+		code, _, e := runCmd(t, tc.args...)
+		if code != 2 || !strings.Contains(e, tc.want) || strings.Count(strings.TrimSpace(e), "\n") > 0 {
+			t.Errorf("%v: exit %d after %v, stderr %q; want 2 and one line with %q", tc.args, code, time.Since(start), e, tc.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
+		t.Error("train created its run folder before refusing the flags")
+	}
+}
+
+// estimate --verify over the embedded bus: the samplers' answers are
+// checked in process and the report says so (every batch with --verify 1),
+// and the numbers are the in-process ones to the bit.
+func TestEstimateVerifyReport(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "w.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "wave", "--layers", "2,16,16,1", "--points", "8,8,4,4,4", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	est := func(extra ...string) (map[string]any, string) {
+		args := append([]string{"estimate", "--snapshot", snap, "--probes", "40", "--seed", "4", "--json", "--log-level", "error"}, extra...)
+		code, out, e := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, e)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m, e
+	}
+	local, _ := est("--workers", "2")
+	bus, _ := est("--nats", "embedded", "--listen", "127.0.0.1:0", "--samplers", "2", "--verify", "1", "--batch", "10")
+	if local["trace"] != bus["trace"] || local["trace_se"] != bus["trace_se"] {
+		t.Errorf("trace: local %v, NATS %v", local["trace"], bus["trace"])
+	}
+	for _, k := range []string{"rejected", "rejected_by_reason", "verified", "mismatches", "quarantined"} {
+		if _, ok := bus[k]; !ok {
+			t.Errorf("estimate --json lacks %q", k)
+		}
+	}
+	if v, _ := bus["verified"].(float64); v < 4 || bus["mismatches"].(float64) != 0 || bus["quarantined"].(float64) != 0 {
+		t.Errorf("verified %v, mismatches %v, quarantined %v: want every batch checked, none wrong", bus["verified"], bus["mismatches"], bus["quarantined"])
+	}
+	if local["verified"].(float64) != 0 || local["rejected"].(float64) != 0 {
+		t.Errorf("in process: verified %v, rejected %v", local["verified"], local["rejected"])
+	}
+}
+
+// train --verify: summary.json and train.csv report the checks and the
+// refusals; the join command it prints carries the sampler credentials.
+func TestTrainReportsChecks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	code, out, e := runCmd(t, "train", "--problem", "wave", "--layers", "2,12,12,1", "--points", "8,8,4,4,4",
+		"--steps", "4", "--init-probes", "8", "--probes", "2", "--alpha", "0.5", "--verify", "1",
+		"--listen", "127.0.0.1:0", "--samplers", "2", "--out", dir, "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if !strings.Contains(out, "NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=") || !strings.Contains(out, "sampler --nats nats://127.0.0.1:") {
+		t.Errorf("the join command lacks the credentials: %s", out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"rejected", "rejected_by_reason", "verified", "mismatches", "quarantined"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("summary.json lacks %q", k)
+		}
+	}
+	if v, _ := sum["verified"].(float64); v < 4 {
+		t.Errorf("verified %v: every step's batches were to be checked", sum["verified"])
+	}
+	csv, _ := os.ReadFile(filepath.Join(dir, "train.csv"))
+	header := strings.SplitN(string(csv), "\n", 2)[0]
+	for _, col := range []string{"rejected", "verified", "mismatches", "quarantined"} {
+		if !strings.Contains(","+header+",", ","+col+",") {
+			t.Errorf("train.csv lacks the column %s: %s", col, header)
+		}
+	}
+}
+
+// With a server but no sampler, the coordinator says so and gives up after
+// --wait-samplers.
+func TestNoSamplersGivesUp(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "q.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "quadratic", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	code, _, e := runCmd(t, "estimate", "--snapshot", snap, "--probes", "4", "--nats", srv.ClientURL(), "--samplers", "0", "--wait-samplers", "1s")
+	if code != 1 || !strings.Contains(e, "no sampler answered") || !strings.Contains(e, "within 1s") {
+		t.Errorf("exit %d, stderr %q", code, e)
+	}
+}

@@ -1,0 +1,270 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ntkbus/model"
+)
+
+// countingBackend counts the probes of step 0 that its backend computes.
+type countingBackend struct {
+	Backend
+	step0 int
+}
+
+func (c *countingBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j int, d []float64) error) error {
+	return c.Backend.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+		if w.Step == 0 {
+			c.step0++
+		}
+		return emit(j, d)
+	})
+}
+
+func localFor(t testing.TB, s *model.Setup, cfg RunConfig, workers int) *countingBackend {
+	t.Helper()
+	pts, _ := s.DrawPoints(cfg.Train.PointSeed, 0, cfg.Train.Counts, nil)
+	l, err := NewLocal(s, pts, cfg.Train.Probe, workers, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &countingBackend{Backend: l}
+}
+
+// A run interrupted during its initial probes keeps those that arrived in
+// its checkpoint; the resume computes only the others and ends as the run
+// that never stopped, to the bit.
+func TestInterruptedInitialProbesAreKept(t *testing.T) {
+	s := smallWave(t)
+	cfg := RunConfig{Model: s.Config, Seed: 2, Train: estimateConfig(4)}
+	root := t.TempDir()
+	full := filepath.Join(root, "full")
+	r, err := NewRun(full, cfg, localFor(t, s, cfg, 2), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := readCSV(t, filepath.Join(full, csvFile))
+
+	dir := filepath.Join(root, "interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	var seen int
+	r, err = NewRun(dir, cfg, localFor(t, s, cfg, 2), RunOptions{ProbeProgress: func(done, total int) {
+		seen = done
+		if done == 15 {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(ctx); err == nil || r.Trainer.Next() != 0 {
+		t.Fatalf("interrupted run: %v at step %d", err, r.Trainer.Next())
+	}
+	if seen < 15 || seen == cfg.Train.InitProbes {
+		t.Fatalf("%d initial probes arrived before the interruption took effect", seen)
+	}
+	again := localFor(t, s, cfg, 2)
+	r, err = ResumeRun(dir, again, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if again.step0 != cfg.Train.InitProbes-seen {
+		t.Errorf("the resume computed %d initial probes; %d of %d were in the checkpoint", again.step0, seen, cfg.Train.InitProbes)
+	}
+	got := readCSV(t, filepath.Join(dir, csvFile))
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("row %d differs from the uninterrupted run's", i)
+		}
+	}
+	// The finished run stays finished.
+	if _, err := ResumeRun(dir, again, RunOptions{}); err == nil || !strings.Contains(err.Error(), "finished") {
+		t.Errorf("resume of a finished run: %v", err)
+	}
+}
+
+// stateOf reads a checkpoint without checking it.
+func stateOf(t *testing.T, path string) *checkpointState {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ck checkpointState
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&ck); err != nil {
+		t.Fatal(err)
+	}
+	return &ck
+}
+
+func writeState(t *testing.T, path string, ck *checkpointState) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkpointRun makes a run of 6 steps with a kept kernel and the spaced
+// rule, checkpointed at step 3, and returns its folder.
+func checkpointRun(t testing.TB) (string, RunConfig) {
+	s := smallWave(t)
+	tc := estimateConfig(6)
+	tc.Kernel, tc.Spaced, tc.SpacedGamma = true, true, 0.5
+	tc.InitProbes = 8
+	cfg := RunConfig{Model: s.Config, Seed: 3, Train: tc}
+	dir := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := NewRun(dir, cfg, localFor(t, s, cfg, 1), RunOptions{Progress: func(_ *StepRecord, done, _ int) {
+		if done == 3 {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Execute(ctx)
+	cfg, err = ReadRunConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg
+}
+
+// Every field of a checkpoint is checked on resume: a crafted or foreign
+// one is an error that names what is wrong, never a panic or a run that
+// goes on with a wrong state.
+func TestCheckpointIsCheckedInFull(t *testing.T) {
+	dir, _ := checkpointRun(t)
+	path := filepath.Join(dir, checkpointFile)
+	good, _ := os.ReadFile(path)
+	if st, err := ReadRun(dir); err != nil || st.Step != 3 || st.Finished() {
+		t.Fatalf("the run's own checkpoint: %v", err)
+	}
+	// An unfinished run cannot end at its checkpoint: nothing would write
+	// its summary. It can be lengthened, or shortened to a later step.
+	if err := ExtendRun(dir, 3); err == nil || !strings.Contains(err.Error(), "cannot be shortened to 3") {
+		t.Errorf("a run shortened to its checkpoint: %v", err)
+	}
+	for _, n := range []int{8, 4, 6} {
+		if err := ExtendRun(dir, n); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := ReadRun(dir); err != nil || st.Config.Train.Steps != n {
+			t.Fatalf("after ExtendRun(%d): %v, %v", n, st, err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(ck *checkpointState)
+		want string
+	}{
+		{"another fingerprint", func(ck *checkpointState) { ck.Fingerprint = "00" }, "written by another run"},
+		{"another version", func(ck *checkpointState) { ck.Version = 1 }, "format 1"},
+		{"step beyond the run", func(ck *checkpointState) { ck.Step = 7 }, "step 7 is outside"},
+		{"negative step", func(ck *checkpointState) { ck.Step = -1 }, "outside"},
+		{"short θ", func(ck *checkpointState) { ck.Theta = ck.Theta[:10] }, "theta has 10 values"},
+		{"NaN in θ", func(ck *checkpointState) { ck.Theta[5] = math.NaN() }, "theta[5] = NaN"},
+		{"short weights", func(ck *checkpointState) { ck.Lambda = ck.Lambda[:2] }, "2 weights for 5 blocks"},
+		{"negative weight", func(ck *checkpointState) { ck.Lambda[1] = -1 }, "weight 1 is -1"},
+		{"short Adam moments", func(ck *checkpointState) { ck.AdamV = ck.AdamV[:3] }, "Adam moments"},
+		{"negative second moment", func(ck *checkpointState) { ck.AdamV[0] = -1 }, "negative Adam"},
+		{"no moving average", func(ck *checkpointState) { ck.Avg = nil }, "moving average present: false"},
+		{"short traces", func(ck *checkpointState) { ck.Avg.T = ck.Avg.T[:1] }, "moving average of 1 traces"},
+		{"short covariance", func(ck *checkpointState) { ck.Avg.V = ck.Avg.V[:4] }, "moving average of 5 traces, 4 and 25"},
+		{"another α", func(ck *checkpointState) { ck.Avg.Alpha = 0.5 }, "moving-average rate 0.5"},
+		{"update count", func(ck *checkpointState) { ck.Avg.Steps = 9 }, "9 updates at step 3"},
+		{"short kernel", func(ck *checkpointState) { ck.Avg.Kernel = ck.Avg.Kernel[:7] }, "kernel of 7 values"},
+		{"infinite kernel", func(ck *checkpointState) { ck.Avg.Kernel[3] = math.Inf(1) }, "kernel is not finite"},
+		{"no spaced rule", func(ck *checkpointState) { ck.Spaced = nil }, "spaced-update state present: false"},
+		{"another γ", func(ck *checkpointState) { ck.Spaced.Gamma = 0.9 }, "spaced rule"},
+		{"initial probes after step 0", func(ck *checkpointState) { ck.InitProbes = []ProbeResult{{J: 0, D: make([]float64, 36)}} }, "initial probes at step 3"},
+		{"elapsed time", func(ck *checkpointState) { ck.Seconds = math.Inf(1) }, "elapsed time"},
+	} {
+		os.WriteFile(path, good, 0o644)
+		ck := stateOf(t, path)
+		tc.mut(ck)
+		writeState(t, path, ck)
+		_, err := ReadRun(dir)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line with %q", tc.name, err, tc.want)
+		}
+		if _, err := ResumeRun(dir, nil, RunOptions{}); err == nil {
+			t.Errorf("%s: resumed", tc.name)
+		}
+	}
+	os.WriteFile(path, good, 0o644)
+
+	// Initial probes of an interrupted step 0: indices in order and in
+	// range, one result of the probes' width each.
+	ck := stateOf(t, path)
+	ck.Step, ck.Avg, ck.Spaced = 0, nil, nil
+	for _, tc := range []struct {
+		name  string
+		probe []ProbeResult
+		want  string
+	}{
+		{"index out of range", []ProbeResult{{J: 8, D: make([]float64, 36)}}, "outside 0..7"},
+		{"indices out of order", []ProbeResult{{J: 2, D: make([]float64, 36)}, {J: 1, D: make([]float64, 36)}}, "out of order"},
+		{"short result", []ProbeResult{{J: 0, D: make([]float64, 35)}}, "35 values"},
+		{"too many", make([]ProbeResult, 9), "9 initial probes"},
+	} {
+		ck.InitProbes = tc.probe
+		writeState(t, path, ck)
+		if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// FuzzCheckpoint: no checkpoint file makes reading, restoring or running
+// from it panic.
+func FuzzCheckpoint(f *testing.F) {
+	dir, cfg := checkpointRun(f)
+	good, err := os.ReadFile(filepath.Join(dir, checkpointFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)/3])
+	setup, _ := model.NewSetup(cfg.Model)
+	fdir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(fdir, "ck.gob")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := cfg
+		ck, err := readCheckpoint(path, &c, setup)
+		if err != nil {
+			return
+		}
+		c.Train.Fused = true
+		tr, err := NewTrainer(setup, ck.Theta, c.Train, nil, model.Options{})
+		if err != nil {
+			return
+		}
+		if err := tr.restore(ck); err != nil {
+			return
+		}
+		if tr.t < c.Train.Steps {
+			tr.Step(context.Background())
+		}
+	})
+}
