@@ -272,12 +272,27 @@ func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *
 	}
 	w := &coordinator.Work{ID: 1, PointsID: 1, Step: step, Theta: theta, Points: coll}
 	bar := newProgress(os.Stderr, log, "probes", S)
-	omega, y, err := probeColumns(ctx, backend, plan, w, r0, S, func(done int) { bar.update(done, "") })
+	cols, err := coordinator.NewColumnAccumulator(plan, step, r0, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	rejected := 0
+	err = backend.Probes(ctx, w, 0, S, func(j int, d []float64) error {
+		if err := cols.Add(j, d); err != nil {
+			rejected++
+			return nil
+		}
+		bar.update(cols.Accumulator().Applied(), "")
+		return nil
+	})
 	bar.finish()
 	if err != nil {
 		return nil, nil, err
 	}
-	ny, err := sketch.NewNystrom(omega, y, n, S)
+	if got := cols.Accumulator().Applied(); got != S {
+		return nil, nil, fmt.Errorf("only %d of %d probes arrived (%d rejected)", got, S, rejected)
+	}
+	ny, bt, err := cols.Nystrom()
 	if err != nil {
 		return nil, nil, fmt.Errorf("nyström of %d probes: %w", S, err)
 	}
@@ -285,10 +300,6 @@ func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *
 		Method: "nystrom", Probes: S, Quotient: settings.Quotient.String(), Seed: settings.Seed, Backend: desc,
 		Rank: ny.Rank, BlockShares: map[string]float64{}, MemoryBytes: 8 * int64(n) * int64(3*S),
 	}
-	d := make([]float64, n)
-	ny.Diagonal(d)
-	bt := make([]float64, len(lay.Blocks))
-	lay.BlockSums(d, bt)
 	var tr float64
 	for _, v := range bt {
 		tr += v
@@ -298,56 +309,6 @@ func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *
 	}
 	part.Seconds = time.Since(start).Seconds()
 	return part, append([]float64(nil), ny.Lambda...), nil
-}
-
-// probeColumns draws probes 0..S−1 of w through the backend and returns Ω
-// (n×S: column j is probe j's vector with the rows where R_i = 0 zeroed, the
-// vector the probe's predictor used) and Y (n×S: column j is its quotient
-// d_j ≈ K Ω_j), row-major. A result of the wrong length, non-finite or
-// repeated is not kept; a probe that never arrives is an error.
-func probeColumns(ctx context.Context, b coordinator.Backend, plan *sampler.Plan, w *coordinator.Work, r0 []float64, S int, progress func(done int)) (omega, y []float64, err error) {
-	n := plan.Layout().N
-	omega = make([]float64, n*S)
-	y = make([]float64, n*S)
-	got := make([]bool, S)
-	done, rejected := 0, 0
-	err = b.Probes(ctx, w, 0, S, func(j int, d []float64) error {
-		if j < 0 || j >= S || got[j] || len(d) != n {
-			rejected++
-			return nil
-		}
-		for _, v := range d {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				rejected++
-				return nil
-			}
-		}
-		for i, v := range d {
-			y[i*S+j] = v
-		}
-		got[j] = true
-		done++
-		if progress != nil {
-			progress(done)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	if done != S {
-		return nil, nil, fmt.Errorf("only %d of %d probes arrived (%d rejected)", done, S, rejected)
-	}
-	g := make([]float64, n)
-	c := make([]float64, n)
-	for j := 0; j < S; j++ {
-		plan.Vector(w.Step, uint32(j), g)
-		sampler.Cotangent(g, r0, c)
-		for i, v := range c {
-			omega[i*S+j] = v
-		}
-	}
-	return omega, y, nil
 }
 
 // exactSpectrum computes the exact K's spectrum: all eigenvalues of the
