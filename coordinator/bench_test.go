@@ -10,8 +10,10 @@ import (
 
 // One training step on the paper's wave network (n = 900, p = 503,001):
 // plain (fixed weights) against Algorithm 3 with one new probe per step,
-// same optimizer and points. The paper reports about 2.5×; the arithmetic
-// floor is 2× (the probe's backward cotangent and one more forward pass).
+// same optimizer and points, each reporting the floating-point operations
+// of its matrix products per step (MFLOP/op). The paper reports about 2.5×;
+// the arithmetic floor is 2× (the probe's backward cotangent and one more
+// forward pass). scripts/bench-pytorch.sh runs them beside PyTorch; by hand:
 //
 //	go test ./coordinator -run '^$' -bench WaveStep -cpu 1
 //	CGO_LDFLAGS=-lopenblas OPENBLAS_NUM_THREADS=1 go test -tags openblas ./coordinator -run '^$' -bench WaveStep -cpu 1
@@ -35,6 +37,7 @@ func benchWaveStep(b *testing.B, mode WeightMode) {
 			b.Fatal(err)
 		}
 	}
+	before, _ := model.Flops(tr.ev)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -42,6 +45,9 @@ func benchWaveStep(b *testing.B, mode WeightMode) {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	after, _ := model.Flops(tr.ev)
+	b.ReportMetric(float64(after-before)/float64(b.N)/1e6, "MFLOP/op")
 }
 
 func BenchmarkWaveStepPlain(b *testing.B) { benchWaveStep(b, Fixed) }

@@ -51,6 +51,8 @@ type pinn struct {
 	dgH  []float64     //
 	ntkA [][][]float64 // NTK: Ā of component c at layer l
 	tile [2][]float64  // NTK tiles
+
+	flops int64 // floating-point operations of the matrix products so far (see Flops)
 }
 
 type backBufs struct{ abar, hbar []float64 }
@@ -233,7 +235,7 @@ func (e *pinn) weights(theta []float64, l int) (w, b []float64) {
 func (e *pinn) linear(l int, theta, H, A []float64) {
 	in, out := e.net.layers[l-1], e.net.layers[l]
 	w, b := e.weights(theta, l)
-	blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, 0, A, out)
+	e.gemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, 0, A, out)
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		for i := 0; i < g.n; i++ {
@@ -407,7 +409,7 @@ func (e *pinn) Backward(cots []Cotangent) {
 			if l > 1 {
 				hbar := e.bw[k].hbar[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
+				e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
 				e.activateBackward(l-1, hbar, e.bw[k].abar[:e.rows*in])
 			}
 		}
@@ -435,7 +437,7 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 		}
 		return
 	}
-	blas64.Implementation().Dgemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+	e.gemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
 	for j := range gb {
 		gb[j] = 0
 	}
@@ -512,7 +514,7 @@ func (e *pinn) JVP(w, dst []float64) {
 		e.linear(l, w, e.h[l-1], dA) // H dWᵀ + db
 		if l > 1 {
 			wl, _ := e.weights(e.theta, l)
-			blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, dH, in, wl, in, 1, dA, m)
+			e.gemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, dH, in, wl, in, 1, dA, m)
 		}
 		if l == e.L {
 			break
@@ -665,7 +667,7 @@ func (e *pinn) Diagonal(dst []float64) {
 			if l > 1 {
 				hbar := e.dgH[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
+				e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
 				e.activateBackward(l-1, hbar, e.dgA[:e.rows*in])
 			}
 		}
@@ -719,7 +721,7 @@ func (e *pinn) NTK(dst []float64) error {
 			in, m := e.net.layers[l-1], e.net.layers[l]
 			hbar := e.dgH[:e.rows*in]
 			w, _ := e.weights(e.theta, l)
-			blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, e.ntkA[c][l], m, w, in, 0, hbar, in)
+			e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, e.ntkA[c][l], m, w, in, 0, hbar, in)
 			e.activateBackward(l-1, hbar, e.ntkA[c][l-1])
 		}
 	}
@@ -733,7 +735,6 @@ func (e *pinn) NTK(dst []float64) error {
 	for i := range K {
 		K[i] = 0
 	}
-	impl := blas64.Implementation()
 	for l := 1; l <= e.L; l++ {
 		in, m := e.net.layers[l-1], e.net.layers[l]
 		H := e.h[l-1]
@@ -748,7 +749,7 @@ func (e *pinn) NTK(dst []float64) error {
 				for s := 0; s < g.ns; s++ {
 					for t := 0; t < h.ns; t++ {
 						rs, rt := g.rowOf(s, 0), h.rowOf(t, 0)
-						impl.Dgemm(blas.NoTrans, blas.Trans, g.n, h.n, in, 1, H[rs*in:(rs+g.n)*in], in, H[rt*in:(rt+h.n)*in], in, 0, tH, h.n)
+						e.gemm(blas.NoTrans, blas.Trans, g.n, h.n, in, 1, H[rs*in:(rs+g.n)*in], in, H[rt*in:(rt+h.n)*in], in, 0, tH, h.n)
 						if s == 0 && t == 0 {
 							for k := range tH {
 								tH[k]++ // bias: ∂a_v/∂b = 1
@@ -757,7 +758,7 @@ func (e *pinn) NTK(dst []float64) error {
 						for c := 0; c < g.comps; c++ {
 							for cc := 0; cc < h.comps; cc++ {
 								Ac, Acc := e.ntkA[c][l], e.ntkA[cc][l]
-								impl.Dgemm(blas.NoTrans, blas.Trans, g.n, h.n, m, 1, Ac[rs*m:(rs+g.n)*m], m, Acc[rt*m:(rt+h.n)*m], m, 0, tA, h.n)
+								e.gemm(blas.NoTrans, blas.Trans, g.n, h.n, m, 1, Ac[rs*m:(rs+g.n)*m], m, Acc[rt*m:(rt+h.n)*m], m, 0, tA, h.n)
 								for i := 0; i < g.n; i++ {
 									krow := K[(g.res+i*g.comps+c)*n:]
 									ta, th := tA[i*h.n:(i+1)*h.n], tH[i*h.n:(i+1)*h.n]
@@ -797,6 +798,16 @@ func (e *pinn) NTK(dst []float64) error {
 	return nil
 }
 
+// gemm is blas64's Dgemm, counted in e.flops.
+func (e *pinn) gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	e.flops += 2 * int64(m) * int64(n) * int64(k)
+	blas64.Implementation().Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Flops is the count of floating-point operations (a multiply-add counts
+// two) that the evaluator's matrix products have done since it was made.
+func (e *pinn) Flops() int64 { return e.flops }
+
 func dot(a, b []float64) float64 {
 	return blas64.Implementation().Ddot(len(a), a, 1, b, 1)
 }
@@ -810,4 +821,15 @@ func formatBytes(b int64) string {
 	default:
 		return fmt.Sprintf("%d bytes", b)
 	}
+}
+
+// Flops returns the floating-point operations (a multiply-add counts two)
+// that ev's matrix products have performed since it was made, for
+// benchmarks that report the work beside the time; ok is false for an
+// evaluator that does not count them.
+func Flops(ev Evaluator) (n int64, ok bool) {
+	if e, is := ev.(*pinn); is {
+		return e.flops, true
+	}
+	return 0, false
 }
