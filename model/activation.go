@@ -48,15 +48,20 @@ func (act Activation) eval(a, h, d1, d2, d3 []float64) {
 	}
 	switch act {
 	case Tanh:
-		for j, x := range a {
-			t := tanh(x)
+		tanhSlice(h, a)
+		if d3 == nil {
+			for j, t := range h {
+				s1 := 1 - t*t
+				d1[j] = s1
+				d2[j] = -2 * t * s1
+			}
+			break
+		}
+		for j, t := range h {
 			s1 := 1 - t*t
-			h[j] = t
 			d1[j] = s1
 			d2[j] = -2 * t * s1
-			if d3 != nil {
-				d3[j] = -2 * s1 * (s1 - 2*t*t)
-			}
+			d3[j] = -2 * s1 * (s1 - 2*t*t)
 		}
 	case Sin:
 		for j, x := range a {
@@ -97,9 +102,7 @@ func (act Activation) value(a, h []float64) {
 	h = h[:len(a)]
 	switch act {
 	case Tanh:
-		for j, x := range a {
-			h[j] = tanh(x)
-		}
+		tanhSlice(h, a)
 	case Sin:
 		for j, x := range a {
 			h[j] = math.Sin(x)
@@ -117,5 +120,59 @@ func (act Activation) value(a, h []float64) {
 	}
 }
 
-// tanh is math.Tanh; a seam for a faster version if profiles ask for one.
-func tanh(x float64) float64 { return math.Tanh(x) }
+// tanhSlice sets t[j] = tanh(a[j]): with the SIMD experiment (see
+// tanh_simd.go) eight at a time, otherwise by tanhScalar. Both compute the
+// same operations in the same order, so they give the same bits.
+func tanhSlice(t, a []float64) {
+	t = t[:len(a)]
+	n := tanhVector(t, a)
+	tanhScalar(t[n:], a[n:])
+}
+
+// The constants of tanh: ln 2 split so that k·ln2Hi is exact for the k
+// that occur, and the clamp beyond which tanh rounds to ±1.
+const (
+	ln2Hi   = 6.93147180369123816490e-01
+	ln2Lo   = 1.90821492927058770002e-10
+	log2e   = 1.44269504088896338700e+00
+	tanhMax = 20     // tanh(x) rounds to 1 for x ≥ 19.1
+	roundK  = 0x1p52 // adding and subtracting 1.5·2^52 rounds to an integer
+)
+
+// tanhScalar sets t[j] = tanh(a[j]) = sign(a)·m/(m+2) with m = expm1(2|a|),
+// to within 2 ulp of math.Tanh. expm1(y) = 2^k·expm1(r) + (2^k − 1) with
+// y = k·ln2 + r, |r| ≤ ln2/2, and expm1(r) = r + r²·P(r), P the Taylor
+// polynomial through r^11/13! (truncation below 1e−17 relative) evaluated
+// by Estrin's scheme, so the dependency chains stay short. Unlike math.Tanh
+// it is a loop body the compiler keeps inline; plain multiplications and
+// additions (no math.FMA, which costs a CPU check per call on amd64 v1)
+// make it the same on every CPU. NaN propagates.
+func tanhScalar(t, a []float64) {
+	t = t[:len(a)]
+	for j, x := range a {
+		ax := math.Abs(x)
+		if ax > tanhMax {
+			ax = tanhMax
+		}
+		y := 2 * ax
+		kr := y*log2e + 1.5*roundK
+		k := kr - 1.5*roundK
+		r := (y - k*ln2Hi) - k*ln2Lo
+		r2 := r * r
+		r4 := r2 * r2
+		q0 := 1.0/2 + r*(1.0/6)
+		q1 := 1.0/24 + r*(1.0/120)
+		q2 := 1.0/720 + r*(1.0/5040)
+		q3 := 1.0/40320 + r*(1.0/362880)
+		q4 := 1.0/3628800 + r*(1.0/39916800)
+		q5 := 1.0/479001600 + r*(1.0/6227020800)
+		s0 := q0 + r2*q1
+		s1 := q2 + r2*q3
+		s2 := q4 + r2*q5
+		p := s0 + r4*(s1+r4*s2)
+		em := r + r2*p
+		s := math.Float64frombits((math.Float64bits(kr) + 1023) << 52)
+		em = s*em + (s - 1)
+		t[j] = math.Copysign(em/(em+2), x)
+	}
+}

@@ -38,11 +38,10 @@ type pinn struct {
 	r          []float64   // R at the base point
 
 	// Scratch for Residual.
-	sa     []float64
-	sh     [2][]float64
-	t1, t2 []float64 // σ', σ'' of one point
-	tq     []float64 // one quadratic form
-	u, rr  []float64 // one point's output streams and residual components
+	sa    []float64
+	sh    [2][]float64
+	scr   [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
+	u, rr []float64         // one point's output streams and residual components
 
 	bw   []backBufs    // per cotangent of Backward
 	jA   []float64     // JVP tangents
@@ -52,7 +51,10 @@ type pinn struct {
 	ntkA [][][]float64 // NTK: Ā of component c at layer l
 	tile [2][]float64  // NTK tiles
 
-	flops int64 // floating-point operations of the matrix products so far (see Flops)
+	wt    []float64 // a small layer's weights transposed, or its gradient
+	flops int64     // floating-point operations of the matrix products so far (see Flops)
+	job   job       // the element-wise work being split (see split)
+	help  *helpers
 }
 
 type backBufs struct{ abar, hbar []float64 }
@@ -159,9 +161,10 @@ func (e *pinn) SetPoints(c *Collocation) error {
 	e.sa = resize(e.sa, e.rows*e.maxW)
 	e.sh[0] = resize(e.sh[0], e.rows*e.maxW)
 	e.sh[1] = resize(e.sh[1], e.rows*e.maxW)
-	e.t1 = resize(e.t1, e.maxW)
-	e.t2 = resize(e.t2, e.maxW)
-	e.tq = resize(e.tq, e.maxW)
+	for p := range e.scr {
+		sc := &e.scr[p]
+		sc.t1, sc.t2, sc.tq = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.tq, e.maxW)
+	}
 	maxS, maxC := 1, 1
 	for _, g := range e.groups {
 		maxS, maxC = max(maxS, g.ns), max(maxC, g.comps)
@@ -233,9 +236,9 @@ func (e *pinn) weights(theta []float64, l int) (w, b []float64) {
 
 // linear sets A = H Wᵀ + b (b on value rows only: derivatives of a constant vanish).
 func (e *pinn) linear(l int, theta, H, A []float64) {
-	in, out := e.net.layers[l-1], e.net.layers[l]
+	out := e.net.layers[l]
 	w, b := e.weights(theta, l)
-	e.gemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, 0, A, out)
+	e.product(l, w, H, A, false)
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		for i := 0; i < g.n; i++ {
@@ -245,6 +248,154 @@ func (e *pinn) linear(l int, theta, H, A []float64) {
 				av[j] += bj
 			}
 		}
+	}
+}
+
+// smallWidth is the widest side of a layer whose products run as plain
+// loops instead of BLAS calls. The input layer (d coordinates, and most
+// input rows hold one nonzero) and the output layer (a few outputs) would
+// otherwise be GEMMs with an inner or outer dimension of 1 or 2, which cost
+// BLAS far more than their flops.
+const smallWidth = 4
+
+// product sets A = H Wᵀ over all rows (with acc, A += H Wᵀ) for layer l's
+// weights w (out×in).
+func (e *pinn) product(l int, w, H, A []float64, acc bool) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if in > smallWidth && out > smallWidth {
+		beta := 0.0
+		if acc {
+			beta = 1
+		}
+		e.gemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, beta, A, out)
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
+	if in <= smallWidth {
+		w = e.transposed(w, out, in)
+	}
+	e.split(job{kind: jobProduct, n: e.rows, l: l, x: H, y: A, w: w, cache: acc}, in+out)
+}
+
+// productRows is product over the rows [r0, r1) of a small layer; w is
+// transposed (in×out) when the layer's input is small.
+func (e *pinn) productRows(l int, w, H, A []float64, acc bool, r0, r1 int) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if in <= smallWidth {
+		for r := r0; r < r1; r++ {
+			a := A[r*out : (r+1)*out]
+			if !acc {
+				clear(a)
+			}
+			for k, c := range H[r*in : (r+1)*in] {
+				if c != 0 {
+					axpyInto(a, c, w[k*out:(k+1)*out])
+				}
+			}
+		}
+		return
+	}
+	for r := r0; r < r1; r++ {
+		h := H[r*in : (r+1)*in]
+		for o := 0; o < out; o++ {
+			v := dot(h, w[o*in:(o+1)*in])
+			if acc {
+				A[r*out+o] += v
+			} else {
+				A[r*out+o] = v
+			}
+		}
+	}
+}
+
+// inputCotangent sets H̄ = Ā W over all rows: the cotangent of layer l's
+// inputs from that of its outputs.
+func (e *pinn) inputCotangent(l int, w, abar, hbar []float64) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if out > smallWidth {
+		e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, out, 1, abar, out, w, in, 0, hbar, in)
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
+	e.split(job{kind: jobInputCotangent, n: e.rows, l: l, x: abar, y: hbar, w: w}, in+out)
+}
+
+// inputCotangentRows is inputCotangent over the rows [r0, r1) of a layer
+// with few outputs.
+func (e *pinn) inputCotangentRows(l int, w, abar, hbar []float64, r0, r1 int) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	for r := r0; r < r1; r++ {
+		h := hbar[r*in : (r+1)*in]
+		ar := abar[r*out : (r+1)*out]
+		scaleInto(h, ar[0], w[:in])
+		for o := 1; o < out; o++ {
+			axpyInto(h, ar[o], w[o*in:(o+1)*in])
+		}
+	}
+}
+
+// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1).
+func (e *pinn) weightGradient(l int, abar, H []float64, r0, r1 int, gw []float64) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	switch {
+	case in <= smallWidth:
+		e.flops += 2 * int64(r1-r0) * int64(in) * int64(out)
+		e.wt = resize(e.wt, in*out)
+		gt := e.wt // transposed: in×out
+		clear(gt)
+		for r := r0; r < r1; r++ {
+			ar := abar[r*out : (r+1)*out]
+			for k, c := range H[r*in : (r+1)*in] {
+				if c != 0 {
+					axpyInto(gt[k*out:(k+1)*out], c, ar)
+				}
+			}
+		}
+		for k := 0; k < in; k++ {
+			for j, v := range gt[k*out : (k+1)*out] {
+				gw[j*in+k] = v
+			}
+		}
+	case out <= smallWidth:
+		e.flops += 2 * int64(r1-r0) * int64(in) * int64(out)
+		clear(gw[:out*in])
+		for r := r0; r < r1; r++ {
+			h := H[r*in : (r+1)*in]
+			for o, c := range abar[r*out : (r+1)*out] {
+				if c != 0 {
+					axpyInto(gw[o*in:(o+1)*in], c, h)
+				}
+			}
+		}
+	default:
+		e.gemm(blas.Trans, blas.NoTrans, out, in, r1-r0, 1, abar[r0*out:r1*out], out, H[r0*in:r1*in], in, 0, gw, in)
+	}
+}
+
+// transposed copies w (rows×cols) into e.wt as cols×rows.
+func (e *pinn) transposed(w []float64, rows, cols int) []float64 {
+	e.wt = resize(e.wt, rows*cols)
+	for i := 0; i < rows; i++ {
+		for k, v := range w[i*cols : (i+1)*cols] {
+			e.wt[k*rows+i] = v
+		}
+	}
+	return e.wt
+}
+
+// axpyInto sets y += a·x.
+func axpyInto(y []float64, a float64, x []float64) {
+	x = x[:len(y)]
+	for j := range y {
+		y[j] += a * x[j]
+	}
+}
+
+// scaleInto sets y = a·x.
+func scaleInto(y []float64, a float64, x []float64) {
+	x = x[:len(y)]
+	for j := range y {
+		y[j] = a * x[j]
 	}
 }
 
@@ -282,18 +433,24 @@ func (e *pinn) Residual(theta, r []float64) {
 // activate applies hidden layer l's nonlinearity to all streams. With cache
 // it keeps σ', σ”, σ”' and the quadratic forms for Backward and JVP.
 func (e *pinn) activate(l int, A, H []float64, cache bool) {
+	e.split(job{kind: jobActivate, n: e.npts, l: l, x: A, y: H, cache: cache}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateRange is activate over the points [lo, hi).
+func (e *pinn) activateRange(l int, A, H []float64, cache bool, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
 	act := e.net.act
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
 			var d1, d2, d3 []float64
 			if cache {
 				p := (g.first + i) * m
 				d1, d2, d3 = e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
 			} else {
-				d1, d2 = e.t1[:m], e.t2[:m]
+				d1, d2 = sc.t1[:m], sc.t2[:m]
 			}
 			act.eval(A[rv:rv+m], H[rv:rv+m], d1, d2, d3)
 			for s := 1; s <= g.ngrad; s++ {
@@ -311,7 +468,7 @@ func (e *pinn) activate(l int, A, H []float64, cache bool) {
 					qr := (g.qrow + o*g.n + i) * m
 					qv = e.q[l][qr : qr+m]
 				} else {
-					qv = e.tq[:m]
+					qv = sc.tq[:m]
 				}
 				quadForm(qv, terms, A, g, i, m)
 				for j, v := range ap {
@@ -409,7 +566,7 @@ func (e *pinn) Backward(cots []Cotangent) {
 			if l > 1 {
 				hbar := e.bw[k].hbar[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
+				e.inputCotangent(l, w, abar, hbar)
 				e.activateBackward(l-1, hbar, e.bw[k].abar[:e.rows*in])
 			}
 		}
@@ -437,7 +594,7 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 		}
 		return
 	}
-	e.gemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+	e.weightGradient(l, abar, e.h[l-1], r0, r1, gw)
 	for j := range gb {
 		gb[j] = 0
 	}
@@ -457,11 +614,17 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 //
 //	h_v = σ(a_v), h_k = σ'(a_v) a_k, h_P = σ'(a_v) a_P + σ''(a_v) Q_P(a_k).
 func (e *pinn) activateBackward(l int, hbar, abar []float64) {
+	e.split(job{kind: jobActivateBackward, n: e.npts, l: l, x: hbar, y: abar}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateBackwardRange is activateBackward over the points [lo, hi).
+func (e *pinn) activateBackwardRange(l int, hbar, abar []float64, lo, hi int) {
 	m := e.net.layers[l]
 	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			p := (g.first + i) * m
 			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
 			rv := g.rowOf(0, i) * m
@@ -509,12 +672,12 @@ func (e *pinn) JVP(w, dst []float64) {
 	}
 	var dH []float64
 	for l := 1; l <= e.L; l++ {
-		in, m := e.net.layers[l-1], e.net.layers[l]
+		m := e.net.layers[l]
 		dA := e.jA[:e.rows*m]
 		e.linear(l, w, e.h[l-1], dA) // H dWᵀ + db
 		if l > 1 {
 			wl, _ := e.weights(e.theta, l)
-			e.gemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, dH, in, wl, in, 1, dA, m)
+			e.product(l, wl, dH, dA, true)
 		}
 		if l == e.L {
 			break
@@ -529,11 +692,17 @@ func (e *pinn) JVP(w, dst []float64) {
 // activateJVP maps a tangent of hidden layer l's pre-activations (da) to
 // that of its outputs (dh).
 func (e *pinn) activateJVP(l int, da, dh []float64) {
+	e.split(job{kind: jobActivateJVP, n: e.npts, l: l, x: da, y: dh}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateJVPRange is activateJVP over the points [lo, hi).
+func (e *pinn) activateJVPRange(l int, da, dh []float64, lo, hi int) {
 	m := e.net.layers[l]
 	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			p := (g.first + i) * m
 			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
 			rv := g.rowOf(0, i) * m
@@ -667,7 +836,7 @@ func (e *pinn) Diagonal(dst []float64) {
 			if l > 1 {
 				hbar := e.dgH[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
+				e.inputCotangent(l, w, abar, hbar)
 				e.activateBackward(l-1, hbar, e.dgA[:e.rows*in])
 			}
 		}
@@ -718,10 +887,10 @@ func (e *pinn) NTK(dst []float64) error {
 	for c := 0; c < C; c++ {
 		e.componentCotangent(c, e.ntkA[c][e.L])
 		for l := e.L; l > 1; l-- {
-			in, m := e.net.layers[l-1], e.net.layers[l]
+			in := e.net.layers[l-1]
 			hbar := e.dgH[:e.rows*in]
 			w, _ := e.weights(e.theta, l)
-			e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, e.ntkA[c][l], m, w, in, 0, hbar, in)
+			e.inputCotangent(l, w, e.ntkA[c][l], hbar)
 			e.activateBackward(l-1, hbar, e.ntkA[c][l-1])
 		}
 	}
@@ -808,8 +977,22 @@ func (e *pinn) gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float
 // two) that the evaluator's matrix products have done since it was made.
 func (e *pinn) Flops() int64 { return e.flops }
 
+// dot is Σ a_j b_j with four running sums, a loop the compiler keeps inline
+// (a BLAS call per 500-long row costs more than the row).
 func dot(a, b []float64) float64 {
-	return blas64.Implementation().Ddot(len(a), a, 1, b, 1)
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(a); j += 4 {
+		s0 += a[j] * b[j]
+		s1 += a[j+1] * b[j+1]
+		s2 += a[j+2] * b[j+2]
+		s3 += a[j+3] * b[j+3]
+	}
+	for ; j < len(a); j++ {
+		s0 += a[j] * b[j]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 func formatBytes(b int64) string {
