@@ -160,6 +160,7 @@ type Trainer struct {
 
 	perBlock [][]float64
 	grad     []float64
+	lr       []float64 // Λ R
 	js       []uint32
 	ds       [][]float64
 	diag     []float64
@@ -273,9 +274,11 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	tr.resetRecord(B)
 	rec.Step = t
 
+	direct := false // the gradient Jᵀ Λ R is in tr.grad already, not per block
 	switch cfg.Mode {
 	case Fixed:
-		tr.gradients(r)
+		tr.weightedGradient(r)
+		direct = true
 		rec.Trace = math.NaN()
 	case ExactWeights:
 		tr.gradients(r)
@@ -323,8 +326,8 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	}
 
 	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b λ_b Jᵀ R_b.
-	for i := range tr.grad {
-		tr.grad[i] = 0
+	if !direct {
+		clear(tr.grad)
 	}
 	for b, sp := range lay.Blocks {
 		var ss float64
@@ -336,6 +339,9 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		}
 		rec.Loss += rec.BlockMSE[b]
 		rec.Objective += tr.lambda[b] * ss / 2
+		if direct {
+			continue
+		}
 		lb := tr.lambda[b]
 		pb := tr.perBlock[b]
 		for i, g := range pb {
@@ -559,6 +565,26 @@ func (tr *Trainer) gradients(r []float64) {
 		tr.cots = make([]model.Cotangent, 1)
 	}
 	tr.cots[0] = model.Cotangent{V: r, PerBlock: tr.perBlock}
+	tr.ev.Backward(tr.cots)
+}
+
+// weightedGradient sets tr.grad = Jᵀ Λ R at the base point in one backward
+// pass, when the weights are known before it (fixed weights): one weight
+// gradient per layer instead of one per block, and no sum over blocks.
+func (tr *Trainer) weightedGradient(r []float64) {
+	lay := tr.ev.Layout()
+	if len(tr.lr) != len(r) {
+		tr.lr = make([]float64, len(r))
+	}
+	for b, sp := range lay.Blocks {
+		for i := sp.Off; i < sp.Off+sp.Len; i++ {
+			tr.lr[i] = tr.lambda[b] * r[i]
+		}
+	}
+	if len(tr.cots) != 1 {
+		tr.cots = make([]model.Cotangent, 1)
+	}
+	tr.cots[0] = model.Cotangent{V: tr.lr, Dst: tr.grad}
 	tr.ev.Backward(tr.cots)
 }
 
