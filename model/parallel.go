@@ -57,8 +57,9 @@ func (h *helpers) loop() {
 	}
 }
 
-// scratch is one part's work memory for the activation without cache.
-type scratch struct{ t1, t2, tq []float64 }
+// scratch is one part's work memory: σ', σ” and σ”' of one point, and
+// one quadratic form.
+type scratch struct{ t1, t2, t3, tq []float64 }
 
 // split runs j over its n points or rows, in parts on the helpers when the
 // work is large enough and GOMAXPROCS allows.
@@ -99,9 +100,9 @@ func (e *pinn) runPart(p, parts int) {
 	case jobActivate:
 		e.activateRange(j.l, j.x, j.y, j.cache, lo, hi, &e.scr[p])
 	case jobActivateBackward:
-		e.activateBackwardRange(j.l, j.x, j.y, lo, hi)
+		e.activateBackwardRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
 	case jobActivateJVP:
-		e.activateJVPRange(j.l, j.x, j.y, lo, hi)
+		e.activateJVPRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
 	case jobProduct:
 		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
 	case jobInputCotangent:

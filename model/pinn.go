@@ -32,7 +32,7 @@ type pinn struct {
 	z          []float64   // rows × d, the input streams (θ-independent)
 	a          [][]float64 // a[l], l = 1..L: pre-activations, rows × m_l (a[L] is the output)
 	h          [][]float64 // h[l], l = 0..L-1: layer inputs (h[0] = z)
-	d1, d2, d3 [][]float64 // σ', σ'', σ''' at the value rows, npts × m_l
+	d1, d2, d3 [][]float64 // σ', σ'', σ''' at the value rows, npts × m_l (not kept for tanh: see derivs)
 	q          [][]float64 // quadratic forms of the operators, opRows × m_l
 	df         []float64   // ∂F/∂u per point
 	r          []float64   // R at the base point
@@ -147,9 +147,11 @@ func (e *pinn) SetPoints(c *Collocation) error {
 		}
 		return e.npts * ly[l]
 	}
-	e.d1 = resizeAll(e.d1, L, perPoint)
-	e.d2 = resizeAll(e.d2, L, perPoint)
-	e.d3 = resizeAll(e.d3, L, perPoint)
+	if e.net.act != Tanh {
+		e.d1 = resizeAll(e.d1, L, perPoint)
+		e.d2 = resizeAll(e.d2, L, perPoint)
+		e.d3 = resizeAll(e.d3, L, perPoint)
+	}
 	e.q = resizeAll(e.q, L, func(l int) int {
 		if l == 0 {
 			return 0
@@ -163,7 +165,8 @@ func (e *pinn) SetPoints(c *Collocation) error {
 	e.sh[1] = resize(e.sh[1], e.rows*e.maxW)
 	for p := range e.scr {
 		sc := &e.scr[p]
-		sc.t1, sc.t2, sc.tq = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.tq, e.maxW)
+		sc.t1, sc.t2, sc.t3 = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.t3, e.maxW)
+		sc.tq = resize(sc.tq, e.maxW)
 	}
 	maxS, maxC := 1, 1
 	for _, g := range e.groups {
@@ -445,12 +448,11 @@ func (e *pinn) activateRange(l int, A, H []float64, cache bool, lo, hi int, sc *
 		i0, i1 := g.pointRange(lo, hi)
 		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
-			var d1, d2, d3 []float64
-			if cache {
+			d1, d2 := sc.t1[:m], sc.t2[:m]
+			var d3 []float64
+			if cache && act != Tanh {
 				p := (g.first + i) * m
 				d1, d2, d3 = e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
-			} else {
-				d1, d2 = sc.t1[:m], sc.t2[:m]
 			}
 			act.eval(A[rv:rv+m], H[rv:rv+m], d1, d2, d3)
 			for s := 1; s <= g.ngrad; s++ {
@@ -609,6 +611,27 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 	}
 }
 
+// derivs returns σ', σ” and σ”' of hidden layer l at point p, whose value
+// row starts at rv, at the base point. tanh's derivatives are polynomials in
+// tanh itself, which Forward keeps in the layer's value row, so they are
+// computed here into sc (by the operations of Activation.eval, so the same
+// bits) instead of being stored by Forward and read back; the other
+// activations keep theirs.
+func (e *pinn) derivs(l, p, rv int, sc *scratch) (d1, d2, d3 []float64) {
+	m := e.net.layers[l]
+	if e.net.act != Tanh {
+		return e.d1[l][p*m : (p+1)*m], e.d2[l][p*m : (p+1)*m], e.d3[l][p*m : (p+1)*m]
+	}
+	d1, d2, d3 = sc.t1[:m], sc.t2[:m], sc.t3[:m]
+	for j, t := range e.h[l][rv : rv+m] {
+		s1 := 1 - t*t
+		d1[j] = s1
+		d2[j] = -2 * t * s1
+		d3[j] = -2 * s1 * (s1 - 2*t*t)
+	}
+	return d1, d2, d3
+}
+
 // activateBackward maps the cotangent of hidden layer l's outputs (hbar)
 // to that of its pre-activations (abar), through
 //
@@ -618,16 +641,15 @@ func (e *pinn) activateBackward(l int, hbar, abar []float64) {
 }
 
 // activateBackwardRange is activateBackward over the points [lo, hi).
-func (e *pinn) activateBackwardRange(l int, hbar, abar []float64, lo, hi int) {
+func (e *pinn) activateBackwardRange(l int, hbar, abar []float64, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
 	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		i0, i1 := g.pointRange(lo, hi)
 		for i := i0; i < i1; i++ {
-			p := (g.first + i) * m
-			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
 			rv := g.rowOf(0, i) * m
+			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
 			hv, av := hbar[rv:rv+m], abar[rv:rv+m]
 			for j, v := range hv {
 				av[j] = d1[j] * v
@@ -696,16 +718,15 @@ func (e *pinn) activateJVP(l int, da, dh []float64) {
 }
 
 // activateJVPRange is activateJVP over the points [lo, hi).
-func (e *pinn) activateJVPRange(l int, da, dh []float64, lo, hi int) {
+func (e *pinn) activateJVPRange(l int, da, dh []float64, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
 	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		i0, i1 := g.pointRange(lo, hi)
 		for i := i0; i < i1; i++ {
-			p := (g.first + i) * m
-			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
 			rv := g.rowOf(0, i) * m
+			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
 			dav, dhv := da[rv:rv+m], dh[rv:rv+m]
 			for j, v := range dav {
 				dhv[j] = d1[j] * v
