@@ -287,13 +287,19 @@ func (e *pinn) productRows(l int, w, H, A []float64, acc bool, r0, r1 int) {
 	if in <= smallWidth {
 		for r := r0; r < r1; r++ {
 			a := A[r*out : (r+1)*out]
-			if !acc {
-				clear(a)
-			}
+			set := acc // a holds a value to add to
 			for k, c := range H[r*in : (r+1)*in] {
-				if c != 0 {
+				switch {
+				case c == 0:
+				case set:
 					axpyInto(a, c, w[k*out:(k+1)*out])
+				default:
+					scaleInto(a, c, w[k*out:(k+1)*out])
+					set = true
 				}
+			}
+			if !set {
+				clear(a)
 			}
 		}
 		return
