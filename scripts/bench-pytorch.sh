@@ -16,9 +16,13 @@
 #        BLAS=gonum (pure Go; PyTorch still runs on OpenBLAS)
 #   THREADS="1 2"  thread counts (GOMAXPROCS, OPENBLAS_NUM_THREADS, torch)
 #   ITERS=3        calls timed per repetition
-#   NTK=1          also time the exact 900×900 K once per thread count
-#                  (PyTorch: Jacobian rows by batched backward passes)
+#   NTK=1          also time the exact 900×900 K once, on 1 thread (PyTorch:
+#                  900 Jacobian rows, one backward pass each, then J Jᵀ;
+#                  minutes, and 3.6 GB of memory)
 #   PYTHON         an interpreter with torch (default: python3 or /usr/bin/python3)
+#   OMP_WAIT_POLICY  PyTorch's OpenMP threads (default PASSIVE: with libgomp's
+#                  ACTIVE spinning, PyTorch on 2 threads beside OpenBLAS's own
+#                  2 threads ran 4-10 times slower on this 2-core machine)
 #   OPENBLAS_CORETYPE  OpenBLAS's kernel choice. OpenBLAS 0.3.21 does not know
 #                  CPUs newer than itself and falls back to its slowest
 #                  kernels ("Prescott"); when unset, this script picks
@@ -88,7 +92,7 @@ go_bench() {
 }
 
 py_bench() {
-  OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$py" "$root/scripts/pytorch_wave.py" --threads "$1" --iters "$iters" "${@:2}" | grep -v '^#'
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$py" "$root/scripts/pytorch_wave.py" --threads "$1" --iters "$iters" "${@:2}" | grep -v '^#'
 }
 
 results=$work/results
@@ -102,11 +106,9 @@ for rep in $(seq 1 "$reps"); do
   done
 done
 if [ "${NTK:-1}" = 1 ]; then
-  for t in $threads; do
-    echo "exact NTK, $t thread(s)" >&2
-    iters=1 go_bench "$work/model.test" '^BenchmarkWaveNTK$' "$t" | sed "s/^/$t go /" >>"$results"
-    py_bench "$t" ntk | sed "s/^/$t torch /" >>"$results"
-  done
+  echo "exact NTK, 1 thread" >&2
+  iters=1 go_bench "$work/model.test" '^BenchmarkWaveNTK$' 1 | sed "s/^/1 go /" >>"$results"
+  py_bench 1 ntk | sed "s/^/1 torch /" >>"$results"
 fi
 echo "PyTorch's matrix-product flops per call (torch.profiler)" >&2
 py_bench 1 --flops residual vjp probe step_plain step_alg3 gemm6 | sed "s/^/flops torch /" >>"$results"

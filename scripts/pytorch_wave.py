@@ -21,8 +21,8 @@ Works (the names match scripts/bench-pytorch.sh and the Go benchmarks):
                                                  (BenchmarkWaveStepPlain)
   step_alg3   a plain step plus one probe, as ntkbus's Algorithm 3 step does
               (BenchmarkWaveStepAlg3)
-  ntk         the exact 900×900 K = J Jᵀ from the Jacobian's rows (batched
-              vector-Jacobian products); slow, time it once
+  ntk         the exact 900×900 K = J Jᵀ from the Jacobian's 900 rows, one
+              backward pass each (J is 3.6 GB); slow, time it once
   gemm6       six (2100×500)·(500×500) GEMMs through torch.mm (the floor the
               Go side measures with BenchmarkWaveGEMMFloor)
 
@@ -181,21 +181,9 @@ class Wave:
         self.loss(r).backward()
         self.opt.step()
 
-    def ntk(self, chunk=100):
-        """K = J Jᵀ from J's rows: batched vector-Jacobian products with
-        one-hot cotangents, chunk rows at a time."""
-        r = residual(self.params, self.pts, graph=True)
-        p = sum(q.numel() for q in self.params)
-        J = torch.empty(self.n, p, dtype=torch.float64)
-        eye = torch.eye(self.n, dtype=torch.float64)
-        for lo in range(0, self.n, chunk):
-            hi = min(lo + chunk, self.n)
-            rows = torch.autograd.grad(r, self.params, eye[lo:hi], retain_graph=True, is_grads_batched=True)
-            J[lo:hi] = torch.cat([q.reshape(hi - lo, -1) for q in rows], dim=1)
-        return J @ J.T
-
-    def ntk_loop(self):
-        """The same K one Jacobian row per backward pass (fallback)."""
+    def ntk(self):
+        """K = J Jᵀ from J's rows, one backward pass of R per row (batched
+        backward passes, is_grads_batched, were no faster per row here)."""
         r = residual(self.params, self.pts, graph=True)
         p = sum(q.numel() for q in self.params)
         J = torch.empty(self.n, p, dtype=torch.float64)
