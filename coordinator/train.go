@@ -326,9 +326,6 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	}
 
 	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b λ_b Jᵀ R_b.
-	if !direct {
-		clear(tr.grad)
-	}
 	for b, sp := range lay.Blocks {
 		var ss float64
 		for _, v := range r[sp.Off : sp.Off+sp.Len] {
@@ -339,13 +336,15 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		}
 		rec.Loss += rec.BlockMSE[b]
 		rec.Objective += tr.lambda[b] * ss / 2
-		if direct {
-			continue
-		}
-		lb := tr.lambda[b]
-		pb := tr.perBlock[b]
-		for i, g := range pb {
-			tr.grad[i] += lb * g
+	}
+	if !direct {
+		// One pass over the per-block gradients, adding in block order.
+		for i := range tr.grad {
+			var g float64
+			for b, pb := range tr.perBlock {
+				g += tr.lambda[b] * pb[i]
+			}
+			tr.grad[i] = g
 		}
 	}
 	for _, g := range tr.grad {
