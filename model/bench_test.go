@@ -2,6 +2,7 @@ package model
 
 import (
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -9,7 +10,9 @@ import (
 
 // Benchmarks on the paper's wave network (n = 900, p = 503,001), each
 // reporting the floating-point operations of its matrix products per call
-// (MFLOP/op). scripts/bench-pytorch.sh runs them beside a PyTorch baseline
+// (MFLOP/op) and, where the system tells, the CPU time per call of the whole
+// process (cpu-ns/op: on one thread, the benchmark's own work even when
+// other processes share the cores). scripts/bench-pytorch.sh runs them beside a PyTorch baseline
 // of the same work; by hand:
 //
 //	go test ./model -run '^$' -bench Wave -cpu 1,2            # pure Go
@@ -41,18 +44,29 @@ func newWaveBench(b *testing.B) *waveBench {
 	return w
 }
 
-// run times f after one warm-up call and reports the flops of one call.
+// run times f after one warm-up call and reports the flops and the CPU
+// time of one call.
 func (w *waveBench) run(b *testing.B, f func()) {
 	f()
 	before, _ := Flops(w.ev)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
 		f()
 	}
+	cpu = cpuTime() - cpu
 	b.StopTimer()
 	after, _ := Flops(w.ev)
 	b.ReportMetric(float64(after-before)/float64(b.N)/1e6, "MFLOP/op")
+	reportCPU(b, cpu)
+}
+
+// reportCPU reports the CPU time per call, when it was measured.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 }
 
 func BenchmarkWaveResidual(b *testing.B) {
@@ -115,11 +129,14 @@ func BenchmarkWaveGEMMFloor(b *testing.B) {
 	flops = 0
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
 		floor()
 	}
+	cpu = cpuTime() - cpu
 	b.StopTimer()
 	b.ReportMetric(float64(flops)/float64(b.N)/1e6, "MFLOP/op")
+	reportCPU(b, cpu)
 }
 
 func BenchmarkWaveJVP(b *testing.B) {

@@ -7,7 +7,12 @@
 # times per thread count, each timing the mean of ITERS calls after a
 # warm-up; the table shows medians over the repetitions, the ratio
 # ntkbus/PyTorch (below 1: ntkbus is faster), the probe's ratio to the
-# six-GEMM floor measured by each side, and the matrix-product flops per call.
+# six-GEMM floor measured by each side, and the matrix-product flops per call
+# (ours counted by the evaluator, PyTorch's by torch.profiler). On a machine
+# shared with other work, wall times on a busy core also count the time spent
+# waiting for it: on 1 thread the table also compares the processes' CPU
+# times, which count only their own work (on 2 threads the CPU time adds up
+# both threads, spinning included, so only wall time is compared).
 #
 #   scripts/bench-pytorch.sh [reps=5]
 #
@@ -23,6 +28,7 @@
 #   OMP_WAIT_POLICY  PyTorch's OpenMP threads (default PASSIVE: with libgomp's
 #                  ACTIVE spinning, PyTorch on 2 threads beside OpenBLAS's own
 #                  2 threads ran 4-10 times slower on this 2-core machine)
+#   RAW=FILE       also keep the raw measurements (a line per work and repetition)
 #   OPENBLAS_CORETYPE  OpenBLAS's kernel choice. OpenBLAS 0.3.21 does not know
 #                  CPUs newer than itself and falls back to its slowest
 #                  kernels ("Prescott"); when unset, this script picks
@@ -78,14 +84,18 @@ l = ctypes.CDLL("libopenblas.so.0"); l.openblas_get_corename.restype = ctypes.c_
 print(l.openblas_get_corename().decode())' 2>/dev/null || echo unknown)
 echo "$(go version | cut -d' ' -f3), $("$py" -c 'import torch; print("torch", torch.__version__)'), OpenBLAS kernels: $core, CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 
-# go_bench BIN REGEX THREADS: "<work> <seconds> <MFLOP>" lines.
+# go_bench BIN REGEX THREADS: "<work> <seconds> <CPU seconds> <MFLOP>" lines.
 go_bench() {
   OPENBLAS_NUM_THREADS=$3 "$1" -test.run '^$' -test.bench "$2" -test.benchtime "${iters}x" -test.cpu "$3" |
     awk '/^Benchmark/ {
       name = $1; sub(/^BenchmarkWave/, "", name); sub(/-[0-9]+$/, "", name)
-      ns = ""; mf = ""
-      for (i = 3; i < NF; i++) { if ($(i+1) == "ns/op") ns = $i; if ($(i+1) == "MFLOP/op") mf = $i }
-      print name, ns / 1e9, mf
+      ns = ""; mf = "-"; cpu = "-"
+      for (i = 3; i < NF; i++) {
+        if ($(i+1) == "ns/op") ns = $i
+        if ($(i+1) == "MFLOP/op") mf = $i
+        if ($(i+1) == "cpu-ns/op") cpu = $i / 1e9
+      }
+      print name, ns / 1e9, cpu, mf
     }' |
     sed -e 's/^Residual /residual /' -e 's/^VJP /vjp /' -e 's/^Probe /probe /' -e 's/^GEMMFloor /gemm6 /' \
         -e 's/^StepPlain /step_plain /' -e 's/^StepAlg3 /step_alg3 /' -e 's/^NTK /ntk /'
@@ -113,48 +123,55 @@ fi
 echo "PyTorch's matrix-product flops per call (torch.profiler)" >&2
 py_bench 1 --flops residual vjp probe step_plain step_alg3 gemm6 | sed "s/^/flops torch /" >>"$results"
 
+[ -n "${RAW:-}" ] && cp "$results" "$RAW"
 "$py" - "$results" "$reps" "$blas" <<'EOF'
 import statistics, sys
 path, reps, blas = sys.argv[1], sys.argv[2], sys.argv[3]
-times, flops = {}, {}
+wall, cpu, flops = {}, {}, {}
 for line in open(path):
     f = line.split()
     if f[0] == "flops":
         flops[("torch", f[2])] = float(f[3])
         continue
-    t, side, work, sec = f[0], f[1], f[2], float(f[3])
-    times.setdefault((t, side, work), []).append(sec)
-    if side == "go" and len(f) > 4 and f[4]:
-        flops[("go", work)] = float(f[4])
+    t, side, work = f[0], f[1], f[2]
+    wall.setdefault((t, side, work), []).append(float(f[3]))
+    if len(f) > 4 and f[4] != "-":
+        cpu.setdefault((t, side, work), []).append(float(f[4]))
+    if len(f) > 5 and f[5] != "-":
+        flops[("go", work)] = float(f[5]) * 1e6
 works = ["residual", "vjp", "probe", "step_plain", "step_alg3", "ntk", "gemm6"]
-label = {"residual": "R(θ)", "vjp": "Jᵀv", "probe": "probe (Jᵀg, R(θ+Δt·Jᵀg))",
+label = {"residual": "R(θ)", "vjp": "Jᵀv", "probe": "probe (Jᵀg, then R(θ+Δt·Jᵀg))",
          "step_plain": "plain step", "step_alg3": "Algorithm 3 step",
-         "ntk": "exact K (900×900)", "gemm6": "six GEMMs (probe floor)"}
-med = lambda t, s, w: statistics.median(times[(t, s, w)]) if (t, s, w) in times else None
-threads = sorted({k[0] for k in times})
-print(f"\nntkbus ({blas}) against PyTorch, medians of {reps} interleaved repetitions, seconds per call")
-print("| threads | work | ntkbus | PyTorch | ntkbus/PyTorch | GFLOP ntkbus | GFLOP PyTorch |")
-print("|---|---|---|---|---|---|---|")
+         "ntk": "exact K (900×900)", "gemm6": "six GEMMs (the probe's floor)"}
+threads = sorted({k[0] for k in wall})
+
+
+def med(d, t, s, w):
+    v = d.get((t, s, w))
+    return statistics.median(v) if v else None
+
+
+cell = lambda v, fmt="{:.3f}": fmt.format(v) if v is not None else "–"
+ratio = lambda a, b: f"{a / b:.2f}" if a and b else "–"
+print(f"\nntkbus ({blas}) against PyTorch (OpenBLAS), medians of {reps} interleaved repetitions, seconds per call")
+print("| threads | work | ntkbus | PyTorch | ntkbus/PyTorch | CPU: ntkbus | CPU: PyTorch | CPU ratio | GFLOP ntkbus | GFLOP PyTorch |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for t in threads:
     for w in works:
-        g, p = med(t, "go", w), med(t, "torch", w)
+        g, p = med(wall, t, "go", w), med(wall, t, "torch", w)
         if g is None and p is None:
             continue
+        gc, pc = (med(cpu, t, "go", w), med(cpu, t, "torch", w)) if t == "1" else (None, None)
         fg, fp = flops.get(("go", w)), flops.get(("torch", w))
-        cell = lambda v, fmt: fmt.format(v) if v is not None else "–"
-        ratio = f"{g / p:.2f}" if g and p else "–"
-        print(f"| {t} | {label[w]} | {cell(g, '{:.4f}')} | {cell(p, '{:.4f}')} | {ratio} | "
-              f"{cell(fg and fg / 1e3, '{:.2f}')} | {cell(fp and fp / 1e9, '{:.2f}')} |")
+        print(f"| {t} | {label[w]} | {cell(g)} | {cell(p)} | {ratio(g, p)} | {cell(gc)} | {cell(pc)} | {ratio(gc, pc)} | "
+              f"{cell(fg and fg / 1e9, '{:.2f}')} | {cell(fp and fp / 1e9, '{:.2f}')} |")
 print()
 for t in threads:
-    gp, gf, pp, pf = med(t, "go", "probe"), med(t, "go", "gemm6"), med(t, "torch", "probe"), med(t, "torch", "gemm6")
-    sp, sa = med(t, "go", "step_plain"), med(t, "go", "step_alg3")
-    parts = []
-    if gp and gf:
-        parts.append(f"ntkbus probe / six-GEMM floor {gp / gf:.3f}")
-    if pp and pf:
-        parts.append(f"PyTorch probe / its six GEMMs {pp / pf:.3f}")
-    if sp and sa:
-        parts.append(f"ntkbus Algorithm 3 step / plain step {sa / sp:.2f}")
-    print(f"{t} thread(s): " + "; ".join(parts))
+    for name, d in (("wall", wall), ("CPU", cpu)):
+        if name == "CPU" and t != "1":
+            continue
+        gp, gf, pp, pf = med(d, t, "go", "probe"), med(d, t, "go", "gemm6"), med(d, t, "torch", "probe"), med(d, t, "torch", "gemm6")
+        sp, sa = med(d, t, "go", "step_plain"), med(d, t, "go", "step_alg3")
+        print(f"{t} thread(s), {name} time: ntkbus probe / six-GEMM floor {ratio(gp, gf)}; "
+              f"PyTorch probe / its six GEMMs {ratio(pp, pf)}; ntkbus Algorithm 3 step / plain step {ratio(sa, sp)}")
 EOF

@@ -27,8 +27,9 @@ Works (the names match scripts/bench-pytorch.sh and the Go benchmarks):
               Go side measures with BenchmarkWaveGEMMFloor)
 
 Usage: pytorch_wave.py --threads 1 --iters 3 residual vjp probe ...
-Prints one line per work: "<work> <seconds per call>" (the mean of --iters
-calls after one warm-up call), and a "# ..." header naming the setup. With
+Prints one line per work: "<work> <seconds per call> <CPU seconds per call>"
+(means over --iters calls after one warm-up call; the CPU time is the
+process's, all threads), and a "# ..." header naming the setup. With
 --flops it prints "<work> <flops>" instead: the floating-point operations of
 the matrix products (aten::mm, addmm, bmm) of one call, as torch.profiler
 counts them.
@@ -241,10 +242,11 @@ def main():
         iters = 1 if work.startswith("ntk") else args.iters
         if not work.startswith("ntk"):
             fn()  # warm-up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(iters):
             fn()
-        print(f"{work} {(time.perf_counter() - t0) / iters:.6f}", flush=True)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{work} {wall / iters:.6f} {cpu / iters:.6f}", flush=True)
         wave.base = None
 
 
