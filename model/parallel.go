@@ -100,7 +100,7 @@ func (e *pinn) runPart(p, parts int) {
 	case jobActivate:
 		e.activateRange(j.l, j.x, j.y, j.cache, lo, hi, &e.scr[p])
 	case jobActivateBackward:
-		e.activateBackwardRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
+		e.activateBackwardRange(j.l, lo, hi, &e.scr[p])
 	case jobActivateJVP:
 		e.activateJVPRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
 	case jobProduct:

@@ -43,13 +43,14 @@ type pinn struct {
 	scr   [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
 	u, rr []float64         // one point's output streams and residual components
 
-	bw   []backBufs    // per cotangent of Backward
-	jA   []float64     // JVP tangents
-	jH   [2][]float64  //
-	dgA  []float64     // Diagonal cotangents
-	dgH  []float64     //
-	ntkA [][][]float64 // NTK: Ā of component c at layer l
-	tile [2][]float64  // NTK tiles
+	bw           []backBufs    // per cotangent of Backward
+	backH, backA [][]float64   // the cotangents activateBackward maps
+	jA           []float64     // JVP tangents
+	jH           [2][]float64  //
+	dgA          []float64     // Diagonal cotangents
+	dgH          []float64     //
+	ntkA         [][][]float64 // NTK: Ā of component c at layer l
+	tile         [2][]float64  // NTK tiles
 
 	wt    []float64 // a small layer's weights transposed, or its gradient
 	flops int64     // floating-point operations of the matrix products so far (see Flops)
@@ -572,11 +573,19 @@ func (e *pinn) Backward(cots []Cotangent) {
 				e.paramGrad(l, abar, b, b+1, c.PerBlock[b])
 			}
 			if l > 1 {
-				hbar := e.bw[k].hbar[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				e.inputCotangent(l, w, abar, hbar)
-				e.activateBackward(l-1, hbar, e.bw[k].abar[:e.rows*in])
+				e.inputCotangent(l, w, abar, e.bw[k].hbar[:e.rows*in])
 			}
+		}
+		if l > 1 {
+			// All cotangents in one pass over the points: σ' and its
+			// derivatives are computed once per point, not per cotangent.
+			e.backH, e.backA = e.backH[:0], e.backA[:0]
+			for k := range cots {
+				e.backH = append(e.backH, e.bw[k].hbar[:e.rows*in])
+				e.backA = append(e.backA, e.bw[k].abar[:e.rows*in])
+			}
+			e.split(job{kind: jobActivateBackward, n: e.npts, l: l - 1}, in*len(cots)*e.rows/max(e.npts, 1))
 		}
 	}
 }
@@ -643,50 +652,62 @@ func (e *pinn) derivs(l, p, rv int, sc *scratch) (d1, d2, d3 []float64) {
 //
 //	h_v = σ(a_v), h_k = σ'(a_v) a_k, h_P = σ'(a_v) a_P + σ''(a_v) Q_P(a_k).
 func (e *pinn) activateBackward(l int, hbar, abar []float64) {
-	e.split(job{kind: jobActivateBackward, n: e.npts, l: l, x: hbar, y: abar}, e.net.layers[l]*e.rows/max(e.npts, 1))
+	e.backH = append(e.backH[:0], hbar)
+	e.backA = append(e.backA[:0], abar)
+	e.split(job{kind: jobActivateBackward, n: e.npts, l: l}, e.net.layers[l]*e.rows/max(e.npts, 1))
 }
 
-// activateBackwardRange is activateBackward over the points [lo, hi).
-func (e *pinn) activateBackwardRange(l int, hbar, abar []float64, lo, hi int, sc *scratch) {
+// activateBackwardRange is activateBackward over the points [lo, hi), for
+// each pair of cotangents in e.backH and e.backA.
+func (e *pinn) activateBackwardRange(l int, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
-	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		i0, i1 := g.pointRange(lo, hi)
 		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
 			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
-			hv, av := hbar[rv:rv+m], abar[rv:rv+m]
-			for j, v := range hv {
-				av[j] = d1[j] * v
+			for k, hbar := range e.backH {
+				e.activateBackwardPoint(l, g, i, d1, d2, d3, hbar, e.backA[k])
 			}
-			for s := 1; s <= g.ngrad; s++ {
-				r := g.rowOf(s, i) * m
-				hk, ak, xk := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-				for j, v := range hk {
-					ak[j] = d1[j] * v
-					av[j] += d2[j] * v * xk[j]
-				}
-			}
-			for o, terms := range g.ops {
-				r := g.rowOf(1+g.ngrad+o, i) * m
-				hp, ap, xp := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-				qr := (g.qrow + o*g.n + i) * m
-				qv := e.q[l][qr : qr+m]
-				for j, v := range hp {
-					ap[j] = d1[j] * v
-					av[j] += d2[j]*v*xp[j] + d3[j]*v*qv[j]
-				}
-				for _, t := range terms {
-					ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
-					ai, aj := abar[ri:ri+m], abar[rj:rj+m]
-					xi, xj := A[ri:ri+m], A[rj:rj+m]
-					for j, v := range hp {
-						w := d2[j] * v * t.c
-						ai[j] += w * xj[j]
-						aj[j] += w * xi[j]
-					}
-				}
+		}
+	}
+}
+
+// activateBackwardPoint is activateBackward at point i of group g.
+func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3, hbar, abar []float64) {
+	m := e.net.layers[l]
+	A := e.a[l]
+	rv := g.rowOf(0, i) * m
+	hv, av := hbar[rv:rv+m], abar[rv:rv+m]
+	for j, v := range hv {
+		av[j] = d1[j] * v
+	}
+	for s := 1; s <= g.ngrad; s++ {
+		r := g.rowOf(s, i) * m
+		hk, ak, xk := hbar[r:r+m], abar[r:r+m], A[r:r+m]
+		for j, v := range hk {
+			ak[j] = d1[j] * v
+			av[j] += d2[j] * v * xk[j]
+		}
+	}
+	for o, terms := range g.ops {
+		r := g.rowOf(1+g.ngrad+o, i) * m
+		hp, ap, xp := hbar[r:r+m], abar[r:r+m], A[r:r+m]
+		qr := (g.qrow + o*g.n + i) * m
+		qv := e.q[l][qr : qr+m]
+		for j, v := range hp {
+			ap[j] = d1[j] * v
+			av[j] += d2[j]*v*xp[j] + d3[j]*v*qv[j]
+		}
+		for _, t := range terms {
+			ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
+			ai, aj := abar[ri:ri+m], abar[rj:rj+m]
+			xi, xj := A[ri:ri+m], A[rj:rj+m]
+			for j, v := range hp {
+				w := d2[j] * v * t.c
+				ai[j] += w * xj[j]
+				aj[j] += w * xi[j]
 			}
 		}
 	}
