@@ -38,10 +38,9 @@ type pinn struct {
 	r          []float64   // R at the base point
 
 	// Scratch for Residual.
-	sa    []float64
-	sh    [2][]float64
-	scr   [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
-	u, rr []float64         // one point's output streams and residual components
+	sa, sh []float64         // A and H, when no Backward has made its buffers
+	scr    [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
+	u, rr  []float64         // one point's output streams and residual components
 
 	bw           []backBufs    // per cotangent of Backward
 	backH, backA [][]float64   // the cotangents activateBackward maps
@@ -161,9 +160,6 @@ func (e *pinn) SetPoints(c *Collocation) error {
 	})
 	e.df = resize(e.df, dfOff)
 	e.r = resize(e.r, e.lay.N)
-	e.sa = resize(e.sa, e.rows*e.maxW)
-	e.sh[0] = resize(e.sh[0], e.rows*e.maxW)
-	e.sh[1] = resize(e.sh[1], e.rows*e.maxW)
 	for p := range e.scr {
 		sc := &e.scr[p]
 		sc.t1, sc.t2, sc.t3 = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.t3, e.maxW)
@@ -425,16 +421,26 @@ func (e *pinn) Forward(theta, r []float64) {
 }
 
 func (e *pinn) Residual(theta, r []float64) {
+	// Two buffers suffice: A from H, then the next H over the used one.
+	// After a Backward they are its cotangent buffers, free again: a probe
+	// then touches less memory, and memory it has just used.
+	var bufA, bufH []float64
+	if len(e.bw) > 0 {
+		bufA, bufH = e.bw[0].abar, e.bw[0].hbar
+	} else {
+		e.sa, e.sh = resize(e.sa, e.rows*e.maxW), resize(e.sh, e.rows*e.maxW)
+		bufA, bufH = e.sa, e.sh
+	}
 	H := e.z
 	for l := 1; l <= e.L; l++ {
 		m := e.net.layers[l]
-		A := e.sa[:e.rows*m]
+		A := bufA[:e.rows*m]
 		e.linear(l, theta, H, A)
 		if l == e.L {
 			e.outputs(A, r, false)
 			return
 		}
-		next := e.sh[l%2][:e.rows*m]
+		next := bufH[:e.rows*m]
 		e.activate(l, A, next, false)
 		H = next
 	}
