@@ -177,6 +177,7 @@ type Trainer struct {
 
 	perBlock [][]float64
 	grad     []float64
+	lr       []float64 // Λ R
 	js       []uint32
 	ds       [][]float64
 	diag     []float64
@@ -298,9 +299,11 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	tr.resetRecord(B)
 	rec.Step = t
 
+	direct := false // the gradient Jᵀ Λ R is in tr.grad already, not per block
 	switch cfg.Mode {
 	case Fixed:
-		tr.gradients(r)
+		tr.weightedGradient(r)
+		direct = true
 		rec.Trace = math.NaN()
 	case ExactWeights:
 		tr.gradients(r)
@@ -348,9 +351,6 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	}
 
 	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b λ_b Jᵀ R_b.
-	for i := range tr.grad {
-		tr.grad[i] = 0
-	}
 	for b, sp := range lay.Blocks {
 		var ss float64
 		for _, v := range r[sp.Off : sp.Off+sp.Len] {
@@ -361,10 +361,15 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		}
 		rec.Loss += rec.BlockMSE[b]
 		rec.Objective += tr.lambda[b] * ss / 2
-		lb := tr.lambda[b]
-		pb := tr.perBlock[b]
-		for i, g := range pb {
-			tr.grad[i] += lb * g
+	}
+	if !direct {
+		// One pass over the per-block gradients, adding in block order.
+		for i := range tr.grad {
+			var g float64
+			for b, pb := range tr.perBlock {
+				g += tr.lambda[b] * pb[i]
+			}
+			tr.grad[i] = g
 		}
 	}
 	for _, g := range tr.grad {
@@ -706,6 +711,26 @@ func (tr *Trainer) gradients(r []float64) {
 		tr.cots = make([]model.Cotangent, 1)
 	}
 	tr.cots[0] = model.Cotangent{V: r, PerBlock: tr.perBlock}
+	tr.ev.Backward(tr.cots)
+}
+
+// weightedGradient sets tr.grad = Jᵀ Λ R at the base point in one backward
+// pass, when the weights are known before it (fixed weights): one weight
+// gradient per layer instead of one per block, and no sum over blocks.
+func (tr *Trainer) weightedGradient(r []float64) {
+	lay := tr.ev.Layout()
+	if len(tr.lr) != len(r) {
+		tr.lr = make([]float64, len(r))
+	}
+	for b, sp := range lay.Blocks {
+		for i := sp.Off; i < sp.Off+sp.Len; i++ {
+			tr.lr[i] = tr.lambda[b] * r[i]
+		}
+	}
+	if len(tr.cots) != 1 {
+		tr.cots = make([]model.Cotangent, 1)
+	}
+	tr.cots[0] = model.Cotangent{V: tr.lr, Dst: tr.grad}
 	tr.ev.Backward(tr.cots)
 }
 

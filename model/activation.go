@@ -48,15 +48,20 @@ func (act Activation) eval(a, h, d1, d2, d3 []float64) {
 	}
 	switch act {
 	case Tanh:
-		for j, x := range a {
-			t := tanh(x)
+		tanhSlice(h, a)
+		if d3 == nil {
+			for j, t := range h {
+				s1 := 1 - t*t
+				d1[j] = s1
+				d2[j] = -2 * t * s1
+			}
+			break
+		}
+		for j, t := range h {
 			s1 := 1 - t*t
-			h[j] = t
 			d1[j] = s1
 			d2[j] = -2 * t * s1
-			if d3 != nil {
-				d3[j] = -2 * s1 * (s1 - 2*t*t)
-			}
+			d3[j] = -2 * s1 * (s1 - 2*t*t)
 		}
 	case Sin:
 		for j, x := range a {
@@ -97,9 +102,7 @@ func (act Activation) value(a, h []float64) {
 	h = h[:len(a)]
 	switch act {
 	case Tanh:
-		for j, x := range a {
-			h[j] = tanh(x)
-		}
+		tanhSlice(h, a)
 	case Sin:
 		for j, x := range a {
 			h[j] = math.Sin(x)
@@ -117,5 +120,17 @@ func (act Activation) value(a, h []float64) {
 	}
 }
 
-// tanh is math.Tanh; a seam for a faster version if profiles ask for one.
-func tanh(x float64) float64 { return math.Tanh(x) }
+// tanhSlice sets t[j] = tanh(a[j]). It stays math.Tanh: an expm1-based
+// tanh written as this loop's body (no call per element, within 2 ulp) took
+// 8.4 ns per value on a hidden layer of the wave network against math.Tanh's
+// 3.5 ns, whose rational approximation for |a| < 0.625 covers most values
+// there. Go 1.26's experimental SIMD ran that expm1 version 4.5 times faster
+// eight at a time, but in that build math.Exp and math.Tanh elsewhere in the
+// process ran about 80 times slower (dirty upper AVX state in front of SSE
+// code), so it is not used either.
+func tanhSlice(t, a []float64) {
+	t = t[:len(a)]
+	for j, x := range a {
+		t[j] = math.Tanh(x)
+	}
+}

@@ -2,11 +2,18 @@ package model
 
 import (
 	"testing"
+	"time"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
-// Benchmarks on the paper's wave network (n = 900, p = 503,001). PyTorch 1.13
-// on these machines: forward R 0.062 s, one probe 0.19 s on 1 thread (0.14 s
-// on 2), exact NTK through Jacobian rows 19.5 s. Run with
+// Benchmarks on the paper's wave network (n = 900, p = 503,001), each
+// reporting the floating-point operations of its matrix products per call
+// (MFLOP/op) and, where the system tells, the CPU time per call of the whole
+// process (cpu-ns/op: on one thread, the benchmark's own work even when
+// other processes share the cores). scripts/bench-pytorch.sh runs them beside a PyTorch baseline
+// of the same work; by hand:
 //
 //	go test ./model -run '^$' -bench Wave -cpu 1,2            # pure Go
 //	CGO_LDFLAGS=-lopenblas OPENBLAS_NUM_THREADS=1 go test -tags openblas ./model -run '^$' -bench Wave -cpu 1
@@ -37,33 +44,45 @@ func newWaveBench(b *testing.B) *waveBench {
 	return w
 }
 
-func BenchmarkWaveResidual(b *testing.B) {
-	w := newWaveBench(b)
+// run times f after one warm-up call and reports the flops and the CPU
+// time of one call.
+func (w *waveBench) run(b *testing.B, f func()) {
+	f()
+	before, _ := Flops(w.ev)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		w.ev.Residual(w.theta, w.rh)
+		f()
 	}
+	cpu = cpuTime() - cpu
+	b.StopTimer()
+	after, _ := Flops(w.ev)
+	b.ReportMetric(float64(after-before)/float64(b.N)/1e6, "MFLOP/op")
+	reportCPU(b, cpu)
+}
+
+// reportCPU reports the CPU time per call, when it was measured.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+func BenchmarkWaveResidual(b *testing.B) {
+	w := newWaveBench(b)
+	w.run(b, func() { w.ev.Residual(w.theta, w.rh) })
 }
 
 func BenchmarkWaveForward(b *testing.B) {
 	w := newWaveBench(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w.ev.Forward(w.theta, w.r)
-	}
+	w.run(b, func() { w.ev.Forward(w.theta, w.r) })
 }
 
 func BenchmarkWaveVJP(b *testing.B) {
 	w := newWaveBench(b)
 	cots := []Cotangent{{V: w.g, Dst: w.jtg}}
-	w.ev.Backward(cots)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w.ev.Backward(cots)
-	}
+	w.run(b, func() { w.ev.Backward(cots) })
 }
 
 // One probe at a base point whose forward pass is shared by the step: Jᵀg,
@@ -71,56 +90,75 @@ func BenchmarkWaveVJP(b *testing.B) {
 func BenchmarkWaveProbe(b *testing.B) {
 	w := newWaveBench(b)
 	cots := []Cotangent{{V: w.g, Dst: w.jtg}}
-	probe := func() {
+	w.run(b, func() {
 		w.ev.Backward(cots)
 		for k := range w.th {
 			w.th[k] = w.theta[k] + 1e-4*w.jtg[k]
 		}
 		w.ev.Residual(w.th, w.rh)
+	})
+}
+
+// BenchmarkWaveGEMMFloor is the floor under a probe: its matrix products
+// between hidden layers alone, through the same BLAS with the same shapes
+// and transpositions (per hidden-to-hidden layer one for R, one for the
+// weight gradient and one for the input cotangent: six on the wave network).
+func BenchmarkWaveGEMMFloor(b *testing.B) {
+	w := newWaveBench(b)
+	e := w.ev.(*pinn)
+	impl := blas64.Implementation()
+	ly := e.net.layers
+	big := make([]float64, e.rows*e.maxW)
+	out := make([]float64, e.rows*e.maxW)
+	gw := make([]float64, e.maxW*e.maxW)
+	for i := range big {
+		big[i] = float64(i%13)/13 - 0.5
 	}
-	probe()
+	var flops int64
+	floor := func() {
+		for l := 2; l < e.L; l++ {
+			in, m := ly[l-1], ly[l]
+			wl, _ := e.weights(w.theta, l)
+			impl.Dgemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, big[:e.rows*in], in, wl, in, 0, out[:e.rows*m], m)
+			impl.Dgemm(blas.Trans, blas.NoTrans, m, in, e.rows, 1, big[:e.rows*m], m, out[:e.rows*in], in, 0, gw[:m*in], in)
+			impl.Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, big[:e.rows*m], m, wl, in, 0, out[:e.rows*in], in)
+			flops += 3 * 2 * int64(e.rows) * int64(in) * int64(m)
+		}
+	}
+	floor()
+	flops = 0
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		probe()
+		floor()
 	}
+	cpu = cpuTime() - cpu
+	b.StopTimer()
+	b.ReportMetric(float64(flops)/float64(b.N)/1e6, "MFLOP/op")
+	reportCPU(b, cpu)
 }
 
 func BenchmarkWaveJVP(b *testing.B) {
 	w := newWaveBench(b)
 	dir := randVec(5, len(w.theta))
-	w.ev.JVP(dir, w.rh)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w.ev.JVP(dir, w.rh)
-	}
+	w.run(b, func() { w.ev.JVP(dir, w.rh) })
 }
 
 // The exact NTK weights need only the block traces.
 func BenchmarkWaveBlockTraces(b *testing.B) {
 	w := newWaveBench(b)
 	diag, tr := make([]float64, len(w.r)), make([]float64, 5)
-	BlockTraces(w.ev, diag, tr)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		BlockTraces(w.ev, diag, tr)
-	}
+	w.run(b, func() { BlockTraces(w.ev, diag, tr) })
 }
 
 func BenchmarkWaveNTK(b *testing.B) {
 	w := newWaveBench(b)
 	n := len(w.r)
 	K := make([]float64, n*n)
-	if err := w.ev.NTK(K); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	w.run(b, func() {
 		if err := w.ev.NTK(K); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }

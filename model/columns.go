@@ -123,10 +123,10 @@ func (e *pinn) cotangents() {
 	for c := 0; c < C; c++ {
 		e.componentCotangent(c, e.ntkA[c][e.L])
 		for l := e.L; l > 1; l-- {
-			in, m := e.net.layers[l-1], e.net.layers[l]
+			in := e.net.layers[l-1]
 			hbar := e.dgH[:e.rows*in]
 			w, _ := e.weights(e.theta, l)
-			blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, e.ntkA[c][l], m, w, in, 0, hbar, in)
+			e.inputCotangent(l, w, e.ntkA[c][l], hbar)
 			e.activateBackward(l-1, hbar, e.ntkA[c][l-1])
 		}
 	}

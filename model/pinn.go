@@ -32,28 +32,32 @@ type pinn struct {
 	z          []float64   // rows × d, the input streams (θ-independent)
 	a          [][]float64 // a[l], l = 1..L: pre-activations, rows × m_l (a[L] is the output)
 	h          [][]float64 // h[l], l = 0..L-1: layer inputs (h[0] = z)
-	d1, d2, d3 [][]float64 // σ', σ'', σ''' at the value rows, npts × m_l
+	d1, d2, d3 [][]float64 // σ', σ'', σ''' at the value rows, npts × m_l (not kept for tanh: see derivs)
 	q          [][]float64 // quadratic forms of the operators, opRows × m_l
 	df         []float64   // ∂F/∂u per point
 	r          []float64   // R at the base point
 
 	// Scratch for Residual.
-	sa     []float64
-	sh     [2][]float64
-	t1, t2 []float64 // σ', σ'' of one point
-	tq     []float64 // one quadratic form
-	u, rr  []float64 // one point's output streams and residual components
+	sa, sh []float64         // A and H, when no Backward has made its buffers
+	scr    [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
+	u, rr  []float64         // one point's output streams and residual components
 
-	bw   []backBufs    // per cotangent of Backward
-	jA   []float64     // JVP tangents
-	jH   [2][]float64  //
-	dgA  []float64     // Diagonal cotangents
-	dgH  []float64     //
-	ntkA [][][]float64 // NTK, Columns: Ā of component c at layer l (see cotangents)
-	tile [2][]float64  // NTK tiles
+	bw           []backBufs    // per cotangent of Backward
+	backH, backA [][]float64   // the cotangents activateBackward maps
+	jA           []float64     // JVP tangents
+	jH           [2][]float64  //
+	dgA          []float64     // Diagonal cotangents
+	dgH          []float64     //
+	ntkA         [][][]float64 // NTK, Columns: Ā of component c at layer l (see cotangents)
+	tile         [2][]float64  // NTK tiles
 
 	ntkAt                    []float64 // θ at which ntkA was computed
 	colA, colH, colTA, colTH []float64 // Columns: gathered rows and tiles
+
+	wt    []float64 // a small layer's weights transposed, or its gradient
+	flops int64     // floating-point operations of the matrix products so far (see Flops)
+	job   job       // the element-wise work being split (see split)
+	help  *helpers
 }
 
 type backBufs struct{ abar, hbar []float64 }
@@ -146,9 +150,11 @@ func (e *pinn) SetPoints(c *Collocation) error {
 		}
 		return e.npts * ly[l]
 	}
-	e.d1 = resizeAll(e.d1, L, perPoint)
-	e.d2 = resizeAll(e.d2, L, perPoint)
-	e.d3 = resizeAll(e.d3, L, perPoint)
+	if e.net.act != Tanh {
+		e.d1 = resizeAll(e.d1, L, perPoint)
+		e.d2 = resizeAll(e.d2, L, perPoint)
+		e.d3 = resizeAll(e.d3, L, perPoint)
+	}
 	e.q = resizeAll(e.q, L, func(l int) int {
 		if l == 0 {
 			return 0
@@ -157,12 +163,11 @@ func (e *pinn) SetPoints(c *Collocation) error {
 	})
 	e.df = resize(e.df, dfOff)
 	e.r = resize(e.r, e.lay.N)
-	e.sa = resize(e.sa, e.rows*e.maxW)
-	e.sh[0] = resize(e.sh[0], e.rows*e.maxW)
-	e.sh[1] = resize(e.sh[1], e.rows*e.maxW)
-	e.t1 = resize(e.t1, e.maxW)
-	e.t2 = resize(e.t2, e.maxW)
-	e.tq = resize(e.tq, e.maxW)
+	for p := range e.scr {
+		sc := &e.scr[p]
+		sc.t1, sc.t2, sc.t3 = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.t3, e.maxW)
+		sc.tq = resize(sc.tq, e.maxW)
+	}
 	maxS, maxC := 1, 1
 	for _, g := range e.groups {
 		maxS, maxC = max(maxS, g.ns), max(maxC, g.comps)
@@ -234,9 +239,9 @@ func (e *pinn) weights(theta []float64, l int) (w, b []float64) {
 
 // linear sets A = H Wᵀ + b (b on value rows only: derivatives of a constant vanish).
 func (e *pinn) linear(l int, theta, H, A []float64) {
-	in, out := e.net.layers[l-1], e.net.layers[l]
+	out := e.net.layers[l]
 	w, b := e.weights(theta, l)
-	blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, 0, A, out)
+	e.product(l, w, H, A, false)
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		for i := 0; i < g.n; i++ {
@@ -246,6 +251,160 @@ func (e *pinn) linear(l int, theta, H, A []float64) {
 				av[j] += bj
 			}
 		}
+	}
+}
+
+// smallWidth is the widest side of a layer whose products run as plain
+// loops instead of BLAS calls. The input layer (d coordinates, and most
+// input rows hold one nonzero) and the output layer (a few outputs) would
+// otherwise be GEMMs with an inner or outer dimension of 1 or 2, which cost
+// BLAS far more than their flops.
+const smallWidth = 4
+
+// product sets A = H Wᵀ over all rows (with acc, A += H Wᵀ) for layer l's
+// weights w (out×in).
+func (e *pinn) product(l int, w, H, A []float64, acc bool) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if in > smallWidth && out > smallWidth {
+		beta := 0.0
+		if acc {
+			beta = 1
+		}
+		e.gemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, beta, A, out)
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
+	if in <= smallWidth {
+		w = e.transposed(w, out, in)
+	}
+	e.split(job{kind: jobProduct, n: e.rows, l: l, x: H, y: A, w: w, cache: acc}, in+out)
+}
+
+// productRows is product over the rows [r0, r1) of a small layer; w is
+// transposed (in×out) when the layer's input is small.
+func (e *pinn) productRows(l int, w, H, A []float64, acc bool, r0, r1 int) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if in <= smallWidth {
+		for r := r0; r < r1; r++ {
+			a := A[r*out : (r+1)*out]
+			set := acc // a holds a value to add to
+			for k, c := range H[r*in : (r+1)*in] {
+				switch {
+				case c == 0:
+				case set:
+					axpyInto(a, c, w[k*out:(k+1)*out])
+				default:
+					scaleInto(a, c, w[k*out:(k+1)*out])
+					set = true
+				}
+			}
+			if !set {
+				clear(a)
+			}
+		}
+		return
+	}
+	for r := r0; r < r1; r++ {
+		h := H[r*in : (r+1)*in]
+		for o := 0; o < out; o++ {
+			v := dot(h, w[o*in:(o+1)*in])
+			if acc {
+				A[r*out+o] += v
+			} else {
+				A[r*out+o] = v
+			}
+		}
+	}
+}
+
+// inputCotangent sets H̄ = Ā W over all rows: the cotangent of layer l's
+// inputs from that of its outputs.
+func (e *pinn) inputCotangent(l int, w, abar, hbar []float64) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	if out > smallWidth {
+		e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, out, 1, abar, out, w, in, 0, hbar, in)
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
+	e.split(job{kind: jobInputCotangent, n: e.rows, l: l, x: abar, y: hbar, w: w}, in+out)
+}
+
+// inputCotangentRows is inputCotangent over the rows [r0, r1) of a layer
+// with few outputs.
+func (e *pinn) inputCotangentRows(l int, w, abar, hbar []float64, r0, r1 int) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	for r := r0; r < r1; r++ {
+		h := hbar[r*in : (r+1)*in]
+		ar := abar[r*out : (r+1)*out]
+		scaleInto(h, ar[0], w[:in])
+		for o := 1; o < out; o++ {
+			axpyInto(h, ar[o], w[o*in:(o+1)*in])
+		}
+	}
+}
+
+// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1).
+func (e *pinn) weightGradient(l int, abar, H []float64, r0, r1 int, gw []float64) {
+	in, out := e.net.layers[l-1], e.net.layers[l]
+	switch {
+	case in <= smallWidth:
+		e.flops += 2 * int64(r1-r0) * int64(in) * int64(out)
+		e.wt = resize(e.wt, in*out)
+		gt := e.wt // transposed: in×out
+		clear(gt)
+		for r := r0; r < r1; r++ {
+			ar := abar[r*out : (r+1)*out]
+			for k, c := range H[r*in : (r+1)*in] {
+				if c != 0 {
+					axpyInto(gt[k*out:(k+1)*out], c, ar)
+				}
+			}
+		}
+		for k := 0; k < in; k++ {
+			for j, v := range gt[k*out : (k+1)*out] {
+				gw[j*in+k] = v
+			}
+		}
+	case out <= smallWidth:
+		e.flops += 2 * int64(r1-r0) * int64(in) * int64(out)
+		clear(gw[:out*in])
+		for r := r0; r < r1; r++ {
+			h := H[r*in : (r+1)*in]
+			for o, c := range abar[r*out : (r+1)*out] {
+				if c != 0 {
+					axpyInto(gw[o*in:(o+1)*in], c, h)
+				}
+			}
+		}
+	default:
+		e.gemm(blas.Trans, blas.NoTrans, out, in, r1-r0, 1, abar[r0*out:r1*out], out, H[r0*in:r1*in], in, 0, gw, in)
+	}
+}
+
+// transposed copies w (rows×cols) into e.wt as cols×rows.
+func (e *pinn) transposed(w []float64, rows, cols int) []float64 {
+	e.wt = resize(e.wt, rows*cols)
+	for i := 0; i < rows; i++ {
+		for k, v := range w[i*cols : (i+1)*cols] {
+			e.wt[k*rows+i] = v
+		}
+	}
+	return e.wt
+}
+
+// axpyInto sets y += a·x.
+func axpyInto(y []float64, a float64, x []float64) {
+	x = x[:len(y)]
+	for j := range y {
+		y[j] += a * x[j]
+	}
+}
+
+// scaleInto sets y = a·x.
+func scaleInto(y []float64, a float64, x []float64) {
+	x = x[:len(y)]
+	for j := range y {
+		y[j] = a * x[j]
 	}
 }
 
@@ -265,16 +424,26 @@ func (e *pinn) Forward(theta, r []float64) {
 }
 
 func (e *pinn) Residual(theta, r []float64) {
+	// Two buffers suffice: A from H, then the next H over the used one.
+	// After a Backward they are its cotangent buffers, free again: a probe
+	// then touches less memory, and memory it has just used.
+	var bufA, bufH []float64
+	if len(e.bw) > 0 {
+		bufA, bufH = e.bw[0].abar, e.bw[0].hbar
+	} else {
+		e.sa, e.sh = resize(e.sa, e.rows*e.maxW), resize(e.sh, e.rows*e.maxW)
+		bufA, bufH = e.sa, e.sh
+	}
 	H := e.z
 	for l := 1; l <= e.L; l++ {
 		m := e.net.layers[l]
-		A := e.sa[:e.rows*m]
+		A := bufA[:e.rows*m]
 		e.linear(l, theta, H, A)
 		if l == e.L {
 			e.outputs(A, r, false)
 			return
 		}
-		next := e.sh[l%2][:e.rows*m]
+		next := bufH[:e.rows*m]
 		e.activate(l, A, next, false)
 		H = next
 	}
@@ -283,18 +452,23 @@ func (e *pinn) Residual(theta, r []float64) {
 // activate applies hidden layer l's nonlinearity to all streams. With cache
 // it keeps σ', σ”, σ”' and the quadratic forms for Backward and JVP.
 func (e *pinn) activate(l int, A, H []float64, cache bool) {
+	e.split(job{kind: jobActivate, n: e.npts, l: l, x: A, y: H, cache: cache}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateRange is activate over the points [lo, hi).
+func (e *pinn) activateRange(l int, A, H []float64, cache bool, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
 	act := e.net.act
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
-			var d1, d2, d3 []float64
-			if cache {
+			d1, d2 := sc.t1[:m], sc.t2[:m]
+			var d3 []float64
+			if cache && act != Tanh {
 				p := (g.first + i) * m
 				d1, d2, d3 = e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
-			} else {
-				d1, d2 = e.t1[:m], e.t2[:m]
 			}
 			act.eval(A[rv:rv+m], H[rv:rv+m], d1, d2, d3)
 			for s := 1; s <= g.ngrad; s++ {
@@ -312,7 +486,7 @@ func (e *pinn) activate(l int, A, H []float64, cache bool) {
 					qr := (g.qrow + o*g.n + i) * m
 					qv = e.q[l][qr : qr+m]
 				} else {
-					qv = e.tq[:m]
+					qv = sc.tq[:m]
 				}
 				quadForm(qv, terms, A, g, i, m)
 				for j, v := range ap {
@@ -408,11 +582,19 @@ func (e *pinn) Backward(cots []Cotangent) {
 				e.paramGrad(l, abar, b, b+1, c.PerBlock[b])
 			}
 			if l > 1 {
-				hbar := e.bw[k].hbar[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
-				e.activateBackward(l-1, hbar, e.bw[k].abar[:e.rows*in])
+				e.inputCotangent(l, w, abar, e.bw[k].hbar[:e.rows*in])
 			}
+		}
+		if l > 1 {
+			// All cotangents in one pass over the points: σ' and its
+			// derivatives are computed once per point, not per cotangent.
+			e.backH, e.backA = e.backH[:0], e.backA[:0]
+			for k := range cots {
+				e.backH = append(e.backH, e.bw[k].hbar[:e.rows*in])
+				e.backA = append(e.backA, e.bw[k].abar[:e.rows*in])
+			}
+			e.split(job{kind: jobActivateBackward, n: e.npts, l: l - 1}, in*len(cots)*e.rows/max(e.npts, 1))
 		}
 	}
 }
@@ -438,7 +620,7 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 		}
 		return
 	}
-	blas64.Implementation().Dgemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+	e.weightGradient(l, abar, e.h[l-1], r0, r1, gw)
 	for j := range gb {
 		gb[j] = 0
 	}
@@ -453,50 +635,88 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 	}
 }
 
+// derivs returns σ', σ” and σ”' of hidden layer l at point p, whose value
+// row starts at rv, at the base point. tanh's derivatives are polynomials in
+// tanh itself, which Forward keeps in the layer's value row, so they are
+// computed here into sc (by the operations of Activation.eval, so the same
+// bits) instead of being stored by Forward and read back; the other
+// activations keep theirs.
+func (e *pinn) derivs(l, p, rv int, sc *scratch) (d1, d2, d3 []float64) {
+	m := e.net.layers[l]
+	if e.net.act != Tanh {
+		return e.d1[l][p*m : (p+1)*m], e.d2[l][p*m : (p+1)*m], e.d3[l][p*m : (p+1)*m]
+	}
+	d1, d2, d3 = sc.t1[:m], sc.t2[:m], sc.t3[:m]
+	for j, t := range e.h[l][rv : rv+m] {
+		s1 := 1 - t*t
+		d1[j] = s1
+		d2[j] = -2 * t * s1
+		d3[j] = -2 * s1 * (s1 - 2*t*t)
+	}
+	return d1, d2, d3
+}
+
 // activateBackward maps the cotangent of hidden layer l's outputs (hbar)
 // to that of its pre-activations (abar), through
 //
 //	h_v = σ(a_v), h_k = σ'(a_v) a_k, h_P = σ'(a_v) a_P + σ''(a_v) Q_P(a_k).
 func (e *pinn) activateBackward(l int, hbar, abar []float64) {
+	e.backH = append(e.backH[:0], hbar)
+	e.backA = append(e.backA[:0], abar)
+	e.split(job{kind: jobActivateBackward, n: e.npts, l: l}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateBackwardRange is activateBackward over the points [lo, hi), for
+// each pair of cotangents in e.backH and e.backA.
+func (e *pinn) activateBackwardRange(l int, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
-	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
-			p := (g.first + i) * m
-			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
-			hv, av := hbar[rv:rv+m], abar[rv:rv+m]
-			for j, v := range hv {
-				av[j] = d1[j] * v
+			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
+			for k, hbar := range e.backH {
+				e.activateBackwardPoint(l, g, i, d1, d2, d3, hbar, e.backA[k])
 			}
-			for s := 1; s <= g.ngrad; s++ {
-				r := g.rowOf(s, i) * m
-				hk, ak, xk := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-				for j, v := range hk {
-					ak[j] = d1[j] * v
-					av[j] += d2[j] * v * xk[j]
-				}
-			}
-			for o, terms := range g.ops {
-				r := g.rowOf(1+g.ngrad+o, i) * m
-				hp, ap, xp := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-				qr := (g.qrow + o*g.n + i) * m
-				qv := e.q[l][qr : qr+m]
-				for j, v := range hp {
-					ap[j] = d1[j] * v
-					av[j] += d2[j]*v*xp[j] + d3[j]*v*qv[j]
-				}
-				for _, t := range terms {
-					ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
-					ai, aj := abar[ri:ri+m], abar[rj:rj+m]
-					xi, xj := A[ri:ri+m], A[rj:rj+m]
-					for j, v := range hp {
-						w := d2[j] * v * t.c
-						ai[j] += w * xj[j]
-						aj[j] += w * xi[j]
-					}
-				}
+		}
+	}
+}
+
+// activateBackwardPoint is activateBackward at point i of group g.
+func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3, hbar, abar []float64) {
+	m := e.net.layers[l]
+	A := e.a[l]
+	rv := g.rowOf(0, i) * m
+	hv, av := hbar[rv:rv+m], abar[rv:rv+m]
+	for j, v := range hv {
+		av[j] = d1[j] * v
+	}
+	for s := 1; s <= g.ngrad; s++ {
+		r := g.rowOf(s, i) * m
+		hk, ak, xk := hbar[r:r+m], abar[r:r+m], A[r:r+m]
+		for j, v := range hk {
+			ak[j] = d1[j] * v
+			av[j] += d2[j] * v * xk[j]
+		}
+	}
+	for o, terms := range g.ops {
+		r := g.rowOf(1+g.ngrad+o, i) * m
+		hp, ap, xp := hbar[r:r+m], abar[r:r+m], A[r:r+m]
+		qr := (g.qrow + o*g.n + i) * m
+		qv := e.q[l][qr : qr+m]
+		for j, v := range hp {
+			ap[j] = d1[j] * v
+			av[j] += d2[j]*v*xp[j] + d3[j]*v*qv[j]
+		}
+		for _, t := range terms {
+			ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
+			ai, aj := abar[ri:ri+m], abar[rj:rj+m]
+			xi, xj := A[ri:ri+m], A[rj:rj+m]
+			for j, v := range hp {
+				w := d2[j] * v * t.c
+				ai[j] += w * xj[j]
+				aj[j] += w * xi[j]
 			}
 		}
 	}
@@ -510,12 +730,12 @@ func (e *pinn) JVP(w, dst []float64) {
 	}
 	var dH []float64
 	for l := 1; l <= e.L; l++ {
-		in, m := e.net.layers[l-1], e.net.layers[l]
+		m := e.net.layers[l]
 		dA := e.jA[:e.rows*m]
 		e.linear(l, w, e.h[l-1], dA) // H dWᵀ + db
 		if l > 1 {
 			wl, _ := e.weights(e.theta, l)
-			blas64.Implementation().Dgemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, dH, in, wl, in, 1, dA, m)
+			e.product(l, wl, dH, dA, true)
 		}
 		if l == e.L {
 			break
@@ -530,14 +750,19 @@ func (e *pinn) JVP(w, dst []float64) {
 // activateJVP maps a tangent of hidden layer l's pre-activations (da) to
 // that of its outputs (dh).
 func (e *pinn) activateJVP(l int, da, dh []float64) {
+	e.split(job{kind: jobActivateJVP, n: e.npts, l: l, x: da, y: dh}, e.net.layers[l]*e.rows/max(e.npts, 1))
+}
+
+// activateJVPRange is activateJVP over the points [lo, hi).
+func (e *pinn) activateJVPRange(l int, da, dh []float64, lo, hi int, sc *scratch) {
 	m := e.net.layers[l]
 	A := e.a[l]
 	for gi := range e.groups {
 		g := &e.groups[gi]
-		for i := 0; i < g.n; i++ {
-			p := (g.first + i) * m
-			d1, d2, d3 := e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
+		i0, i1 := g.pointRange(lo, hi)
+		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
+			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
 			dav, dhv := da[rv:rv+m], dh[rv:rv+m]
 			for j, v := range dav {
 				dhv[j] = d1[j] * v
@@ -668,7 +893,7 @@ func (e *pinn) Diagonal(dst []float64) {
 			if l > 1 {
 				hbar := e.dgH[:e.rows*in]
 				w, _ := e.weights(e.theta, l)
-				blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, abar, m, w, in, 0, hbar, in)
+				e.inputCotangent(l, w, abar, hbar)
 				e.activateBackward(l-1, hbar, e.dgA[:e.rows*in])
 			}
 		}
@@ -711,7 +936,6 @@ func (e *pinn) NTK(dst []float64) error {
 	for i := range K {
 		K[i] = 0
 	}
-	impl := blas64.Implementation()
 	for l := 1; l <= e.L; l++ {
 		in, m := e.net.layers[l-1], e.net.layers[l]
 		H := e.h[l-1]
@@ -726,7 +950,7 @@ func (e *pinn) NTK(dst []float64) error {
 				for s := 0; s < g.ns; s++ {
 					for t := 0; t < h.ns; t++ {
 						rs, rt := g.rowOf(s, 0), h.rowOf(t, 0)
-						impl.Dgemm(blas.NoTrans, blas.Trans, g.n, h.n, in, 1, H[rs*in:(rs+g.n)*in], in, H[rt*in:(rt+h.n)*in], in, 0, tH, h.n)
+						e.gemm(blas.NoTrans, blas.Trans, g.n, h.n, in, 1, H[rs*in:(rs+g.n)*in], in, H[rt*in:(rt+h.n)*in], in, 0, tH, h.n)
 						if s == 0 && t == 0 {
 							for k := range tH {
 								tH[k]++ // bias: ∂a_v/∂b = 1
@@ -735,7 +959,7 @@ func (e *pinn) NTK(dst []float64) error {
 						for c := 0; c < g.comps; c++ {
 							for cc := 0; cc < h.comps; cc++ {
 								Ac, Acc := e.ntkA[c][l], e.ntkA[cc][l]
-								impl.Dgemm(blas.NoTrans, blas.Trans, g.n, h.n, m, 1, Ac[rs*m:(rs+g.n)*m], m, Acc[rt*m:(rt+h.n)*m], m, 0, tA, h.n)
+								e.gemm(blas.NoTrans, blas.Trans, g.n, h.n, m, 1, Ac[rs*m:(rs+g.n)*m], m, Acc[rt*m:(rt+h.n)*m], m, 0, tA, h.n)
 								for i := 0; i < g.n; i++ {
 									krow := K[(g.res+i*g.comps+c)*n:]
 									ta, th := tA[i*h.n:(i+1)*h.n], tH[i*h.n:(i+1)*h.n]
@@ -775,8 +999,32 @@ func (e *pinn) NTK(dst []float64) error {
 	return nil
 }
 
+// gemm is blas64's Dgemm, counted in e.flops.
+func (e *pinn) gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
+	e.flops += 2 * int64(m) * int64(n) * int64(k)
+	blas64.Implementation().Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Flops is the count of floating-point operations (a multiply-add counts
+// two) that the evaluator's matrix products have done since it was made.
+func (e *pinn) Flops() int64 { return e.flops }
+
+// dot is Σ a_j b_j with four running sums, a loop the compiler keeps inline
+// (a BLAS call per 500-long row costs more than the row).
 func dot(a, b []float64) float64 {
-	return blas64.Implementation().Ddot(len(a), a, 1, b, 1)
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float64
+	j := 0
+	for ; j+4 <= len(a); j += 4 {
+		s0 += a[j] * b[j]
+		s1 += a[j+1] * b[j+1]
+		s2 += a[j+2] * b[j+2]
+		s3 += a[j+3] * b[j+3]
+	}
+	for ; j < len(a); j++ {
+		s0 += a[j] * b[j]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 func formatBytes(b int64) string {
@@ -788,4 +1036,15 @@ func formatBytes(b int64) string {
 	default:
 		return fmt.Sprintf("%d bytes", b)
 	}
+}
+
+// Flops returns the floating-point operations (a multiply-add counts two)
+// that ev's matrix products have performed since it was made, for
+// benchmarks that report the work beside the time; ok is false for an
+// evaluator that does not count them.
+func Flops(ev Evaluator) (n int64, ok bool) {
+	if e, is := ev.(*pinn); is {
+		return e.flops, true
+	}
+	return 0, false
 }

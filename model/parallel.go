@@ -1,0 +1,117 @@
+package model
+
+import "runtime"
+
+// The element-wise work of a layer (the activation and its derivatives over
+// the streams, the products of the input and output layers) is split over
+// up to GOMAXPROCS goroutines by contiguous ranges of points or rows. Every
+// value is computed by the same operations whatever the split, so the
+// results are the same bits on any number of threads; sums across points
+// stay on the calling goroutine.
+
+// maxParts bounds the goroutines one evaluator uses.
+const maxParts = 8
+
+// minSplit is the least work (values touched) worth one more goroutine.
+const minSplit = 1 << 15
+
+type jobKind int
+
+const (
+	jobActivate jobKind = iota
+	jobActivateBackward
+	jobActivateJVP
+	jobProduct
+	jobInputCotangent
+)
+
+// job is the element-wise work being split: what to do, over how many
+// points or rows, and its operands.
+type job struct {
+	kind  jobKind
+	n     int // points or rows
+	l     int
+	x, y  []float64
+	w     []float64
+	cache bool // jobActivate: keep σ', σ”, σ”' and the quadratic forms; jobProduct: accumulate
+}
+
+// helpers are an evaluator's helper goroutines. They hold no reference to
+// the evaluator between tasks, so an evaluator no longer used is collected
+// and a cleanup stops its helpers.
+type helpers struct {
+	tasks chan task
+	done  chan struct{}
+	n     int
+}
+
+type task struct {
+	e           *pinn
+	part, parts int
+}
+
+func (h *helpers) loop() {
+	for t := range h.tasks {
+		t.e.runPart(t.part, t.parts)
+		h.done <- struct{}{}
+	}
+}
+
+// scratch is one part's work memory: σ', σ” and σ”' of one point, and
+// one quadratic form.
+type scratch struct{ t1, t2, t3, tq []float64 }
+
+// split runs j over its n points or rows, in parts on the helpers when the
+// work is large enough and GOMAXPROCS allows.
+func (e *pinn) split(j job, width int) {
+	e.job = j
+	parts := e.splitParts(j.n, width)
+	if parts <= 1 {
+		e.runPart(0, 1)
+		return
+	}
+	if e.help == nil {
+		e.help = &helpers{tasks: make(chan task), done: make(chan struct{})}
+		runtime.AddCleanup(e, func(h *helpers) { close(h.tasks) }, e.help)
+	}
+	for e.help.n < parts-1 {
+		go e.help.loop()
+		e.help.n++
+	}
+	for p := 1; p < parts; p++ {
+		e.help.tasks <- task{e, p, parts}
+	}
+	e.runPart(0, parts)
+	for p := 1; p < parts; p++ {
+		<-e.help.done
+	}
+}
+
+// splitParts is the number of parts for n points or rows of width values.
+func (e *pinn) splitParts(n, width int) int {
+	return min(runtime.GOMAXPROCS(0), maxParts, max(1, n*width/minSplit))
+}
+
+// runPart does part p of parts of the current job.
+func (e *pinn) runPart(p, parts int) {
+	j := &e.job
+	lo, hi := j.n*p/parts, j.n*(p+1)/parts
+	switch j.kind {
+	case jobActivate:
+		e.activateRange(j.l, j.x, j.y, j.cache, lo, hi, &e.scr[p])
+	case jobActivateBackward:
+		e.activateBackwardRange(j.l, lo, hi, &e.scr[p])
+	case jobActivateJVP:
+		e.activateJVPRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
+	case jobProduct:
+		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
+	case jobInputCotangent:
+		e.inputCotangentRows(j.l, j.w, j.x, j.y, lo, hi)
+	}
+}
+
+// pointRange returns the points [i0, i1) of group g inside the global
+// point range [lo, hi).
+func (g *group) pointRange(lo, hi int) (i0, i1 int) {
+	return max(lo-g.first, 0), min(hi-g.first, g.n)
+}
