@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/stat/distuv"
 
+	"ntkbus/coordinator/figures"
 	"ntkbus/model"
 )
 
@@ -186,6 +186,8 @@ type DecayFit struct {
 	First, Last            int
 	Best                   bool
 	Above3, Above6, Above9 int
+
+	intercept float64 // of log(λ_i/λ₁) in the fit's variable
 }
 
 // FitDecay fits both models to a curve.
@@ -225,12 +227,12 @@ func FitDecay(c *SpectrumCurve, floor float64) ([]DecayFit, error) {
 				x[i] = math.Pow(float64(i+1), 1/float64(c.Dim))
 			}
 		}
-		slope, lo, hi, r2, err := fitLine(x, y)
+		l, err := figures.FitLine(x, y)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s %s: %w", c.Label(), c.Operator, err)
 		}
 		f := base
-		f.Model, f.Rate, f.RateLo, f.RateHi, f.R2 = m, -slope, -hi, -lo, r2
+		f.Model, f.Rate, f.RateLo, f.RateHi, f.R2, f.intercept = m, -l.Slope, -l.SlopeHi, -l.SlopeLo, l.R2, l.Intercept
 		fits = append(fits, f)
 	}
 	if fits[0].R2 > fits[1].R2 {
@@ -241,68 +243,16 @@ func FitDecay(c *SpectrumCurve, floor float64) ([]DecayFit, error) {
 	return fits, nil
 }
 
-// fitLine is ordinary least squares y = a + b x: the slope b, its 95%
-// interval and R².
-func fitLine(x, y []float64) (b, lo, hi, r2 float64, err error) {
-	n := len(x)
-	if n < 3 {
-		return 0, 0, 0, 0, fmt.Errorf("fit: %d points, need 3", n)
-	}
-	var mx, my float64
-	for i := range x {
-		mx += x[i]
-		my += y[i]
-	}
-	mx /= float64(n)
-	my /= float64(n)
-	var sxx, sxy, syy float64
-	for i := range x {
-		sxx += (x[i] - mx) * (x[i] - mx)
-		sxy += (x[i] - mx) * (y[i] - my)
-		syy += (y[i] - my) * (y[i] - my)
-	}
-	if sxx == 0 {
-		return 0, 0, 0, 0, errors.New("fit: all x are equal")
-	}
-	b = sxy / sxx
-	a := my - b*mx
-	var sse float64
-	for i := range x {
-		r := y[i] - a - b*x[i]
-		sse += r * r
-	}
-	r2 = 1
-	if syy > 0 {
-		r2 = 1 - sse/syy
-	}
-	se := math.Sqrt(sse / float64(n-2) / sxx)
-	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(n - 2)}.Quantile(0.975)
-	return b, b - t*se, b + t*se, r2, nil
-}
-
 // Curve returns the fitted model's λ_i/λ₁ at the indices First..Last, for
 // drawing beside the data: the line through the fit's own intercept.
 func (f *DecayFit) Curve(c *SpectrumCurve) (idx, rel []float64) {
-	var xs, ys []float64
 	for i := f.First; i <= f.Last; i++ {
 		x := math.Log(float64(i))
 		if f.Model == "exponential" {
 			x = math.Pow(float64(i), 1/float64(f.Dim))
 		}
-		xs = append(xs, x)
-		ys = append(ys, math.Log(c.Eigenvalues[i-1]/c.Eigenvalues[0]))
-	}
-	var mx, my float64
-	for i := range xs {
-		mx += xs[i]
-		my += ys[i]
-	}
-	mx /= float64(len(xs))
-	my /= float64(len(xs))
-	a := my + f.Rate*mx
-	for i, x := range xs {
-		idx = append(idx, float64(f.First+i))
-		rel = append(rel, math.Exp(a-f.Rate*x))
+		idx = append(idx, float64(i))
+		rel = append(rel, math.Exp(f.intercept-f.Rate*x))
 	}
 	return idx, rel
 }
