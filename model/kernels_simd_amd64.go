@@ -58,6 +58,7 @@ func tanhBias(t, a, b []float64, keep bool) {
 	// with a lane outside the rational range (zeros, whose sign math.Tanh
 	// keeps, large values, NaNs), and math.Tanh itself redoes those lanes
 	// once the vector state is cleared.
+	var saved [256]float64 // the redone lanes' arguments: t may be a itself
 	for c := 0; c < n; c += 256 {
 		end := min(c+256, n)
 		var redo uint64
@@ -79,21 +80,18 @@ func tanhBias(t, a, b []float64, keep bool) {
 				num = p0.Mul(s).Add(p1).Mul(s).Add(p2)
 				den = s.Add(q0).Mul(s).Add(q1).Mul(s).Add(q2)
 			}
-			x.Add(x.Mul(s).Mul(num).Div(den)).StoreSlice(t[j:])
 			z := x.AsUint64x4().And(absMask).AsFloat64x4()
 			if z.Less(limit).And(z.Greater(zero)).ToBits() != 0xf {
 				redo |= 1 << ((j - c) / 4)
+				x.StoreSlice(saved[j-c:])
 			}
+			x.Add(x.Mul(s).Mul(num).Div(den)).StoreSlice(t[j:])
 		}
 		archsimd.ClearAVXUpperBits()
 		for ; redo != 0; redo &= redo - 1 {
-			k := c + 4*bits.TrailingZeros64(redo)
+			k := 4 * bits.TrailingZeros64(redo)
 			for i := k; i < k+4; i++ {
-				x := a[i]
-				if b != nil && !keep {
-					x = float64(x + b[i])
-				}
-				t[i] = math.Tanh(x)
+				t[c+i] = math.Tanh(saved[i])
 			}
 		}
 		for ; j < end; j++ { // the tail, fewer than four

@@ -66,6 +66,9 @@ func TestKernelsMatchScalar(t *testing.T) {
 				tanhBiasGo(t2, a2, b, keep)
 				sameSlices(t, "tanhBias", t1, t2)
 				sameSlices(t, "tanhBias kept", a1, a2)
+				a3 := append([]float64(nil), in[0]...) // in place: t = a
+				tanhBias(a3, a3, b, keep)
+				sameSlices(t, "tanhBias in place", a3, t2)
 				for i, x := range in[0] {
 					if bias {
 						x += b[i]

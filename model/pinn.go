@@ -437,9 +437,9 @@ func (e *pinn) Residual(theta, r []float64) {
 // forward sets r = R(θ). With cache (Forward) it keeps every layer's
 // pre-activations and inputs, the quadratic forms and ∂F/∂u for Backward,
 // JVP and the kernels; without (Residual) it needs only two layer-sized
-// buffers: A from H, then the next H over the used one. After a Backward
-// those are its cotangent buffers, free again: a probe then touches less
-// memory, and memory it has just used.
+// buffers, used in turn: A from H into the other one, then H over A in
+// place. After a Backward those are its cotangent buffers, free again: a
+// probe then touches less memory, and memory it has just used.
 func (e *pinn) forward(theta, r []float64, cache bool) {
 	L, ly := e.L, e.net.layers
 	var bufA, bufH []float64
@@ -462,7 +462,13 @@ func (e *pinn) forward(theta, r []float64, cache bool) {
 		if cache {
 			j.x, j.y = e.a[l], e.h[l]
 		} else {
-			j.x, j.y = bufA[:e.rows*m], bufH[:e.rows*m]
+			// A into the buffer that does not hold H, then the
+			// activation in place: its writes find their lines in cache.
+			X := bufA[:e.rows*m]
+			if l%2 == 0 {
+				X = bufH[:e.rows*m]
+			}
+			j.x, j.y = X, X
 		}
 		w, _ := e.weights(theta, l)
 		if l == 1 && e.fusedIn() {
@@ -581,9 +587,8 @@ func (e *pinn) activatePoint(l int, g *group, i int, as, hs [][]float64, b []flo
 		}
 		act.eval(as[0], hs[0], d1, d2, d3)
 	}
-	for s := 1; s <= g.ngrad; s++ {
-		mulInto(hs[s], d1, as[s])
-	}
+	// The operators first: their quadratic forms read the derivative
+	// rows, which a pass in place (hs = as) then overwrites.
 	for o, terms := range g.ops {
 		q := sc.tq[:m]
 		if cache {
@@ -598,6 +603,9 @@ func (e *pinn) activatePoint(l int, g *group, i int, as, hs [][]float64, b []flo
 		}
 		P := 1 + g.ngrad + o
 		mul2Into(hs[P], d1, as[P], d2, q)
+	}
+	for s := 1; s <= g.ngrad; s++ {
+		mulInto(hs[s], d1, as[s])
 	}
 }
 
@@ -681,6 +689,16 @@ func (e *pinn) Backward(cots []Cotangent) {
 	for k := range cots {
 		e.outputCotangent(cots[k].V, e.bw[k].out)
 	}
+	// Ā of a hidden layer is in each cotangent's abar buffer (inA) or its
+	// hbar buffer: H̄ of the layer below goes to the other one, and the
+	// backward pass maps it to Ā in place.
+	inA := true
+	cur := func(k int) (abar, other []float64) {
+		if inA {
+			return e.bw[k].abar, e.bw[k].hbar
+		}
+		return e.bw[k].hbar, e.bw[k].abar
+	}
 	for l := L; l >= 1; l-- {
 		in, m := ly[l-1], ly[l]
 		// The small layers' weight gradients and every hidden bias are sums
@@ -689,9 +707,10 @@ func (e *pinn) Backward(cots []Cotangent) {
 		summed := (l == L && top) || (l == 1 && e.fusedIn())
 		for k := range cots {
 			c := &cots[k]
-			abar := e.bw[k].abar[:e.rows*m]
+			abar, other := cur(k)
+			abar = abar[:e.rows*m]
 			if l == L {
-				abar = e.bw[k].out
+				abar, other = e.bw[k].out, e.bw[k].hbar
 			}
 			if !summed {
 				if c.Dst != nil {
@@ -703,7 +722,7 @@ func (e *pinn) Backward(cots []Cotangent) {
 			}
 			if l > 1 && !(l == L && top) {
 				w, _ := e.weights(e.theta, l)
-				e.inputCotangent(l, w, abar, e.bw[k].hbar[:e.rows*in])
+				e.inputCotangent(l, w, abar, other[:e.rows*in])
 			}
 		}
 		if l == 1 {
@@ -716,10 +735,15 @@ func (e *pinn) Backward(cots []Cotangent) {
 		for k := range cots {
 			if l == L && top {
 				e.backH = append(e.backH, e.bw[k].out)
-			} else {
-				e.backH = append(e.backH, e.bw[k].hbar[:e.rows*in])
+				e.backA = append(e.backA, e.bw[k].abar[:e.rows*in])
+				continue
 			}
-			e.backA = append(e.backA, e.bw[k].abar[:e.rows*in])
+			_, other := cur(k)
+			if l == L {
+				other = e.bw[k].hbar
+			}
+			e.backH = append(e.backH, other[:e.rows*in])
+			e.backA = append(e.backA, other[:e.rows*in])
 		}
 		if l == L && top {
 			// With few outputs the top layer's input cotangent Ā_L W_L is
@@ -729,6 +753,14 @@ func (e *pinn) Backward(cots []Cotangent) {
 		}
 		e.planSums(l-1, len(cots), l == L && top)
 		e.split(j, chunkPoints*in*len(cots)*e.rows/max(e.npts, 1))
+		switch {
+		case l == L && top:
+			inA = true
+		case l == L:
+			inA = false
+		default:
+			inA = !inA
+		}
 		for k := range cots {
 			c := &cots[k]
 			if c.Dst != nil {
@@ -987,12 +1019,14 @@ func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3 []float6
 		gradBack(as[s], av, d1, d2, hs[s], xs[s])
 	}
 	for o, terms := range g.ops {
+		// The terms before the operator's own row: they read its
+		// cotangent, which a pass in place (as = hs) then overwrites.
 		P := 1 + g.ngrad + o
-		qr := (g.qrow + o*g.n + i) * m
-		opBack(as[P], av, d1, d2, d3, hs[P], xs[P], e.q[l][qr:qr+m])
 		for _, t := range terms {
 			termBack(as[t.i], as[t.j], d2, hs[P], t.c, xs[t.i], xs[t.j])
 		}
+		qr := (g.qrow + o*g.n + i) * m
+		opBack(as[P], av, d1, d2, d3, hs[P], xs[P], e.q[l][qr:qr+m])
 	}
 }
 
