@@ -62,11 +62,11 @@ func (e *pinn) gemmCut(mm mmArgs) {
 			e.gk[q] = resize(e.gk[q], mm.m*mm.n)
 		}
 	}
-	parts := 1
+	width := 0 // one part: the pieces one after the other
 	if parallelGEMM {
-		parts = gemmPieces
+		width = minSplit // a part per piece
 	}
-	e.split(job{kind: jobGEMM, n: gemmPieces, mm: mm}, parts*minSplit)
+	e.split(job{kind: jobGEMM, n: gemmPieces, mm: mm}, width)
 	if mm.sumK {
 		for q := range gemmPieces - 1 {
 			for i := range mm.m {

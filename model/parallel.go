@@ -24,6 +24,7 @@ const (
 	jobProduct
 	jobInputCotangent
 	jobGEMM
+	jobBlockGrads
 )
 
 // job is the element-wise work being split: what to do, over how many
@@ -117,6 +118,8 @@ func (e *pinn) runPart(p, parts int) {
 		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
 	case jobInputCotangent:
 		e.inputCotangentRows(j.l, j.w, j.x, j.y, lo, hi)
+	case jobBlockGrads:
+		e.blockGradsPart(j.l, j.x, p, parts)
 	case jobGEMM:
 		for q := lo; q < hi; q++ {
 			e.gemmPiece(&j.mm, q)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // pinn evaluates the residual of a problem solved by an MLP.
@@ -60,6 +61,7 @@ type pinn struct {
 	chunks   []int       // first point of each chunk of points, then npts (see chunkPoints)
 	sums     sumPlan     // what the running backward pass sums per chunk
 	part     [][]float64 // per cotangent, each chunk's sums
+	blockDst [][]float64 // blockGrads' destinations while it runs
 	flops    int64       // floating-point operations of the matrix products so far (see Flops)
 	job      job         // the element-wise work being split (see split)
 	help     *helpers
@@ -363,7 +365,8 @@ func (e *pinn) inputCotangentRows(l int, w, abar, hbar []float64, r0, r1 int) {
 	}
 }
 
-// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1).
+// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1); a
+// large GEMM is cut into pieces (gemmCut).
 func (e *pinn) weightGradient(l int, abar, H []float64, r0, r1 int, gw []float64) {
 	in, out := e.net.layers[l-1], e.net.layers[l]
 	switch {
@@ -716,9 +719,7 @@ func (e *pinn) Backward(cots []Cotangent) {
 				if c.Dst != nil {
 					e.paramGrad(l, abar, 0, len(e.groups), c.Dst)
 				}
-				for b := range c.PerBlock {
-					e.paramGrad(l, abar, b, b+1, c.PerBlock[b])
-				}
+				e.blockGrads(l, abar, c.PerBlock)
 			}
 			if l > 1 && !(l == L && top) {
 				w, _ := e.weights(e.theta, l)
@@ -888,6 +889,60 @@ func (e *pinn) reduceSums(k, g0, g1 int, dst []float64) {
 		L := e.L
 		add(dst[n.wOff[L]:n.wOff[L]+p.outO*m], p.wL)
 		add(dst[n.bOff[L]:n.bOff[L]+p.outO], p.bL)
+	}
+}
+
+// blockGrads is paramGrad for each block b into dsts[b]. Between hidden
+// layers each block's weight gradient is one GEMM, never cut: the blocks
+// are the pieces, run on the helpers in two parts of about equal rows, so
+// the bits depend on the blocks alone.
+func (e *pinn) blockGrads(l int, abar []float64, dsts [][]float64) {
+	if len(dsts) == 0 {
+		return
+	}
+	in, m := e.net.layers[l-1], e.net.layers[l]
+	if in <= smallWidth || m <= smallWidth {
+		for b := range dsts {
+			e.paramGrad(l, abar, b, b+1, dsts[b])
+		}
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(m)
+	e.blockDst = dsts
+	width := 0 // one part
+	if parallelGEMM {
+		width = 2 * minSplit / len(dsts) // two parts
+	}
+	e.split(job{kind: jobBlockGrads, n: len(dsts), l: l, x: abar}, width)
+	e.blockDst = nil
+}
+
+// blockGradsPart is part p of parts of blockGrads: the blocks whose middle
+// row falls in the part's share of the rows.
+func (e *pinn) blockGradsPart(l int, abar []float64, p, parts int) {
+	n := e.net
+	in, m := n.layers[l-1], n.layers[l]
+	impl := blas64.Implementation()
+	for b, dst := range e.blockDst {
+		g := &e.groups[b]
+		r0, r1 := g.row, g.row+g.ns*g.n
+		if min(parts-1, (r0+r1)/2*parts/max(e.rows, 1)) != p {
+			continue
+		}
+		gw := dst[n.wOff[l] : n.wOff[l]+m*in]
+		if r1 == r0 {
+			clear(gw)
+		} else {
+			impl.Dgemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+		}
+		if l == e.L {
+			gb := dst[n.bOff[l] : n.bOff[l]+m]
+			clear(gb)
+			for i := 0; i < g.n; i++ {
+				r := g.rowOf(0, i) * m
+				addInto(gb, abar[r:r+m])
+			}
+		}
 	}
 }
 
