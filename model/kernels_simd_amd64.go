@@ -14,21 +14,21 @@ import (
 // order (vector multiplies and adds are never fused), so the results are the
 // same bits (TestKernelsMatchScalar).
 //
-// Every kernel ends with VZEROUPPER (archsimd.ClearAVXUpperBits). Without
-// it the upper halves of the vector registers stay "dirty", and on this
-// project's Xeon every later instruction sequence that mixes SSE and VEX
-// encodings pays a state-transition penalty: math.Exp, whose assembly does,
-// ran 150 times slower (1.2 µs a call) after vector code without it and at
-// its usual 8 ns with it. A process can also start dirty, so a SIMD build
-// clears the state once at start-up (init below).
+// Every kernel ends with VZEROUPPER (archsimd.ClearAVXUpperBits): while the
+// upper halves of the vector registers are "dirty", code that mixes SSE and
+// VEX encodings pays a state transition on this project's Xeon, and
+// math.Exp, whose assembly does, ran 100 times slower (1.3 µs a call; 11 ns
+// clean; XGETBV(1) shows the state). Go 1.26's SIMD experiment has a second
+// source of that state which no kernel can clear for others: asynchronous
+// preemption saves and restores the vector registers with 256- and 512-bit
+// moves and returns without VZEROUPPER, so after a goroutine is preempted
+// its thread runs math.Exp slowly until the next VZEROUPPER (and code built
+// with GOAMD64=v3, whose FMAs are VEX, slowly everywhere: a test of pure Go
+// code took 300 s instead of 5). GODEBUG=asyncpreemptoff=1 removes it. So
+// the SIMD build is an opt-in for runs that set that too (scripts/
+// bench-pytorch.sh SIMD=1), not the default.
 
 var haveAVX2 = archsimd.X86.AVX2()
-
-func init() {
-	if archsimd.X86.AVX() {
-		archsimd.ClearAVXUpperBits()
-	}
-}
 
 func bc(x float64) archsimd.Float64x4 { return archsimd.BroadcastFloat64x4(x) }
 

@@ -19,9 +19,10 @@
 # Environment:
 #   BLAS=openblas (default; -tags openblas, the library PyTorch uses too) or
 #        BLAS=gonum (pure Go; PyTorch still runs on OpenBLAS)
-#   SIMD=1         build with GOEXPERIMENT=simd (the element-wise kernels
-#                  four values at a time, the same bits); SIMD=0: portable
-#                  scalar loops
+#   SIMD=0         the portable build (default); SIMD=1 builds with
+#                  GOEXPERIMENT=simd (the element-wise kernels four values at
+#                  a time, the same bits) and runs it with
+#                  GODEBUG=asyncpreemptoff=1 (see model/kernels_simd_amd64.go)
 #   THREADS="1 2"  thread counts (ours: GOMAXPROCS, with OpenBLAS on one
 #                  thread per call; PyTorch: torch.set_num_threads and
 #                  OPENBLAS_NUM_THREADS)
@@ -70,9 +71,9 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   fi
 fi
 
-simd=${SIMD:-1}
+simd=${SIMD:-0}
 case "$simd" in
-  1) export GOEXPERIMENT=simd ;;
+  1) export GOEXPERIMENT=simd GODEBUG=asyncpreemptoff=1 ;;
   0) ;;
   *) die "SIMD=$simd: want 1 or 0" ;;
 esac
