@@ -363,13 +363,19 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		rec.Objective += tr.lambda[b] * ss / 2
 	}
 	if !direct {
-		// One pass over the per-block gradients, adding in block order.
-		for i := range tr.grad {
-			var g float64
+		// One pass over the per-block gradients, adding in block order:
+		// a chunk of the gradient at a time, so it stays in cache while
+		// each block's chunk is added.
+		const chunk = 512
+		for i0 := 0; i0 < len(tr.grad); i0 += chunk {
+			g := tr.grad[i0:min(i0+chunk, len(tr.grad))]
+			clear(g)
 			for b, pb := range tr.perBlock {
-				g += tr.lambda[b] * pb[i]
+				lb, src := tr.lambda[b], pb[i0:i0+len(g)]
+				for j := range g {
+					g[j] += lb * src[j]
+				}
 			}
-			tr.grad[i] = g
 		}
 	}
 	for _, g := range tr.grad {

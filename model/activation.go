@@ -120,17 +120,10 @@ func (act Activation) value(a, h []float64) {
 	}
 }
 
-// tanhSlice sets t[j] = tanh(a[j]). It stays math.Tanh: an expm1-based
-// tanh written as this loop's body (no call per element, within 2 ulp) took
-// 8.4 ns per value on a hidden layer of the wave network against math.Tanh's
-// 3.5 ns, whose rational approximation for |a| < 0.625 covers most values
-// there. Go 1.26's experimental SIMD ran that expm1 version 4.5 times faster
-// eight at a time, but in that build math.Exp and math.Tanh elsewhere in the
-// process ran about 80 times slower (dirty upper AVX state in front of SSE
-// code), so it is not used either.
-func tanhSlice(t, a []float64) {
-	t = t[:len(a)]
-	for j, x := range a {
-		t[j] = math.Tanh(x)
-	}
-}
+// tanhSlice sets t[j] = tanh(a[j]): tanhBias, math.Tanh's bits in every
+// build. An expm1-based tanh written as a loop body (no call per element,
+// within 2 ulp) took 8.4 ns per value on a hidden layer of the wave network
+// against math.Tanh's 3.5 ns, whose rational approximation for |a| < 0.625
+// covers most values there; with GOEXPERIMENT=simd that rational branch
+// runs four lanes at a time (kernels_simd_amd64.go).
+func tanhSlice(t, a []float64) { tanhBias(t, a, nil, false) }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // Benchmarks on the paper's wave network (n = 900, p = 503,001), each
@@ -101,12 +100,12 @@ func BenchmarkWaveProbe(b *testing.B) {
 
 // BenchmarkWaveGEMMFloor is the floor under a probe: its matrix products
 // between hidden layers alone, through the same BLAS with the same shapes
-// and transpositions (per hidden-to-hidden layer one for R, one for the
-// weight gradient and one for the input cotangent: six on the wave network).
+// and transpositions, cut into the same pieces on the same helpers (per
+// hidden-to-hidden layer one for R, one for the weight gradient and one
+// for the input cotangent: six on the wave network).
 func BenchmarkWaveGEMMFloor(b *testing.B) {
 	w := newWaveBench(b)
 	e := w.ev.(*pinn)
-	impl := blas64.Implementation()
 	ly := e.net.layers
 	big := make([]float64, e.rows*e.maxW)
 	out := make([]float64, e.rows*e.maxW)
@@ -114,29 +113,16 @@ func BenchmarkWaveGEMMFloor(b *testing.B) {
 	for i := range big {
 		big[i] = float64(i%13)/13 - 0.5
 	}
-	var flops int64
 	floor := func() {
 		for l := 2; l < e.L; l++ {
 			in, m := ly[l-1], ly[l]
 			wl, _ := e.weights(w.theta, l)
-			impl.Dgemm(blas.NoTrans, blas.Trans, e.rows, m, in, 1, big[:e.rows*in], in, wl, in, 0, out[:e.rows*m], m)
-			impl.Dgemm(blas.Trans, blas.NoTrans, m, in, e.rows, 1, big[:e.rows*m], m, out[:e.rows*in], in, 0, gw[:m*in], in)
-			impl.Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, big[:e.rows*m], m, wl, in, 0, out[:e.rows*in], in)
-			flops += 3 * 2 * int64(e.rows) * int64(in) * int64(m)
+			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.Trans, m: e.rows, n: m, k: in, a: big, lda: in, b: wl, ldb: in, c: out, ldc: m})
+			e.gemmCut(mmArgs{tA: blas.Trans, tB: blas.NoTrans, m: m, n: in, k: e.rows, a: big, lda: m, b: out, ldb: in, c: gw, ldc: in, sumK: true})
+			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.NoTrans, m: e.rows, n: in, k: m, a: big, lda: m, b: wl, ldb: in, c: out, ldc: in})
 		}
 	}
-	floor()
-	flops = 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := cpuTime()
-	for i := 0; i < b.N; i++ {
-		floor()
-	}
-	cpu = cpuTime() - cpu
-	b.StopTimer()
-	b.ReportMetric(float64(flops)/float64(b.N)/1e6, "MFLOP/op")
-	reportCPU(b, cpu)
+	w.run(b, floor)
 }
 
 func BenchmarkWaveJVP(b *testing.B) {

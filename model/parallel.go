@@ -23,6 +23,8 @@ const (
 	jobActivateJVP
 	jobProduct
 	jobInputCotangent
+	jobGEMM
+	jobBlockGrads
 )
 
 // job is the element-wise work being split: what to do, over how many
@@ -33,7 +35,11 @@ type job struct {
 	l     int
 	x, y  []float64
 	w     []float64
-	cache bool // jobActivate: keep σ', σ”, σ”' and the quadratic forms; jobProduct: accumulate
+	theta []float64 // jobActivate: the parameters (biases, and W_L with out)
+	out   []float64 // jobActivate: the output layer's rows (rows × O), made per point
+	cache bool      // jobActivate: keep what Backward and JVP need; jobProduct: accumulate
+	mm    mmArgs    // jobGEMM
+	sums  bool      // jobActivateBackward: add the points to their chunks' sums
 }
 
 // helpers are an evaluator's helper goroutines. They hold no reference to
@@ -57,9 +63,14 @@ func (h *helpers) loop() {
 	}
 }
 
-// scratch is one part's work memory: σ', σ” and σ”' of one point, and
-// one quadratic form.
-type scratch struct{ t1, t2, t3, tq []float64 }
+// scratch is one part's work memory for one point: σ', σ” and σ”', one
+// quadratic form, the point's pre-activation and output rows when no layer
+// matrix holds them (a and h, streams × widest layer), and row slices.
+type scratch struct {
+	t1, t2, t3, tq      []float64
+	a, h                []float64
+	rowsA, rowsH, rowsX [][]float64
+}
 
 // split runs j over its n points or rows, in parts on the helpers when the
 // work is large enough and GOMAXPROCS allows.
@@ -98,15 +109,21 @@ func (e *pinn) runPart(p, parts int) {
 	lo, hi := j.n*p/parts, j.n*(p+1)/parts
 	switch j.kind {
 	case jobActivate:
-		e.activateRange(j.l, j.x, j.y, j.cache, lo, hi, &e.scr[p])
+		e.activateRange(j, lo, hi, &e.scr[p])
 	case jobActivateBackward:
-		e.activateBackwardRange(j.l, lo, hi, &e.scr[p])
+		e.activateBackwardRange(j, lo, hi, &e.scr[p])
 	case jobActivateJVP:
 		e.activateJVPRange(j.l, j.x, j.y, lo, hi, &e.scr[p])
 	case jobProduct:
 		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
 	case jobInputCotangent:
 		e.inputCotangentRows(j.l, j.w, j.x, j.y, lo, hi)
+	case jobBlockGrads:
+		e.blockGradsPart(j.l, j.x, p, parts)
+	case jobGEMM:
+		for q := lo; q < hi; q++ {
+			e.gemmPiece(&j.mm, q)
+		}
 	}
 }
 

@@ -39,6 +39,7 @@ type pinn struct {
 
 	// Scratch for Residual.
 	sa, sh []float64         // A and H, when no Backward has made its buffers
+	uo     []float64         // Residual's output rows (rows × O)
 	scr    [maxParts]scratch // per part: σ', σ'' and one quadratic form of one point
 	u, rr  []float64         // one point's output streams and residual components
 
@@ -54,13 +55,21 @@ type pinn struct {
 	ntkAt                    []float64 // θ at which ntkA was computed
 	colA, colH, colTA, colTH []float64 // Columns: gathered rows and tiles
 
-	wt    []float64 // a small layer's weights transposed, or its gradient
-	flops int64     // floating-point operations of the matrix products so far (see Flops)
-	job   job       // the element-wise work being split (see split)
-	help  *helpers
+	wt       []float64   // a small layer's weights transposed, or its gradient
+	gk       [][]float64 // the pieces of a cut weight gradient after the first
+	cutFlops int64       // products of this many flops and more are cut (minGEMMCut)
+	chunks   []int       // first point of each chunk of points, then npts (see chunkPoints)
+	sums     sumPlan     // what the running backward pass sums per chunk
+	part     [][]float64 // per cotangent, each chunk's sums
+	blockDst [][]float64 // blockGrads' destinations while it runs
+	flops    int64       // floating-point operations of the matrix products so far (see Flops)
+	job      job         // the element-wise work being split (see split)
+	help     *helpers
 }
 
-type backBufs struct{ abar, hbar []float64 }
+// backBufs are one cotangent's buffers: Ā and H̄ of a layer, and Ā_L of
+// the output layer (rows × O).
+type backBufs struct{ abar, hbar, out []float64 }
 
 // group is one block's slice of the row layout.
 type group struct {
@@ -77,12 +86,13 @@ type group struct {
 	comps  int
 	dfOff  int // offset of point 0's ∂F/∂u in df; comps×ns×O per point
 	dfSize int
+	chunk0 int // index of its first chunk of points (see chunkPoints)
 }
 
 func (g *group) rowOf(s, i int) int { return g.row + s*g.n + i }
 
 func newPINN(s *Setup, c *Collocation, opt Options) (*pinn, error) {
-	e := &pinn{prob: s.Problem, net: s.net, opt: opt, L: len(s.net.layers) - 1}
+	e := &pinn{prob: s.Problem, net: s.net, opt: opt, L: len(s.net.layers) - 1, cutFlops: minGEMMCut}
 	for _, w := range s.net.layers {
 		e.maxW = max(e.maxW, w)
 	}
@@ -133,6 +143,15 @@ func (e *pinn) SetPoints(c *Collocation) error {
 		e.groups = append(e.groups, g)
 	}
 	e.rows, e.npts = row, first
+	e.chunks = e.chunks[:0]
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		g.chunk0 = len(e.chunks)
+		for i := 0; i < g.n; i += chunkPoints {
+			e.chunks = append(e.chunks, g.first+i)
+		}
+	}
+	e.chunks = append(e.chunks, e.npts)
 	L := e.L
 	ly := e.net.layers
 	e.z = resize(e.z, e.rows*d)
@@ -163,15 +182,18 @@ func (e *pinn) SetPoints(c *Collocation) error {
 	})
 	e.df = resize(e.df, dfOff)
 	e.r = resize(e.r, e.lay.N)
-	for p := range e.scr {
-		sc := &e.scr[p]
-		sc.t1, sc.t2, sc.t3 = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.t3, e.maxW)
-		sc.tq = resize(sc.tq, e.maxW)
-	}
 	maxS, maxC := 1, 1
 	for _, g := range e.groups {
 		maxS, maxC = max(maxS, g.ns), max(maxC, g.comps)
 	}
+	for p := range e.scr {
+		sc := &e.scr[p]
+		sc.t1, sc.t2, sc.t3 = resize(sc.t1, e.maxW), resize(sc.t2, e.maxW), resize(sc.t3, e.maxW)
+		sc.tq = resize(sc.tq, e.maxW)
+		sc.a, sc.h = resize(sc.a, maxS*e.maxW), resize(sc.h, maxS*e.maxW)
+		sc.rowsA, sc.rowsH, sc.rowsX = make([][]float64, maxS), make([][]float64, maxS), make([][]float64, maxS)
+	}
+	e.uo = resize(e.uo, e.rows*ly[L])
 	e.u = resize(e.u, maxS*O)
 	e.rr = resize(e.rr, maxC)
 	for k := range e.bw {
@@ -270,7 +292,7 @@ func (e *pinn) product(l int, w, H, A []float64, acc bool) {
 		if acc {
 			beta = 1
 		}
-		e.gemm(blas.NoTrans, blas.Trans, e.rows, out, in, 1, H, in, w, in, beta, A, out)
+		e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.Trans, m: e.rows, n: out, k: in, a: H, lda: in, b: w, ldb: in, beta: beta, c: A, ldc: out})
 		return
 	}
 	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
@@ -322,7 +344,7 @@ func (e *pinn) productRows(l int, w, H, A []float64, acc bool, r0, r1 int) {
 func (e *pinn) inputCotangent(l int, w, abar, hbar []float64) {
 	in, out := e.net.layers[l-1], e.net.layers[l]
 	if out > smallWidth {
-		e.gemm(blas.NoTrans, blas.NoTrans, e.rows, in, out, 1, abar, out, w, in, 0, hbar, in)
+		e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.NoTrans, m: e.rows, n: in, k: out, a: abar, lda: out, b: w, ldb: in, c: hbar, ldc: in})
 		return
 	}
 	e.flops += 2 * int64(e.rows) * int64(in) * int64(out)
@@ -343,7 +365,8 @@ func (e *pinn) inputCotangentRows(l int, w, abar, hbar []float64, r0, r1 int) {
 	}
 }
 
-// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1).
+// weightGradient sets gw (out×in) = Σ Ā_rᵀ H_r over the rows [r0, r1); a
+// large GEMM is cut into pieces (gemmCut).
 func (e *pinn) weightGradient(l int, abar, H []float64, r0, r1 int, gw []float64) {
 	in, out := e.net.layers[l-1], e.net.layers[l]
 	switch {
@@ -377,7 +400,7 @@ func (e *pinn) weightGradient(l int, abar, H []float64, r0, r1 int, gw []float64
 			}
 		}
 	default:
-		e.gemm(blas.Trans, blas.NoTrans, out, in, r1-r0, 1, abar[r0*out:r1*out], out, H[r0*in:r1*in], in, 0, gw, in)
+		e.gemmCut(mmArgs{tA: blas.Trans, tB: blas.NoTrans, m: out, n: in, k: r1 - r0, a: abar[r0*out : r1*out], lda: out, b: H[r0*in : r1*in], ldb: in, c: gw, ldc: in, sumK: true})
 	}
 }
 
@@ -392,121 +415,217 @@ func (e *pinn) transposed(w []float64, rows, cols int) []float64 {
 	return e.wt
 }
 
-// axpyInto sets y += a·x.
-func axpyInto(y []float64, a float64, x []float64) {
-	x = x[:len(y)]
-	for j := range y {
-		y[j] += a * x[j]
-	}
-}
+// fusedIn reports whether the input layer's product is computed per point
+// inside the first activation pass (a few input coordinates: the rows of
+// its pre-activations are a few scaled rows of W_1ᵀ, cheaper to make where
+// they are used than to write out and read back).
+func (e *pinn) fusedIn() bool { return e.L > 1 && e.net.layers[0] <= smallWidth }
 
-// scaleInto sets y = a·x.
-func scaleInto(y []float64, a float64, x []float64) {
-	x = x[:len(y)]
-	for j := range y {
-		y[j] = a * x[j]
-	}
-}
+// fusedOut reports whether the output layer's product is computed per point
+// inside the last activation pass (a few outputs: a few dot products per
+// row, from the row just computed instead of from memory), and its input
+// cotangent inside the first backward activation pass.
+func (e *pinn) fusedOut() bool { return e.L > 1 && e.net.layers[e.L] <= smallWidth }
 
 func (e *pinn) Forward(theta, r []float64) {
 	copy(e.theta, theta)
-	H := e.z
-	for l := 1; l <= e.L; l++ {
-		e.linear(l, e.theta, H, e.a[l])
-		if l == e.L {
-			break
-		}
-		e.activate(l, e.a[l], e.h[l], true)
-		H = e.h[l]
-	}
-	e.outputs(e.a[e.L], e.r, true)
+	e.forward(e.theta, e.r, true)
 	copy(r, e.r)
 }
 
 func (e *pinn) Residual(theta, r []float64) {
-	// Two buffers suffice: A from H, then the next H over the used one.
-	// After a Backward they are its cotangent buffers, free again: a probe
-	// then touches less memory, and memory it has just used.
+	e.forward(theta, r, false)
+}
+
+// forward sets r = R(θ). With cache (Forward) it keeps every layer's
+// pre-activations and inputs, the quadratic forms and ∂F/∂u for Backward,
+// JVP and the kernels; without (Residual) it needs only two layer-sized
+// buffers, used in turn: A from H into the other one, then H over A in
+// place. After a Backward those are its cotangent buffers, free again: a
+// probe then touches less memory, and memory it has just used.
+func (e *pinn) forward(theta, r []float64, cache bool) {
+	L, ly := e.L, e.net.layers
 	var bufA, bufH []float64
-	if len(e.bw) > 0 {
-		bufA, bufH = e.bw[0].abar, e.bw[0].hbar
-	} else {
-		e.sa, e.sh = resize(e.sa, e.rows*e.maxW), resize(e.sh, e.rows*e.maxW)
-		bufA, bufH = e.sa, e.sh
+	if !cache {
+		if len(e.bw) > 0 {
+			bufA, bufH = e.bw[0].abar, e.bw[0].hbar
+		} else {
+			e.sa, e.sh = resize(e.sa, e.rows*e.maxW), resize(e.sh, e.rows*e.maxW)
+			bufA, bufH = e.sa, e.sh
+		}
+	}
+	U := e.uo
+	if cache {
+		U = e.a[L]
 	}
 	H := e.z
-	for l := 1; l <= e.L; l++ {
-		m := e.net.layers[l]
-		A := bufA[:e.rows*m]
-		e.linear(l, theta, H, A)
-		if l == e.L {
-			e.outputs(A, r, false)
-			return
+	for l := 1; l < L; l++ {
+		m := ly[l]
+		j := job{kind: jobActivate, n: e.npts, l: l, theta: theta, cache: cache}
+		if cache {
+			j.x, j.y = e.a[l], e.h[l]
+		} else {
+			// A into the buffer that does not hold H, then the
+			// activation in place: its writes find their lines in cache.
+			X := bufA[:e.rows*m]
+			if l%2 == 0 {
+				X = bufH[:e.rows*m]
+			}
+			j.x, j.y = X, X
 		}
-		next := bufH[:e.rows*m]
-		e.activate(l, A, next, false)
-		H = next
+		w, _ := e.weights(theta, l)
+		if l == 1 && e.fusedIn() {
+			e.flops += 2 * int64(e.rows) * int64(ly[0]) * int64(m)
+			j.w = e.transposed(w, m, ly[0])
+			if !cache {
+				j.x = nil // the point's rows in scratch
+			}
+		} else {
+			e.product(l, w, H, j.x, false)
+		}
+		H = j.y
+		if l == L-1 && e.fusedOut() {
+			e.flops += 2 * int64(e.rows) * int64(m) * int64(ly[L])
+			j.out = U
+			if !cache {
+				j.y = nil
+			}
+		}
+		e.split(j, m*e.rows/max(e.npts, 1))
 	}
+	if !e.fusedOut() {
+		e.linear(L, theta, H, U)
+	}
+	e.outputs(U, r, cache)
 }
 
-// activate applies hidden layer l's nonlinearity to all streams. With cache
-// it keeps σ', σ”, σ”' and the quadratic forms for Backward and JVP.
-func (e *pinn) activate(l int, A, H []float64, cache bool) {
-	e.split(job{kind: jobActivate, n: e.npts, l: l, x: A, y: H, cache: cache}, e.net.layers[l]*e.rows/max(e.npts, 1))
-}
-
-// activateRange is activate over the points [lo, hi).
-func (e *pinn) activateRange(l int, A, H []float64, cache bool, lo, hi int, sc *scratch) {
+// activateRange is a hidden layer's activation pass over the points
+// [lo, hi): job.x holds the layer's pre-activations H Wᵀ without the bias
+// (nil: the point's rows are made in scratch), or with job.w (W_1ᵀ) they
+// are first made from the input streams; job.y receives the outputs (nil:
+// scratch), and with job.out the output layer follows per point.
+func (e *pinn) activateRange(j *job, lo, hi int, sc *scratch) {
+	l := j.l
 	m := e.net.layers[l]
-	act := e.net.act
+	_, b := e.weights(j.theta, l)
 	for gi := range e.groups {
 		g := &e.groups[gi]
 		i0, i1 := g.pointRange(lo, hi)
+		as, hs := sc.rowsA[:g.ns], sc.rowsH[:g.ns]
 		for i := i0; i < i1; i++ {
-			rv := g.rowOf(0, i) * m
-			d1, d2 := sc.t1[:m], sc.t2[:m]
-			var d3 []float64
-			if cache && act != Tanh {
-				p := (g.first + i) * m
-				d1, d2, d3 = e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
-			}
-			act.eval(A[rv:rv+m], H[rv:rv+m], d1, d2, d3)
-			for s := 1; s <= g.ngrad; s++ {
+			for s := range g.ns {
 				r := g.rowOf(s, i) * m
-				ak, hk := A[r:r+m], H[r:r+m]
-				for j, v := range ak {
-					hk[j] = d1[j] * v
+				if j.x != nil {
+					as[s] = j.x[r : r+m]
+				} else {
+					as[s] = sc.a[s*m : (s+1)*m]
+				}
+				if j.y != nil {
+					hs[s] = j.y[r : r+m]
+				} else {
+					hs[s] = sc.h[s*m : (s+1)*m]
 				}
 			}
-			for o, terms := range g.ops {
-				r := g.rowOf(1+g.ngrad+o, i) * m
-				ap, hp := A[r:r+m], H[r:r+m]
-				var qv []float64
-				if cache {
-					qr := (g.qrow + o*g.n + i) * m
-					qv = e.q[l][qr : qr+m]
-				} else {
-					qv = sc.tq[:m]
-				}
-				quadForm(qv, terms, A, g, i, m)
-				for j, v := range ap {
-					hp[j] = d1[j]*v + d2[j]*qv[j]
-				}
+			if j.w != nil {
+				e.inputRows(g, i, j.w, as)
+			}
+			e.activatePoint(l, g, i, as, hs, b, j.cache, sc)
+			if j.out != nil {
+				e.outputRows(g, i, j.theta, hs, j.out)
 			}
 		}
 	}
 }
 
-// quadForm sets q = Σ_t c_t a_{s_i} ⊙ a_{s_j} over point i's stream rows of A.
-func quadForm(q []float64, terms []qterm, A []float64, g *group, i, m int) {
-	for j := range q {
-		q[j] = 0
+// inputRows sets the pre-activation rows as of point i of group g from its
+// input streams and wt = W_1ᵀ (in×m), without the bias; the operations of
+// productRows, so the same bits.
+func (e *pinn) inputRows(g *group, i int, wt []float64, as [][]float64) {
+	in := e.net.layers[0]
+	m := len(as[0])
+	for s, a := range as {
+		r := g.rowOf(s, i)
+		set := false
+		for k, c := range e.z[r*in : (r+1)*in] {
+			switch {
+			case c == 0:
+			case set:
+				axpyInto(a, c, wt[k*m:(k+1)*m])
+			default:
+				scaleInto(a, c, wt[k*m:(k+1)*m])
+				set = true
+			}
+		}
+		if !set {
+			clear(a)
+		}
 	}
-	for _, t := range terms {
-		ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
-		ai, aj := A[ri:ri+m], A[rj:rj+m]
-		for j := range q {
-			q[j] += t.c * ai[j] * aj[j]
+}
+
+// activatePoint applies hidden layer l's nonlinearity to the streams of
+// point i of group g, from the pre-activations as (value row without the
+// bias b) into hs:
+//
+//	h_v = σ(a_v + b), h_k = σ'(a_v) a_k, h_P = σ'(a_v) a_P + σ''(a_v) Q_P(a_k).
+//
+// With cache the value row keeps a_v + b, and the quadratic forms (and the
+// derivatives of activations other than tanh) are kept for Backward and JVP.
+func (e *pinn) activatePoint(l int, g *group, i int, as, hs [][]float64, b []float64, cache bool, sc *scratch) {
+	m := len(as[0])
+	d1, d2 := sc.t1[:m], sc.t2[:m]
+	if act := e.net.act; act == Tanh {
+		tanhBias(hs[0], as[0], b, cache)
+		switch {
+		case len(g.ops) > 0:
+			tanhD12(d1, d2, hs[0])
+		case g.ns > 1:
+			tanhD1(d1, hs[0])
+		}
+	} else {
+		addInto(as[0], b)
+		var d3 []float64
+		if cache {
+			p := (g.first + i) * m
+			d1, d2, d3 = e.d1[l][p:p+m], e.d2[l][p:p+m], e.d3[l][p:p+m]
+		}
+		act.eval(as[0], hs[0], d1, d2, d3)
+	}
+	// The operators first: their quadratic forms read the derivative
+	// rows, which a pass in place (hs = as) then overwrites.
+	for o, terms := range g.ops {
+		q := sc.tq[:m]
+		if cache {
+			r := (g.qrow + o*g.n + i) * m
+			q = e.q[l][r : r+m]
+		}
+		if len(terms) == 0 {
+			clear(q)
+		}
+		for t, term := range terms {
+			quadInto(q, term.c, as[term.i], as[term.j], t == 0)
+		}
+		P := 1 + g.ngrad + o
+		mul2Into(hs[P], d1, as[P], d2, q)
+	}
+	for s := 1; s <= g.ngrad; s++ {
+		mulInto(hs[s], d1, as[s])
+	}
+}
+
+// outputRows sets point i's rows of U (rows × O) from its last hidden rows
+// hs: U = H W_Lᵀ + b_L (b on the value row), the operations of productRows
+// and linear, so the same bits.
+func (e *pinn) outputRows(g *group, i int, theta []float64, hs [][]float64, U []float64) {
+	O, in := e.net.layers[e.L], e.net.layers[e.L-1]
+	w, b := e.weights(theta, e.L)
+	for s, h := range hs {
+		r := g.rowOf(s, i) * O
+		for o := range O {
+			v := dot(h, w[o*in:(o+1)*in])
+			if s == 0 {
+				v += b[o]
+			}
+			U[r+o] = v
 		}
 	}
 }
@@ -561,46 +680,276 @@ func (e *pinn) outputCotangent(v, abar []float64) {
 }
 
 func (e *pinn) Backward(cots []Cotangent) {
+	L, ly := e.L, e.net.layers
+	top := e.fusedOut()
 	for len(e.bw) < len(cots) {
 		e.bw = append(e.bw, backBufs{
 			abar: make([]float64, e.rows*e.maxW),
 			hbar: make([]float64, e.rows*e.maxW),
+			out:  make([]float64, e.rows*ly[L]),
 		})
 	}
 	for k := range cots {
-		e.outputCotangent(cots[k].V, e.bw[k].abar)
+		e.outputCotangent(cots[k].V, e.bw[k].out)
 	}
-	for l := e.L; l >= 1; l-- {
-		in, m := e.net.layers[l-1], e.net.layers[l]
+	// Ā of a hidden layer is in each cotangent's abar buffer (inA) or its
+	// hbar buffer: H̄ of the layer below goes to the other one, and the
+	// backward pass maps it to Ā in place.
+	inA := true
+	cur := func(k int) (abar, other []float64) {
+		if inA {
+			return e.bw[k].abar, e.bw[k].hbar
+		}
+		return e.bw[k].hbar, e.bw[k].abar
+	}
+	for l := L; l >= 1; l-- {
+		in, m := ly[l-1], ly[l]
+		// The small layers' weight gradients and every hidden bias are sums
+		// over points that the backward passes below add up per chunk of
+		// points, from the rows they have just made; the others are GEMMs.
+		summed := (l == L && top) || (l == 1 && e.fusedIn())
 		for k := range cots {
 			c := &cots[k]
-			abar := e.bw[k].abar[:e.rows*m]
-			if c.Dst != nil {
-				e.paramGrad(l, abar, 0, len(e.groups), c.Dst)
+			abar, other := cur(k)
+			abar = abar[:e.rows*m]
+			if l == L {
+				abar, other = e.bw[k].out, e.bw[k].hbar
 			}
-			for b := range c.PerBlock {
-				e.paramGrad(l, abar, b, b+1, c.PerBlock[b])
+			if !summed {
+				if c.Dst != nil {
+					e.paramGrad(l, abar, 0, len(e.groups), c.Dst)
+				}
+				e.blockGrads(l, abar, c.PerBlock)
 			}
-			if l > 1 {
+			if l > 1 && !(l == L && top) {
 				w, _ := e.weights(e.theta, l)
-				e.inputCotangent(l, w, abar, e.bw[k].hbar[:e.rows*in])
+				e.inputCotangent(l, w, abar, other[:e.rows*in])
 			}
 		}
-		if l > 1 {
-			// All cotangents in one pass over the points: σ' and its
-			// derivatives are computed once per point, not per cotangent.
-			e.backH, e.backA = e.backH[:0], e.backA[:0]
-			for k := range cots {
-				e.backH = append(e.backH, e.bw[k].hbar[:e.rows*in])
+		if l == 1 {
+			break
+		}
+		// All cotangents in one pass over the points: σ' and its
+		// derivatives are computed once per point, not per cotangent.
+		j := job{kind: jobActivateBackward, n: len(e.chunks) - 1, l: l - 1, sums: true}
+		e.backH, e.backA = e.backH[:0], e.backA[:0]
+		for k := range cots {
+			if l == L && top {
+				e.backH = append(e.backH, e.bw[k].out)
 				e.backA = append(e.backA, e.bw[k].abar[:e.rows*in])
+				continue
 			}
-			e.split(job{kind: jobActivateBackward, n: e.npts, l: l - 1}, in*len(cots)*e.rows/max(e.npts, 1))
+			_, other := cur(k)
+			if l == L {
+				other = e.bw[k].hbar
+			}
+			e.backH = append(e.backH, other[:e.rows*in])
+			e.backA = append(e.backA, other[:e.rows*in])
+		}
+		if l == L && top {
+			// With few outputs the top layer's input cotangent Ā_L W_L is
+			// made per point inside the pass.
+			e.flops += 2 * int64(len(cots)) * int64(e.rows) * int64(in) * int64(m)
+			j.w, _ = e.weights(e.theta, l)
+		}
+		e.planSums(l-1, len(cots), l == L && top)
+		e.split(j, chunkPoints*in*len(cots)*e.rows/max(e.npts, 1))
+		switch {
+		case l == L && top:
+			inA = true
+		case l == L:
+			inA = false
+		default:
+			inA = !inA
+		}
+		for k := range cots {
+			c := &cots[k]
+			if c.Dst != nil {
+				e.reduceSums(k, 0, len(e.groups), c.Dst)
+			}
+			for b := range c.PerBlock {
+				e.reduceSums(k, b, b+1, c.PerBlock[b])
+			}
 		}
 	}
 }
 
-// paramGrad sets the layer-l slices of dst to the gradient of the rows of
-// groups [g0, g1): ∂W = Āᵀ H over those rows, ∂b = Σ Ā over their value rows.
+// chunkPoints is the number of points whose contributions to a sum over
+// points a backward pass adds up first (within a group, in point order);
+// the chunks' sums are then added in chunk order. The chunks are fixed by
+// the points alone, so the sums are the same bits on any number of threads.
+const chunkPoints = 16
+
+// sumPlan is what the backward pass being run adds up per chunk: the
+// bias gradient of its layer l, and, at the offsets w1 and wL (−1: not),
+// W_1's gradient (when l is the first layer and its input is small) and
+// W_L's and b_L's (when the output layer is small and l is the last
+// hidden layer). size is the length of one chunk's sums.
+type sumPlan struct {
+	l            int
+	w1, wL, bL   int
+	size         int
+	m, in0, outO int
+}
+
+// planSums sets e.sums for the backward pass of hidden layer l with cots
+// cotangents, and sizes the chunk sums.
+func (e *pinn) planSums(l, cots int, top bool) {
+	ly := e.net.layers
+	m := ly[l]
+	p := sumPlan{l: l, w1: -1, wL: -1, bL: -1, size: m, m: m}
+	if l == 1 && e.fusedIn() {
+		p.w1, p.in0 = p.size, ly[0]
+		p.size += ly[0] * m
+	}
+	if top {
+		p.wL, p.outO = p.size, ly[e.L]
+		p.size += ly[e.L] * m
+		p.bL = p.size
+		p.size += ly[e.L]
+	}
+	e.sums = p
+	for len(e.part) < cots {
+		e.part = append(e.part, nil)
+	}
+	for k := range cots {
+		e.part[k] = resize(e.part[k], (len(e.chunks)-1)*p.size)
+	}
+}
+
+// addSums adds point i of group g to its chunk's sums for cotangent k: as
+// are the point's pre-activation cotangent rows at the pass's layer, out
+// the output layer's cotangents Ā_L (rows × O) for W_L and b_L.
+func (e *pinn) addSums(k int, g *group, i int, as [][]float64, out []float64) {
+	p := &e.sums
+	m := p.m
+	c := g.chunk0 + i/chunkPoints
+	s := e.part[k][c*p.size : (c+1)*p.size]
+	if i%chunkPoints == 0 {
+		clear(s)
+	}
+	addInto(s[:m], as[0])
+	if p.w1 >= 0 {
+		for st, a := range as {
+			r := g.rowOf(st, i)
+			for kk, z := range e.z[r*p.in0 : (r+1)*p.in0] {
+				if z != 0 {
+					axpyInto(s[p.w1+kk*m:p.w1+(kk+1)*m], z, a)
+				}
+			}
+		}
+	}
+	if p.wL >= 0 {
+		O := p.outO
+		H := e.h[p.l]
+		for st := range as {
+			r := g.rowOf(st, i)
+			for o, v := range out[r*O : (r+1)*O] {
+				if v != 0 {
+					axpyInto(s[p.wL+o*m:p.wL+(o+1)*m], v, H[r*m:(r+1)*m])
+				}
+				if st == 0 {
+					s[p.bL+o] += v
+				}
+			}
+		}
+	}
+}
+
+// reduceSums sets the parameters e.sums covers in dst to the sum, in chunk
+// order, of cotangent k's chunk sums over the groups [g0, g1).
+func (e *pinn) reduceSums(k, g0, g1 int, dst []float64) {
+	p := &e.sums
+	n := e.net
+	c0, c1 := e.groups[g0].chunk0, len(e.chunks)-1
+	if g1 < len(e.groups) {
+		c1 = e.groups[g1].chunk0
+	}
+	part := e.part[k]
+	add := func(dst []float64, off int) {
+		clear(dst)
+		for c := c0; c < c1; c++ {
+			addInto(dst, part[c*p.size+off:c*p.size+off+len(dst)])
+		}
+	}
+	m := p.m
+	add(dst[n.bOff[p.l]:n.bOff[p.l]+m], 0)
+	if p.w1 >= 0 {
+		// W_1 is m×in0 in θ; the sums hold it transposed (in0×m).
+		gw := dst[n.wOff[1] : n.wOff[1]+m*p.in0]
+		e.wt = resize(e.wt, p.in0*m)
+		add(e.wt, p.w1)
+		for kk := range p.in0 {
+			for j, v := range e.wt[kk*m : (kk+1)*m] {
+				gw[j*p.in0+kk] = v
+			}
+		}
+	}
+	if p.wL >= 0 {
+		L := e.L
+		add(dst[n.wOff[L]:n.wOff[L]+p.outO*m], p.wL)
+		add(dst[n.bOff[L]:n.bOff[L]+p.outO], p.bL)
+	}
+}
+
+// blockGrads is paramGrad for each block b into dsts[b]. Between hidden
+// layers each block's weight gradient is one GEMM, never cut: the blocks
+// are the pieces, run on the helpers in two parts of about equal rows, so
+// the bits depend on the blocks alone.
+func (e *pinn) blockGrads(l int, abar []float64, dsts [][]float64) {
+	if len(dsts) == 0 {
+		return
+	}
+	in, m := e.net.layers[l-1], e.net.layers[l]
+	if in <= smallWidth || m <= smallWidth {
+		for b := range dsts {
+			e.paramGrad(l, abar, b, b+1, dsts[b])
+		}
+		return
+	}
+	e.flops += 2 * int64(e.rows) * int64(in) * int64(m)
+	e.blockDst = dsts
+	width := 0 // one part
+	if parallelGEMM {
+		width = 2 * minSplit / len(dsts) // two parts
+	}
+	e.split(job{kind: jobBlockGrads, n: len(dsts), l: l, x: abar}, width)
+	e.blockDst = nil
+}
+
+// blockGradsPart is part p of parts of blockGrads: the blocks whose middle
+// row falls in the part's share of the rows.
+func (e *pinn) blockGradsPart(l int, abar []float64, p, parts int) {
+	n := e.net
+	in, m := n.layers[l-1], n.layers[l]
+	impl := blas64.Implementation()
+	for b, dst := range e.blockDst {
+		g := &e.groups[b]
+		r0, r1 := g.row, g.row+g.ns*g.n
+		if min(parts-1, (r0+r1)/2*parts/max(e.rows, 1)) != p {
+			continue
+		}
+		gw := dst[n.wOff[l] : n.wOff[l]+m*in]
+		if r1 == r0 {
+			clear(gw)
+		} else {
+			impl.Dgemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+		}
+		if l == e.L {
+			gb := dst[n.bOff[l] : n.bOff[l]+m]
+			clear(gb)
+			for i := 0; i < g.n; i++ {
+				r := g.rowOf(0, i) * m
+				addInto(gb, abar[r:r+m])
+			}
+		}
+	}
+}
+
+// paramGrad sets the layer-l slices of dst that no backward pass sums to
+// the gradient of the rows of groups [g0, g1): ∂W = Āᵀ H over those rows,
+// and for the output layer ∂b = Σ Ā over their value rows (hidden layers'
+// biases are summed by the backward passes).
 func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 	n := e.net
 	in, m := n.layers[l-1], n.layers[l]
@@ -610,48 +959,49 @@ func (e *pinn) paramGrad(l int, abar []float64, g0, g1 int, dst []float64) {
 		r1 = e.groups[g1].row
 	}
 	gw := dst[n.wOff[l] : n.wOff[l]+m*in]
-	gb := dst[n.bOff[l] : n.bOff[l]+m]
 	if r1 == r0 {
-		for i := range gw {
-			gw[i] = 0
-		}
-		for i := range gb {
-			gb[i] = 0
-		}
+		clear(gw)
+	} else {
+		e.weightGradient(l, abar, e.h[l-1], r0, r1, gw)
+	}
+	if l < e.L {
 		return
 	}
-	e.weightGradient(l, abar, e.h[l-1], r0, r1, gw)
-	for j := range gb {
-		gb[j] = 0
-	}
+	gb := dst[n.bOff[l] : n.bOff[l]+m]
+	clear(gb)
 	for gi := g0; gi < g1; gi++ {
 		g := &e.groups[gi]
 		for i := 0; i < g.n; i++ {
 			r := g.rowOf(0, i) * m
-			for j, v := range abar[r : r+m] {
-				gb[j] += v
-			}
+			addInto(gb, abar[r:r+m])
 		}
 	}
 }
 
-// derivs returns σ', σ” and σ”' of hidden layer l at point p, whose value
-// row starts at rv, at the base point. tanh's derivatives are polynomials in
+// derivs returns σ', σ” and σ”' of hidden layer l at point i of group g,
+// whose value row starts at rv, at the base point: those the point's
+// streams need (σ' always, σ” with derivative streams, σ”' with
+// operators; the others are nil). tanh's derivatives are polynomials in
 // tanh itself, which Forward keeps in the layer's value row, so they are
-// computed here into sc (by the operations of Activation.eval, so the same
-// bits) instead of being stored by Forward and read back; the other
-// activations keep theirs.
-func (e *pinn) derivs(l, p, rv int, sc *scratch) (d1, d2, d3 []float64) {
+// computed here into sc instead of being stored by Forward and read back;
+// the other activations keep theirs.
+func (e *pinn) derivs(l int, g *group, i, rv int, sc *scratch) (d1, d2, d3 []float64) {
 	m := e.net.layers[l]
 	if e.net.act != Tanh {
-		return e.d1[l][p*m : (p+1)*m], e.d2[l][p*m : (p+1)*m], e.d3[l][p*m : (p+1)*m]
+		p := (g.first + i) * m
+		return e.d1[l][p : p+m], e.d2[l][p : p+m], e.d3[l][p : p+m]
 	}
-	d1, d2, d3 = sc.t1[:m], sc.t2[:m], sc.t3[:m]
-	for j, t := range e.h[l][rv : rv+m] {
-		s1 := 1 - t*t
-		d1[j] = s1
-		d2[j] = -2 * t * s1
-		d3[j] = -2 * s1 * (s1 - 2*t*t)
+	t := e.h[l][rv : rv+m]
+	d1 = sc.t1[:m]
+	switch {
+	case len(g.ops) > 0:
+		d2, d3 = sc.t2[:m], sc.t3[:m]
+		tanhD123(d1, d2, d3, t)
+	case g.ns > 1:
+		d2 = sc.t2[:m]
+		tanhD12(d1, d2, t)
+	default:
+		tanhD1(d1, t)
 	}
 	return d1, d2, d3
 }
@@ -663,62 +1013,75 @@ func (e *pinn) derivs(l, p, rv int, sc *scratch) (d1, d2, d3 []float64) {
 func (e *pinn) activateBackward(l int, hbar, abar []float64) {
 	e.backH = append(e.backH[:0], hbar)
 	e.backA = append(e.backA[:0], abar)
-	e.split(job{kind: jobActivateBackward, n: e.npts, l: l}, e.net.layers[l]*e.rows/max(e.npts, 1))
+	e.split(job{kind: jobActivateBackward, n: len(e.chunks) - 1, l: l}, chunkPoints*e.net.layers[l]*e.rows/max(e.npts, 1))
 }
 
-// activateBackwardRange is activateBackward over the points [lo, hi), for
-// each pair of cotangents in e.backH and e.backA.
-func (e *pinn) activateBackwardRange(l int, lo, hi int, sc *scratch) {
-	m := e.net.layers[l]
-	for gi := range e.groups {
-		g := &e.groups[gi]
-		i0, i1 := g.pointRange(lo, hi)
-		for i := i0; i < i1; i++ {
-			rv := g.rowOf(0, i) * m
-			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
-			for k, hbar := range e.backH {
-				e.activateBackwardPoint(l, g, i, d1, d2, d3, hbar, e.backA[k])
-			}
-		}
-	}
-}
-
-// activateBackwardPoint is activateBackward at point i of group g.
-func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3, hbar, abar []float64) {
+// activateBackwardRange is activateBackward over the chunks of points
+// [lo, hi), for each pair of cotangents in e.backH and e.backA. With j.w
+// (the top layer's W_L, few outputs) e.backH holds the top layer's Ā_L
+// (rows × O) and each point's H̄ = Ā_L W_L is made in scratch, by the
+// operations of inputCotangentRows. With j.sums it adds each point to its
+// chunk's sums (addSums).
+func (e *pinn) activateBackwardRange(j *job, lo, hi int, sc *scratch) {
+	l := j.l
 	m := e.net.layers[l]
 	A := e.a[l]
-	rv := g.rowOf(0, i) * m
-	hv, av := hbar[rv:rv+m], abar[rv:rv+m]
-	for j, v := range hv {
-		av[j] = d1[j] * v
-	}
-	for s := 1; s <= g.ngrad; s++ {
-		r := g.rowOf(s, i) * m
-		hk, ak, xk := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-		for j, v := range hk {
-			ak[j] = d1[j] * v
-			av[j] += d2[j] * v * xk[j]
-		}
-	}
-	for o, terms := range g.ops {
-		r := g.rowOf(1+g.ngrad+o, i) * m
-		hp, ap, xp := hbar[r:r+m], abar[r:r+m], A[r:r+m]
-		qr := (g.qrow + o*g.n + i) * m
-		qv := e.q[l][qr : qr+m]
-		for j, v := range hp {
-			ap[j] = d1[j] * v
-			av[j] += d2[j]*v*xp[j] + d3[j]*v*qv[j]
-		}
-		for _, t := range terms {
-			ri, rj := g.rowOf(t.i, i)*m, g.rowOf(t.j, i)*m
-			ai, aj := abar[ri:ri+m], abar[rj:rj+m]
-			xi, xj := A[ri:ri+m], A[rj:rj+m]
-			for j, v := range hp {
-				w := d2[j] * v * t.c
-				ai[j] += w * xj[j]
-				aj[j] += w * xi[j]
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		i0, i1 := g.pointRange(e.chunks[lo], e.chunks[hi])
+		hs, as, xs := sc.rowsH[:g.ns], sc.rowsA[:g.ns], sc.rowsX[:g.ns]
+		for i := i0; i < i1; i++ {
+			rv := g.rowOf(0, i) * m
+			d1, d2, d3 := e.derivs(l, g, i, rv, sc)
+			for s := 1; s < g.ns; s++ {
+				r := g.rowOf(s, i) * m
+				xs[s] = A[r : r+m]
+			}
+			for k, hbar := range e.backH {
+				abar := e.backA[k]
+				for s := range g.ns {
+					r := g.rowOf(s, i)
+					as[s] = abar[r*m : (r+1)*m]
+					if j.w == nil {
+						hs[s] = hbar[r*m : (r+1)*m]
+						continue
+					}
+					O := e.net.layers[l+1]
+					h, ar := sc.h[s*m:(s+1)*m], hbar[r*O:(r+1)*O]
+					scaleInto(h, ar[0], j.w[:m])
+					for o := 1; o < O; o++ {
+						axpyInto(h, ar[o], j.w[o*m:(o+1)*m])
+					}
+					hs[s] = h
+				}
+				e.activateBackwardPoint(l, g, i, d1, d2, d3, hs, as, xs)
+				if j.sums {
+					e.addSums(k, g, i, as, hbar)
+				}
 			}
 		}
+	}
+}
+
+// activateBackwardPoint is activateBackward at point i of group g: the
+// cotangent rows hs of its outputs to the rows as of its pre-activations,
+// with xs the pre-activation rows of its derivative and operator streams.
+func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3 []float64, hs, as, xs [][]float64) {
+	m := len(d1)
+	av := as[0]
+	mulInto(av, d1, hs[0])
+	for s := 1; s <= g.ngrad; s++ {
+		gradBack(as[s], av, d1, d2, hs[s], xs[s])
+	}
+	for o, terms := range g.ops {
+		// The terms before the operator's own row: they read its
+		// cotangent, which a pass in place (as = hs) then overwrites.
+		P := 1 + g.ngrad + o
+		for _, t := range terms {
+			termBack(as[t.i], as[t.j], d2, hs[P], t.c, xs[t.i], xs[t.j])
+		}
+		qr := (g.qrow + o*g.n + i) * m
+		opBack(as[P], av, d1, d2, d3, hs[P], xs[P], e.q[l][qr:qr+m])
 	}
 }
 
@@ -762,7 +1125,7 @@ func (e *pinn) activateJVPRange(l int, da, dh []float64, lo, hi int, sc *scratch
 		i0, i1 := g.pointRange(lo, hi)
 		for i := i0; i < i1; i++ {
 			rv := g.rowOf(0, i) * m
-			d1, d2, d3 := e.derivs(l, g.first+i, rv, sc)
+			d1, d2, d3 := e.derivs(l, g, i, rv, sc)
 			dav, dhv := da[rv:rv+m], dh[rv:rv+m]
 			for j, v := range dav {
 				dhv[j] = d1[j] * v
@@ -999,33 +1362,9 @@ func (e *pinn) NTK(dst []float64) error {
 	return nil
 }
 
-// gemm is blas64's Dgemm, counted in e.flops.
-func (e *pinn) gemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	e.flops += 2 * int64(m) * int64(n) * int64(k)
-	blas64.Implementation().Dgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 // Flops is the count of floating-point operations (a multiply-add counts
 // two) that the evaluator's matrix products have done since it was made.
 func (e *pinn) Flops() int64 { return e.flops }
-
-// dot is Σ a_j b_j with four running sums, a loop the compiler keeps inline
-// (a BLAS call per 500-long row costs more than the row).
-func dot(a, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	j := 0
-	for ; j+4 <= len(a); j += 4 {
-		s0 += a[j] * b[j]
-		s1 += a[j+1] * b[j+1]
-		s2 += a[j+2] * b[j+2]
-		s3 += a[j+3] * b[j+3]
-	}
-	for ; j < len(a); j++ {
-		s0 += a[j] * b[j]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
 
 func formatBytes(b int64) string {
 	switch {

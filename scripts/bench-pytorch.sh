@@ -19,7 +19,13 @@
 # Environment:
 #   BLAS=openblas (default; -tags openblas, the library PyTorch uses too) or
 #        BLAS=gonum (pure Go; PyTorch still runs on OpenBLAS)
-#   THREADS="1 2"  thread counts (GOMAXPROCS, OPENBLAS_NUM_THREADS, torch)
+#   SIMD=0         the portable build (default); SIMD=1 builds with
+#                  GOEXPERIMENT=simd (the element-wise kernels four values at
+#                  a time, the same bits) and runs it with
+#                  GODEBUG=asyncpreemptoff=1 (see model/kernels_simd_amd64.go)
+#   THREADS="1 2"  thread counts (ours: GOMAXPROCS, with OpenBLAS on one
+#                  thread per call; PyTorch: torch.set_num_threads and
+#                  OPENBLAS_NUM_THREADS)
 #   ITERS=3        calls timed per repetition
 #   NTK=1          also time the exact 900×900 K once, on 1 thread (PyTorch:
 #                  900 Jacobian rows, one backward pass each, then J Jᵀ;
@@ -57,12 +63,20 @@ fi
 [ -n "$py" ] || die "no Python with torch found: apt-get install python3-torch (or set PYTHON)"
 
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  if grep -qw avx512f /proc/cpuinfo; then
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  if [[ " $flags " == *" avx512f "* && " $flags " == *" avx512dq "* && " $flags " == *" avx512cd "* && " $flags " == *" avx512bw "* && " $flags " == *" avx512vl "* ]]; then
     export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -qw avx2 /proc/cpuinfo; then
+  elif [[ " $flags " == *" avx2 "* && " $flags " == *" fma "* ]]; then
     export OPENBLAS_CORETYPE=Haswell
   fi
 fi
+
+simd=${SIMD:-0}
+case "$simd" in
+  1) export GOEXPERIMENT=simd GODEBUG=asyncpreemptoff=1 ;;
+  0) ;;
+  *) die "SIMD=$simd: want 1 or 0" ;;
+esac
 
 tags=()
 case "$blas" in
@@ -75,7 +89,7 @@ case "$blas" in
   *) die "BLAS=$blas: want openblas or gonum" ;;
 esac
 
-echo "building the benchmarks (BLAS=$blas)"
+echo "building the benchmarks (BLAS=$blas, SIMD=$simd)"
 (cd "$root" && go test "${tags[@]}" -c -o "$work/model.test" ./model)
 (cd "$root" && go test "${tags[@]}" -c -o "$work/coordinator.test" ./coordinator)
 

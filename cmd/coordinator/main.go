@@ -71,6 +71,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
+		if w := model.BLASWarning(); w != "" {
+			fmt.Fprintf(stderr, "coordinator: warning: %s\n", w)
+		}
 		err := c.run(args[1:], stdout)
 		var h helpRequest
 		var ie interrupted

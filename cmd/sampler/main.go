@@ -137,6 +137,9 @@ flags:
 		workers = append(workers, w)
 	}
 	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "identity", identity, "version", worker.Version, "blas", model.BLASBackend())
+	if w := model.BLASWarning(); w != "" {
+		log.Warn(w)
+	}
 	if len(conns) > 0 && !conns[0].IsConnected() {
 		log.Warn("no NATS server answers yet; retrying in the background until one does", "nats", nf.URL)
 	}
