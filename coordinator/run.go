@@ -63,7 +63,7 @@ type Run struct {
 	start    time.Time
 	elapsed  float64 // seconds of earlier sessions (resume)
 	lastRec  StepRecord
-	lastErr  [2]float64
+	lastErr  model.ErrorNorms
 	hasError bool
 }
 
@@ -197,10 +197,11 @@ func Grid(box [][2]float64, g int) []float64 {
 //	step, loss (Σ_b mean squared residual), objective (½Σ λ_b‖R_b‖²),
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
-//	eig_1..eig_k, error_max, error_rms, seconds.
+//	eig_1..eig_k, error_max, error_rms, error_l2,
+//	[natural-gradient runs: NaturalColumns], seconds.
 //
 // Cells that were not computed at a step are empty.
-func Columns(blocks []string, eig int) []string {
+func Columns(blocks []string, eig int, natural bool) []string {
 	cols := []string{"step", "loss", "objective", "grad_norm2", "lr", "trace", "accepted"}
 	for _, b := range blocks {
 		cols = append(cols, "loss_"+b)
@@ -214,14 +215,18 @@ func Columns(blocks []string, eig int) []string {
 	for i := 1; i <= eig; i++ {
 		cols = append(cols, "eig_"+strconv.Itoa(i))
 	}
-	return append(cols, "error_max", "error_rms", "seconds")
+	cols = append(cols, "error_max", "error_rms", "error_l2")
+	if natural {
+		cols = append(cols, NaturalColumns()...)
+	}
+	return append(cols, "seconds")
 }
 
 // openCSV opens train.csv: new with a header, or (resume) keeping the rows
 // of steps before keepBefore.
 func (r *Run) openCSV(keepBefore *int) error {
 	path := filepath.Join(r.Dir, csvFile)
-	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues), ",")
+	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.natural != nil), ",")
 	var kept bytes.Buffer
 	kept.WriteString(header + "\n")
 	if keepBefore != nil {
@@ -272,8 +277,8 @@ func (r *Run) Execute(ctx context.Context) error {
 		t := tr.t
 		r.hasError = false
 		if r.grid != nil && (t%r.opt.ErrorEvery == 0 || t == total-1) {
-			mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
-			r.lastErr, r.hasError = [2]float64{mx, rms}, true
+			r.lastErr, _ = tr.setup.SolutionErrors(tr.theta, r.grid)
+			r.hasError = true
 		}
 		var exactFirst []float64
 		if t == 0 && r.Config.Train.Kernel {
@@ -294,6 +299,7 @@ func (r *Run) Execute(ctx context.Context) error {
 		if err := r.writeRow(rec); err != nil {
 			return err
 		}
+		logNatural(r.log, rec)
 		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
 			if err := r.saveKernels("first", exactFirst); err != nil {
 				return err
@@ -371,13 +377,14 @@ func (r *Run) writeRow(rec *StepRecord) error {
 			b = fmtFloat(b, rec.Eigenvalues[i])
 		}
 	}
-	b = append(b, ',')
-	if r.hasError {
-		b = fmtFloat(b, r.lastErr[0])
+	for _, v := range []float64{r.lastErr.Max, r.lastErr.RMS, r.lastErr.L2} {
+		b = append(b, ',')
+		if r.hasError {
+			b = fmtFloat(b, v)
+		}
 	}
-	b = append(b, ',')
-	if r.hasError {
-		b = fmtFloat(b, r.lastErr[1])
+	if r.Trainer.natural != nil {
+		b = appendNatural(b, rec.Natural)
 	}
 	b = fmtFloat(append(b, ','), r.elapsed+time.Since(r.start).Seconds())
 	b = append(b, '\n')
@@ -453,6 +460,7 @@ type checkpointState struct {
 	AdamV   []float64
 	Avg     *MovingAverage
 	Spaced  *SpacedRule
+	Natural *NaturalState // ngd, sngd: the damping
 	Seconds float64
 }
 
@@ -460,6 +468,10 @@ func (tr *Trainer) state() *checkpointState {
 	ck := &checkpointState{Step: tr.t, Theta: tr.theta, Lambda: tr.lambda, Avg: tr.avg, Spaced: tr.spaced}
 	if a, ok := tr.opt.(*Adam); ok {
 		ck.AdamM, ck.AdamV = a.M, a.V
+	}
+	if tr.natural != nil {
+		st := tr.natural.state
+		ck.Natural = &st
 	}
 	return ck
 }
@@ -480,6 +492,15 @@ func (tr *Trainer) restore(ck *checkpointState) error {
 	}
 	if tr.cfg.Mode == Estimated && tr.t > 0 && tr.avg == nil {
 		return errors.New("checkpoint lacks the moving average")
+	}
+	if tr.natural != nil {
+		if ck.Natural == nil {
+			if tr.t > 0 {
+				return errors.New("checkpoint lacks the natural gradient's damping state")
+			}
+		} else {
+			tr.natural.state = *ck.Natural
+		}
 	}
 	return nil
 }
@@ -525,6 +546,7 @@ type Summary struct {
 	Weights    map[string]float64 `json:"weights"`
 	ErrorMax   *float64           `json:"error_max,omitempty"`
 	ErrorRMS   *float64           `json:"error_rms,omitempty"`
+	ErrorL2    *float64           `json:"error_l2,omitempty"` // relative L² error
 	Seconds    float64            `json:"seconds"`
 	BLAS       string             `json:"blas"`
 	FinalTheta string             `json:"final_snapshot"`
@@ -548,8 +570,8 @@ func (r *Run) finish() error {
 		}
 	}
 	if r.grid != nil {
-		mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
-		s.ErrorMax, s.ErrorRMS = &mx, &rms
+		e, _ := tr.setup.SolutionErrors(tr.theta, r.grid)
+		s.ErrorMax, s.ErrorRMS, s.ErrorL2 = &e.Max, &e.RMS, &e.L2
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -64,8 +64,9 @@ type TrainConfig struct {
 	SpacedH0    float64 `json:"spaced_h0"` // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
 	SpacedGamma float64 `json:"spaced_gamma"`
 
-	Optimizer string   `json:"optimizer"` // "gd" or "adam"
-	Schedule  Schedule `json:"schedule"`
+	Optimizer string        `json:"optimizer"` // "gd", "adam", or the natural gradients "ngd" and "sngd"
+	Schedule  Schedule      `json:"schedule"`
+	Natural   NaturalConfig `json:"natural"` // ngd and sngd
 
 	Resample  bool   `json:"resample"`   // draw new collocation points every step
 	PointSeed uint64 `json:"point_seed"` // seed of the points
@@ -109,8 +110,27 @@ func (c *TrainConfig) Validate(blocks int) error {
 	default:
 		return fmt.Errorf("weight mode %d", c.Mode)
 	}
-	if c.Optimizer != "gd" && c.Optimizer != "adam" {
-		return fmt.Errorf("optimizer %q: want gd or adam", c.Optimizer)
+	switch c.Optimizer {
+	case "gd", "adam":
+	case "sngd":
+		return errors.New("sngd needs the sketch package (coordinator/sketch), not merged yet")
+	case "ngd":
+		if err := c.Natural.validate(c.Optimizer); err != nil {
+			return err
+		}
+		if c.needsColumns() && c.Mode != Estimated {
+			if c.StepProbes < 1 {
+				return fmt.Errorf("sketch columns S = %d: want at least 1", c.StepProbes)
+			}
+			if err := c.Probe.Validate(); err != nil {
+				return err
+			}
+		}
+		if c.needsColumns() && c.Probe.Kind == sampler.Param {
+			return errors.New("parameter-space probes give no kernel columns to sketch: use gaussian, rademacher or block probes")
+		}
+	default:
+		return fmt.Errorf("optimizer %q: want gd, adam, ngd or sngd", c.Optimizer)
 	}
 	if c.Spaced && c.Mode == Fixed {
 		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
@@ -135,6 +155,8 @@ type StepRecord struct {
 
 	ExactLambda []float64 // exact weights, when computed this step
 	Eigenvalues []float64 // largest eigenvalues of K, when computed this step
+
+	Natural *NaturalRecord // what a natural-gradient step did (ngd, sngd)
 }
 
 // Trainer runs PINN training with NTK loss weights. Step is pure
@@ -147,6 +169,7 @@ type Trainer struct {
 	prober  *sampler.Prober
 	plan    *sampler.Plan
 	opt     Optimizer
+	natural *natural // ngd and sngd: the step is taken here, not by opt
 
 	theta  []float64
 	points *model.Collocation
@@ -211,12 +234,15 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 		tr.opt, err = NewGD(cfg.Schedule)
 	case "adam":
 		tr.opt, err = NewAdam(cfg.Schedule, lay.P)
+	case "ngd", "sngd":
+		tr.opt, err = NewGD(cfg.Schedule) // the schedule of η; the step is natural's
+		tr.natural = newNatural(cfg, opt.MaxMemory)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Mode == Estimated {
-		if backend == nil && !cfg.Fused {
+	if cfg.NeedsProbes() {
+		if cfg.Mode == Estimated && backend == nil && !cfg.Fused {
 			return nil, errors.New("estimated weights need a backend to compute probes, or fused in-process probes")
 		}
 		if tr.plan, err = sampler.NewPlan(cfg.Probe, lay); err != nil {
@@ -349,7 +375,13 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
 		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
 	}
-	tr.opt.Step(tr.theta, tr.grad, t)
+	if tr.natural != nil {
+		if err := tr.natural.step(ctx, tr, t, r, rec); err != nil {
+			return nil, err
+		}
+	} else {
+		tr.opt.Step(tr.theta, tr.grad, t)
+	}
 	tr.t++
 	return rec, nil
 }
@@ -370,9 +402,11 @@ func (tr *Trainer) resetRecord(B int) {
 	rec.LambdaLo = grow(rec.LambdaLo)
 	rec.LambdaHi = grow(rec.LambdaHi)
 	rec.Loss, rec.Objective, rec.GradNorm2 = 0, 0, 0
+	rec.Trace = math.NaN() // set where computed: a resumed run must not inherit a stale one
 	rec.Accepted = false
 	rec.ExactLambda = nil
 	rec.Eigenvalues = nil
+	rec.Natural = nil
 }
 
 // exactWeights computes the exact block traces at the base point and their
@@ -479,6 +513,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.acc.Add(j, tr.ds[j]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
+			tr.keepColumn(j, tr.ds[j])
 		}
 	case tr.backend == nil:
 		// In process, one probe at a time on the trainer's own evaluator.
@@ -490,6 +525,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.acc.Add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
+			tr.keepColumn(j, tr.ds[0])
 		}
 		tr.gradients(r)
 	default:
@@ -507,7 +543,9 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
 			if err := tr.acc.Add(j, d); err != nil {
 				rejected++
+				return nil
 			}
+			tr.keepColumn(j, d)
 			return nil
 		})
 		wg.Wait()

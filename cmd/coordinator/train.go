@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/natsbus"
 	"ntkbus/coordinator/report"
 	"ntkbus/model"
 )
@@ -55,6 +57,12 @@ type trainFlags struct {
 	errEvery    int
 	errGrid     int
 	maxMem      int64
+	damping     string
+	lineSearch  bool
+	solver      string
+	cgTol       float64
+	cgMaxIter   int
+	set         map[string]bool // flags given on the command line
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
@@ -70,12 +78,17 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
-	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3)")
+	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3); sngd: the sketch's columns S (default 100), also Algorithm 3's m; ngd --solver cg: the preconditioner's columns (default 0)")
 	fs.IntVar(&f.exactEvery, "exact-every", 0, "exact weights every k steps: Algorithm 1's period (default 1), or with --weights estimate the period of the exact reference logged beside the estimate (0: none)")
 	fs.IntVar(&f.eig, "eigenvalues", 0, "log the k largest eigenvalues of the exact K at exact steps (small problems)")
 	fs.BoolVar(&f.kernel, "kernel", false, "keep the full n×n K̂ moving average, not only its block traces")
-	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent) or adam")
-	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η")
+	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
+	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η (ngd, sngd: default 1, where the line search starts)")
+	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
+	fs.BoolVar(&f.lineSearch, "line-search", true, "ngd, sngd: backtracking Armijo line search on η")
+	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (dense exact K) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd: cg only as an alternative to its Woodbury solve")
+	fs.Float64Var(&f.cgTol, "cg-tol", 1e-10, "relative residual at which CG stops")
+	fs.IntVar(&f.cgMaxIter, "cg-max-iter", 1000, "CG products per step at most")
 	fs.Float64Var(&f.decay, "decay", 0.9, "learning-rate decay factor")
 	fs.IntVar(&f.decayEvery, "decay-every", 1000, "steps between decays (0: constant rate)")
 	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the paper: wave and qtensor)")
@@ -111,6 +124,10 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	if err != nil {
 		return rc, inputError{err}
 	}
+	natural, err := f.natural()
+	if err != nil {
+		return rc, err
+	}
 	settings, err := f.probe.settings(probeSeed)
 	if err != nil {
 		return rc, err
@@ -140,6 +157,7 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Kernel: f.kernel,
 		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
 		Optimizer: f.optimizer, Schedule: coordinator.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
+		Natural:  natural,
 		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
 		Fused: true,
 	}
@@ -159,6 +177,8 @@ func runTrain(args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	if f.workers < 1 {
 		return badInput("--workers %d: want at least 1", f.workers)
 	}
@@ -211,6 +231,11 @@ func runTrain(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if nb, ok := backend.(*natsbus.Backend); ok {
+		st := nb.Stats()
+		log.Info("bus", "batches", st.Batches, "results", st.Results, "redispatched", st.Redispatched,
+			"coordinator_seconds", st.CoordinatorSeconds, "sampler_seconds", st.SamplerSeconds, "samplers", st.Samplers)
+	}
 	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
 	return nil
 }
@@ -220,7 +245,7 @@ func runTrain(args []string, out io.Writer) error {
 // steps after. Runs with exact or fixed weights draw no probes.
 func (f *trainFlags) backend(ctx context.Context, rc coordinator.RunConfig, dir string, log hclog.Logger, out io.Writer, opt model.Options) (coordinator.Backend, string, func(), error) {
 	none := func() {}
-	if rc.Train.Mode != coordinator.Estimated {
+	if !rc.Train.NeedsProbes() {
 		return nil, "none (no probes)", none, nil
 	}
 	setup, err := model.NewSetup(rc.Model)
@@ -287,10 +312,61 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 				}
 				fmt.Fprintf(&lam, "%.3g", l)
 			}
-			bar.update(done, fmt.Sprintf("loss %.3e λ [%s]", rec.Loss, lam.String()))
+			status := fmt.Sprintf("loss %.3e λ [%s]", rec.Loss, lam.String())
+			if nr := rec.Natural; nr != nil {
+				status += fmt.Sprintf(" μ %.2g η %.2g", nr.Mu, nr.Eta)
+				if nr.Rejected {
+					status += " rejected"
+				}
+			}
+			bar.update(done, status)
 			if done == total {
 				bar.finish()
 			}
 		},
 	}
+}
+
+// natural reads the natural-gradient flags, and gives ngd and sngd their
+// own defaults where a flag was not set: η = 1; sngd solves by Woodbury
+// with S = 100 sketch columns; ngd with CG draws no preconditioner columns
+// (beyond Algorithm 3's); sketch columns use exact quotients.
+func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
+	nc := coordinator.NaturalConfig{LineSearch: f.lineSearch, Solver: f.solver, CGTol: f.cgTol, CGMaxIter: f.cgMaxIter}
+	if !coordinator.IsNatural(f.optimizer) {
+		for _, name := range []string{"damping", "line-search", "solver", "cg-tol", "cg-max-iter"} {
+			if f.set[name] {
+				return nc, badInput("--%s applies to --optimizer ngd or sngd, not %s", name, f.optimizer)
+			}
+		}
+		return coordinator.NaturalConfig{}, nil
+	}
+	if f.damping == "auto" {
+		nc.DampingAuto = true
+	} else {
+		v, err := strconv.ParseFloat(f.damping, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return nc, badInput("--damping %q: want a positive number or auto", f.damping)
+		}
+		nc.Damping = v
+	}
+	if !f.set["lr"] {
+		f.lr = 1
+	}
+	if f.optimizer == "sngd" {
+		if f.set["solver"] {
+			return nc, badInput("--solver: sngd solves with its sketch by Woodbury; the solvers are ngd's")
+		}
+		nc.Solver = coordinator.SolverWoodbury
+		if !f.set["probes"] {
+			f.stepProbes = 100
+		}
+	}
+	if f.optimizer == "ngd" && nc.Solver == coordinator.SolverCG && !f.set["probes"] && f.weights != "estimate" {
+		f.stepProbes = 0
+	}
+	if !f.set["quotient"] && (f.optimizer == "sngd" || nc.Solver == coordinator.SolverCG) {
+		f.probe.quotient = "exact"
+	}
+	return nc, nil
 }
