@@ -58,6 +58,16 @@ func (e *linearEval) NTK(dst []float64) error {
 	return nil
 }
 
+func (e *linearEval) Columns(idx []int, dst []float64) error {
+	n := e.lay.N
+	for q, j := range idx {
+		for i := 0; i < n; i++ {
+			dst[q*n+i] = mat.Dot(e.a.RowView(i), e.a.RowView(j))
+		}
+	}
+	return nil
+}
+
 func naturalTrainer(ev model.Evaluator, theta []float64, cfg TrainConfig) *Trainer {
 	lay := ev.Layout()
 	tr := &Trainer{cfg: cfg, ev: ev, theta: theta, lambda: make([]float64, len(lay.Blocks))}

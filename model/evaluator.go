@@ -26,6 +26,10 @@ type Evaluator interface {
 	// NTK sets dst (n×n, row-major) to K = J Jᵀ at the base point. It fails
 	// when the work memory it needs exceeds the evaluator's limit.
 	NTK(dst []float64) error
+	// Columns sets dst (len(idx)×n, row-major) so that row q is the column
+	// K[:, idx[q]] at the base point, without the n×n matrix; its work
+	// memory stays within the evaluator's limit (see columns.go).
+	Columns(idx []int, dst []float64) error
 }
 
 // Cotangent asks Backward for Jᵀv. With Dst set it receives Jᵀv; with
@@ -85,7 +89,7 @@ func (l *Layout) BlockSums(v, dst []float64) {
 
 // Options tune an evaluator.
 type Options struct {
-	// MaxMemory bounds the work memory of NTK and Jacobian, in bytes; zero
+	// MaxMemory bounds the work memory of NTK, Columns and Jacobian, in bytes; zero
 	// means DefaultMaxMemory.
 	MaxMemory int64
 }

@@ -49,8 +49,11 @@ type pinn struct {
 	jH   [2][]float64  //
 	dgA  []float64     // Diagonal cotangents
 	dgH  []float64     //
-	ntkA [][][]float64 // NTK: Ā of component c at layer l
+	ntkA [][][]float64 // NTK, Columns: Ā of component c at layer l (see cotangents)
 	tile [2][]float64  // NTK tiles
+
+	ntkAt                    []float64 // θ at which ntkA was computed
+	colA, colH, colTA, colTH []float64 // Columns: gathered rows and tiles
 }
 
 type backBufs struct{ abar, hbar []float64 }
@@ -697,32 +700,7 @@ func (e *pinn) NTK(dst []float64) error {
 	if need > e.opt.MaxMemory {
 		return fmt.Errorf("exact NTK of %d residuals needs %s of memory, over the limit of %s: use fewer collocation points or raise the limit", n, formatBytes(need), formatBytes(e.opt.MaxMemory))
 	}
-	C := e.maxComps()
-	if len(e.ntkA) != C {
-		e.ntkA = make([][][]float64, C)
-	}
-	for c := range e.ntkA {
-		e.ntkA[c] = resizeAll(e.ntkA[c], e.L+1, func(l int) int {
-			if l == 0 {
-				return 0
-			}
-			return e.rows * e.net.layers[l]
-		})
-	}
-	if e.dgH == nil {
-		e.dgA = make([]float64, e.rows*e.maxW)
-		e.dgH = make([]float64, e.rows*e.maxW)
-	}
-	for c := 0; c < C; c++ {
-		e.componentCotangent(c, e.ntkA[c][e.L])
-		for l := e.L; l > 1; l-- {
-			in, m := e.net.layers[l-1], e.net.layers[l]
-			hbar := e.dgH[:e.rows*in]
-			w, _ := e.weights(e.theta, l)
-			blas64.Implementation().Dgemm(blas.NoTrans, blas.NoTrans, e.rows, in, m, 1, e.ntkA[c][l], m, w, in, 0, hbar, in)
-			e.activateBackward(l-1, hbar, e.ntkA[c][l-1])
-		}
-	}
+	e.cotangents()
 	maxN := 0
 	for _, g := range e.groups {
 		maxN = max(maxN, g.n)

@@ -28,8 +28,9 @@ func commands() []command {
 		{"snapshot", "write a snapshot file: a random θ and the problem's points", runSnapshot},
 		{"exact", "exact NTK trace, block traces and weights of a snapshot", runExact},
 		{"estimate", "Monte Carlo estimate of the NTK, its traces and weights at a snapshot", runEstimate},
+		{"spectrum", "top eigenvalues of the NTK at a snapshot: from a sketch of probes, and exact", runSpectrum},
 		{"train", "train a PINN with NTK loss weights (Algorithms 1 and 3)", runTrain},
-		{"study", "study errors: the estimator's error rates (Figures 5 and 6); study throughput: probes/s and the coordinator's share", runStudy},
+		{"study", "study errors: the estimator's error rates (Figures 5 and 6); study throughput: probes/s and the coordinator's share; study spectrum: NTK eigenvalues for operators T applied to u", runStudy},
 		{"plot", "draw a run's or a study's figures again; compare Q-tensor runs", runPlot},
 	}
 }

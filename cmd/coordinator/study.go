@@ -28,9 +28,11 @@ func runStudy(args []string, out io.Writer) error {
 			return runStudyErrors(args[1:], out)
 		case "throughput":
 			return runStudyThroughput(args[1:], out)
+		case "spectrum":
+			return runStudySpectrum(args[1:], out)
 		}
 	}
-	return badInput(`usage: coordinator study errors|throughput [flags] ("coordinator study errors -h" for its flags)`)
+	return badInput(`usage: coordinator study errors|throughput|spectrum [flags] ("coordinator study errors -h" for its flags)`)
 }
 
 // loadSnapshot reads a snapshot file and resolves its problem, points and θ;

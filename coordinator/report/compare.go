@@ -47,8 +47,10 @@ func CompareRuns(path string, dirs, labels []string, metric string) error {
 		x, y = finite(t.Col("seconds"), t.Col(metric))
 		byTime = append(byTime, figures.Series{Name: labels[k], X: x, Y: y, Group: labels[k]})
 	}
+	// Both axes logarithmic: runs of 100 and of 10⁵ steps on one axis
+	// (step 0 is left out).
 	return figures.LinePanels(path, []figures.LinePanel{
-		{Series: bySteps, Title: what + " against step", XLabel: "Step", YLabel: what, LogY: true},
-		{Series: byTime, Title: what + " against wall-clock time", XLabel: "Seconds", YLabel: what, LogX: true, LogY: true},
-	}, figures.Size{})
+		{Series: bySteps, Title: what + " against step", XLabel: "Step", YLabel: what},
+		{Series: byTime, Title: what + " against wall-clock time", XLabel: "Seconds", YLabel: what},
+	}, figures.LinePanelsOptions{Size: figures.Size{Width: 1680, Height: 640}, Cols: 2, LogX: true, LogY: true})
 }
