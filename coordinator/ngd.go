@@ -219,6 +219,8 @@ func (nt *natural) step(ctx context.Context, tr *Trainer, t int, r []float64, re
 
 	var err error
 	switch {
+	case nt.sketch:
+		err = nt.solveSketch(ctx, tr, t, r)
 	case nt.cfg.Solver == SolverCG:
 		err = nt.solveCG(ctx, tr, t, r)
 	case nt.jac != nil:
@@ -416,7 +418,11 @@ func (nt *natural) applyKernel(tr *Trainer, dst, v []float64) {
 // products, preconditioned by the Nyström sketch of the step's probe
 // columns when the run draws any.
 func (nt *natural) solveCG(ctx context.Context, tr *Trainer, t int, r []float64) error {
-	res := nt.cg.Solve(func(dst, v []float64) { nt.applyKernel(tr, dst, v) }, nil, nt.state.Mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
+	precond, err := nt.preconditioner(ctx, tr, t, r)
+	if err != nil {
+		return err
+	}
+	res := nt.cg.Solve(func(dst, v []float64) { nt.applyKernel(tr, dst, v) }, precond, nt.state.Mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
 	nt.rec.CGIterations = res.Iterations
 	return nil
 }

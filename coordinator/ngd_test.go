@@ -502,6 +502,7 @@ func TestNaturalConfigErrors(t *testing.T) {
 		{func(c *TrainConfig) { c.Natural.Solver = SolverWoodbury }, "sngd by woodbury"},
 		{func(c *TrainConfig) { c.Natural.Solver = SolverCG; c.Natural.CGTol = 0; c.Natural.CGMaxIter = 10 }, "CG tolerance"},
 		{func(c *TrainConfig) { c.Natural.Solver = SolverCG; c.Natural.CGTol = 1e-8 }, "CG iterations"},
+		{func(c *TrainConfig) { c.Optimizer = "sngd"; c.Natural.Solver = SolverCholesky }, "sngd by woodbury"},
 	} {
 		cfg := TrainConfig{Steps: 1, Mode: Fixed, Optimizer: "ngd", Schedule: Schedule{LR: 1}, Resample: true, PointSeed: 1,
 			Natural: NaturalConfig{DampingAuto: true, Solver: SolverCholesky}}

@@ -112,9 +112,7 @@ func (c *TrainConfig) Validate(blocks int) error {
 	}
 	switch c.Optimizer {
 	case "gd", "adam":
-	case "sngd":
-		return errors.New("sngd needs the sketch package (coordinator/sketch), not merged yet")
-	case "ngd":
+	case "ngd", "sngd":
 		if err := c.Natural.validate(c.Optimizer); err != nil {
 			return err
 		}
