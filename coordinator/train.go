@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"ntkbus/model"
@@ -73,6 +74,11 @@ type TrainConfig struct {
 	Counts    []int  `json:"counts"`     // points per block; nil: the problem's defaults
 
 	Fused bool `json:"fused"` // compute each step's probes in the trainer's own backward pass (in process)
+
+	// SharedWeight names blocks that share one exact weight,
+	// λ = Tr K / Σ_{b∈S} Tr K_bb (the paper's λ_B for both boundary points
+	// of 5.1); exact weights only.
+	SharedWeight []string `json:"shared_weight,omitempty"`
 }
 
 // Validate reports configurations that cannot run, with what to change.
@@ -129,6 +135,9 @@ func (c *TrainConfig) Validate(blocks int) error {
 		}
 	default:
 		return fmt.Errorf("optimizer %q: want gd, adam, ngd or sngd", c.Optimizer)
+	}
+	if len(c.SharedWeight) > 0 && c.Mode != ExactWeights {
+		return errors.New("a shared weight needs exact weights")
 	}
 	if c.Spaced && c.Mode == Fixed {
 		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
@@ -191,6 +200,7 @@ type Trainer struct {
 	cots     []model.Cotangent
 	lam, se  []float64
 	kept     []bool
+	shared   []bool // blocks of cfg.SharedWeight
 	rec      StepRecord
 }
 
@@ -253,6 +263,16 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 		tr.plan, _ = sampler.NewPlan(sampler.Settings{}, lay)
 	}
 	tr.prober = sampler.NewProber(ev, tr.plan)
+	if len(cfg.SharedWeight) > 0 {
+		tr.shared = make([]bool, B)
+		for _, name := range cfg.SharedWeight {
+			b := slices.Index(lay.BlockNames(), name)
+			if b < 0 {
+				return nil, fmt.Errorf("shared weight: no block %q (blocks are %v)", name, lay.BlockNames())
+			}
+			tr.shared[b] = true
+		}
+	}
 	for b := range tr.lambda {
 		tr.lambda[b] = 1
 		if cfg.Mode == Fixed && cfg.FixedWeights != nil {
@@ -308,6 +328,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			if err != nil {
 				return nil, err
 			}
+			tr.shareWeight(cand)
 			tr.decide(t, cand, r, rec)
 			rec.Trace = tr0
 		}
@@ -583,6 +604,26 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	}
 	tr.avg.Update(tr.e, kernel, observed)
 	return nil
+}
+
+// shareWeight gives the blocks of cfg.SharedWeight one weight from their
+// summed exact traces (tr.traces).
+func (tr *Trainer) shareWeight(w []float64) {
+	if len(tr.shared) == 0 {
+		return
+	}
+	var all, part float64
+	for b, t := range tr.traces {
+		all += t
+		if tr.shared[b] {
+			part += t
+		}
+	}
+	for b := range w {
+		if tr.shared[b] {
+			w[b] = all / part
+		}
+	}
 }
 
 // maxFused bounds the probes a fused step pushes through one backward pass

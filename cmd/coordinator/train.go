@@ -62,6 +62,8 @@ type trainFlags struct {
 	solver      string
 	cgTol       float64
 	cgMaxIter   int
+	shared      string
+	standardize string
 	set         map[string]bool // flags given on the command line
 }
 
@@ -89,6 +91,8 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (dense exact K) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd: cg only as an alternative to its Woodbury solve")
 	fs.Float64Var(&f.cgTol, "cg-tol", 1e-10, "relative residual at which CG stops")
 	fs.IntVar(&f.cgMaxIter, "cg-max-iter", 1000, "CG products per step at most")
+	fs.StringVar(&f.shared, "shared-weight", "", "blocks that share one exact weight Tr K / Σ Tr K_bb, comma-separated (e.g. left,right: the paper's λ_B of 5.1)")
+	fs.StringVar(&f.standardize, "standardize", "", "input standardization: domain (the uniform distribution on the domain), points (mean and standard deviation of the first step's collocation points) or none (default: the problem's)")
 	fs.Float64Var(&f.decay, "decay", 0.9, "learning-rate decay factor")
 	fs.IntVar(&f.decayEvery, "decay-every", 1000, "steps between decays (0: constant rate)")
 	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the paper: wave and qtensor)")
@@ -112,6 +116,9 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	}
 	rc.Model = s.Config
 	rc.Seed = f.seed
+	if err := f.standardization(s, &rc.Model); err != nil {
+		return rc, err
+	}
 	rc.ErrorGrid = f.errGrid
 	pointSeed, probeSeed := f.pointSeed, f.probeSeed
 	if pointSeed == 0 {
@@ -160,6 +167,9 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 		Natural:  natural,
 		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
 		Fused: true,
+	}
+	if f.shared != "" {
+		rc.Train.SharedWeight = strings.Split(f.shared, ",")
 	}
 	if err := rc.Train.Validate(len(s.Problem.Blocks)); err != nil && !(mode == coordinator.ExactWeights && f.exactEvery == 0) {
 		return rc, inputError{err}
@@ -369,4 +379,71 @@ func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
 		f.probe.quotient = "exact"
 	}
 	return nc, nil
+}
+
+// standardization sets the input shift and scale of --standardize: the
+// uniform distribution on the domain, the mean and (population) standard
+// deviation of the first step's points per coordinate, or none.
+func (f *trainFlags) standardization(s *model.Setup, cfg *model.Config) error {
+	d := s.Problem.Dim
+	if f.standardize != "" && !s.Problem.IsNetwork() {
+		return badInput("--standardize: problem %s is not a network", s.Problem.Name)
+	}
+	switch f.standardize {
+	case "":
+		return nil
+	case "none":
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		for k := range cfg.Scale {
+			cfg.Scale[k] = 1
+		}
+	case "domain":
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		for k, b := range s.Problem.Box {
+			cfg.Shift[k], cfg.Scale[k] = (b[0]+b[1])/2, (b[1]-b[0])/math.Sqrt(12)
+		}
+	case "points":
+		seed := f.pointSeed
+		if seed == 0 {
+			seed = f.seed
+		}
+		var counts []int
+		if len(f.pf.points) > 0 {
+			counts = f.pf.points
+		}
+		c, err := s.DrawPoints(seed, 0, counts, nil)
+		if err != nil {
+			return inputError{err}
+		}
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		var m int
+		for _, b := range c.Blocks {
+			for i := 0; i < b.Count(); i++ {
+				for k := 0; k < d; k++ {
+					cfg.Shift[k] += b.X[i*d+k]
+				}
+				m++
+			}
+		}
+		for k := range cfg.Shift {
+			cfg.Shift[k] /= float64(m)
+		}
+		for _, b := range c.Blocks {
+			for i := 0; i < b.Count(); i++ {
+				for k := 0; k < d; k++ {
+					x := b.X[i*d+k] - cfg.Shift[k]
+					cfg.Scale[k] += x * x
+				}
+			}
+		}
+		for k := range cfg.Scale {
+			cfg.Scale[k] = math.Sqrt(cfg.Scale[k] / float64(m))
+		}
+	default:
+		return badInput("--standardize %q: want domain, points or none", f.standardize)
+	}
+	if _, err := model.NewSetup(*cfg); err != nil {
+		return inputError{fmt.Errorf("--standardize %s: %w", f.standardize, err)}
+	}
+	return nil
 }
