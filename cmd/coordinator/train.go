@@ -58,6 +58,7 @@ type trainFlags struct {
 	errGrid     int
 	maxMem      int64
 	damping     string
+	dampStart   float64
 	lineSearch  bool
 	solver      string
 	cgTol       float64
@@ -87,6 +88,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
 	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η (ngd, sngd: default 1, where the line search starts)")
 	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
+	fs.Float64Var(&f.dampStart, "damping-start", 0, "ngd, sngd with --damping auto: the first μ (0: 10⁻⁶·max K̃_ii)")
 	fs.BoolVar(&f.lineSearch, "line-search", true, "ngd, sngd: backtracking Armijo line search on η")
 	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (dense exact K) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd: cg only as an alternative to its Woodbury solve")
 	fs.Float64Var(&f.cgTol, "cg-tol", 1e-10, "relative residual at which CG stops")
@@ -344,7 +346,7 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
 	nc := coordinator.NaturalConfig{LineSearch: f.lineSearch, Solver: f.solver, CGTol: f.cgTol, CGMaxIter: f.cgMaxIter}
 	if !coordinator.IsNatural(f.optimizer) {
-		for _, name := range []string{"damping", "line-search", "solver", "cg-tol", "cg-max-iter"} {
+		for _, name := range []string{"damping", "damping-start", "line-search", "solver", "cg-tol", "cg-max-iter"} {
 			if f.set[name] {
 				return nc, badInput("--%s applies to --optimizer ngd or sngd, not %s", name, f.optimizer)
 			}
@@ -353,7 +355,14 @@ func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
 	}
 	if f.damping == "auto" {
 		nc.DampingAuto = true
+		if f.dampStart < 0 || math.IsNaN(f.dampStart) || math.IsInf(f.dampStart, 0) {
+			return nc, badInput("--damping-start %v: want a positive number, or 0 for the default", f.dampStart)
+		}
+		nc.Damping = f.dampStart
 	} else {
+		if f.set["damping-start"] {
+			return nc, badInput("--damping-start goes with --damping auto; a fixed --damping is its own start")
+		}
 		v, err := strconv.ParseFloat(f.damping, 64)
 		if err != nil || !(v > 0) || math.IsInf(v, 0) {
 			return nc, badInput("--damping %q: want a positive number or auto", f.damping)
