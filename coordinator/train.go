@@ -390,6 +390,9 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	for _, g := range tr.grad {
 		rec.GradNorm2 += g * g
 	}
+	if tr.natural != nil {
+		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
+	}
 	rec.LR = tr.opt.LR(t)
 	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
 		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
@@ -630,8 +633,13 @@ func (tr *Trainer) shareWeight(w []float64) {
 // (each needs its own work memory); more go one by one.
 const maxFused = 4
 
-// gradients sets the per-block gradients Jᵀ R_b at the base point.
+// gradients sets the per-block gradients Jᵀ R_b at the base point. A
+// natural-gradient step needs none (it takes Jᵀ Λ^{1/2} z instead): the
+// backward pass is skipped.
 func (tr *Trainer) gradients(r []float64) {
+	if tr.natural != nil {
+		return
+	}
 	if len(tr.cots) != 1 {
 		tr.cots = make([]model.Cotangent, 1)
 	}
