@@ -4,8 +4,9 @@
 # step), from the same seed and points:
 #   adam      Adam, η = 10⁻³ decayed 0.9 every 1000 steps, plain loss
 #   adam-ntk  the same with estimated NTK weights (Algorithm 3, α = 10⁻³)
-#   ngd       the exact K (structured, n = 900 < p), automatic damping from
-#             μ₀ = 1, line search, each step on its own points
+#   ngd       the exact K (structured, n = 900 < p), damping μ = 0.1 (on
+#             resampled points automatic damping drove μ down to 10⁻⁴ and
+#             η to 2⁻⁹: README), line search, each step on its own points
 #   sngd      the Nyström K̂ of 32 probe columns per step, computed by 16
 #             sampler replicas in another process over an embedded NATS
 #             server: the bus at work (debug log: seconds on columns)
@@ -27,12 +28,12 @@ mkdir -p "$out"
 w=(--problem wave --seed 1 --log-level warn --error-every 20)
 "$coordinator" train "${w[@]}" --weights fixed --optimizer adam --steps "$steps" --local --out "$out/adam"
 "$coordinator" train "${w[@]}" --weights estimate --alpha 1e-3 --optimizer adam --steps "$steps" --local --out "$out/adam-ntk"
-"$coordinator" train "${w[@]}" --weights fixed --optimizer ngd --damping-start 1 --steps "$steps" --out "$out/ngd"
+"$coordinator" train "${w[@]}" --weights fixed --optimizer ngd --damping 0.1 --steps "$steps" --out "$out/ngd"
 
 # sngd over NATS: the coordinator's embedded server, 16 samplers in another process.
 port=$((20000 + RANDOM % 20000))
 "$coordinator" train --problem wave --seed 1 --error-every 10 --weights fixed --optimizer sngd --probes 32 \
-  --damping-start 1 --steps "$sngd_steps" --listen "127.0.0.1:$port" --samplers 0 --log-level debug \
+  --damping 0.1 --steps "$sngd_steps" --listen "127.0.0.1:$port" --samplers 0 --log-level debug \
   --out "$out/sngd" 2> "$out/sngd.log" &
 coord=$!
 sleep 2
