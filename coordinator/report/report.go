@@ -187,6 +187,9 @@ func RunFigures(dir string) ([]string, error) {
 		{"average_loss.png", "loss", "loss", "L(θ_{t})"},
 		{"average_gradient.png", "grad_norm2", "squared gradient norm", "‖Jᵀ Λ R‖² at step t"},
 	} {
+		if !t.Has(a.col) {
+			continue // natural-gradient steps take no gradient
+		}
 		T, avg := timeAverage(t.Col(a.col))
 		ref := figures.Reference{Label: "O(T⁻¹)", Slope: -1, X0: T[len(T)-1], Y0: avg[len(avg)-1]}
 		if err := add(a.file, figures.LinePlot(filepath.Join(dir, a.file), []figures.Series{{Name: "time average", X: T, Y: avg}}, figures.LineOptions{
