@@ -24,9 +24,11 @@ import (
 //
 // which by the push-through identity equals −η (J̃ᵀJ̃ + μI)⁻¹ J̃ᵀ R̃: the
 // Levenberg–Marquardt step, from an n×n solve and one backward pass, never
-// a p×p Gramian. "ngd" solves with the exact K (dense, by Cholesky, or by
-// conjugate gradients on the products J(Jᵀv)); "sngd" with the Nyström
-// approximation of K from the step's probe columns.
+// a p×p Gramian when p > n. "ngd" solves with the exact K (dense, by
+// Cholesky, or by conjugate gradients on the products J(Jᵀv)); when p ≤ n
+// its dense route solves the same step with the p×p Gramian instead.
+// "sngd" solves with the Nyström approximation of K from the step's probe
+// columns.
 const (
 	SolverCholesky = "cholesky" // ngd: dense exact K
 	SolverCG       = "cg"       // ngd: conjugate gradients on exact products

@@ -90,7 +90,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
 	fs.Float64Var(&f.dampStart, "damping-start", 0, "ngd, sngd with --damping auto: the first μ (0: 10⁻⁶·max K̃_ii)")
 	fs.BoolVar(&f.lineSearch, "line-search", true, "ngd, sngd: backtracking Armijo line search on η")
-	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (dense exact K) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd: cg only as an alternative to its Woodbury solve")
+	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (the dense exact K; for p ≤ n the same step from the p×p Gramian) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd always solves by Woodbury on its sketch")
 	fs.Float64Var(&f.cgTol, "cg-tol", 1e-10, "relative residual at which CG stops")
 	fs.IntVar(&f.cgMaxIter, "cg-max-iter", 1000, "CG products per step at most")
 	fs.StringVar(&f.shared, "shared-weight", "", "blocks that share one exact weight Tr K / Σ Tr K_bb, comma-separated (e.g. left,right: the paper's λ_B of 5.1)")
