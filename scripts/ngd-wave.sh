@@ -11,7 +11,7 @@
 #             sampler replicas in another process over an embedded NATS
 #             server: the bus at work (debug log: seconds on columns)
 #
-#   scripts/ngd-wave.sh [out=runs/ngd-wave] [steps=2000] [sngd steps=50]
+#   scripts/ngd-wave.sh [out=runs/ngd-wave] [steps=2000] [sngd steps=10]
 #
 # Figure: <out>/wave.png, the maximum error against step and wall-clock
 # time; every run's own figures in its folder. Hours on 2 cores: ngd takes
@@ -19,7 +19,7 @@
 source "$(dirname "$0")/lib.sh"
 out=${1:-runs/ngd-wave}
 steps=${2:-2000}
-sngd_steps=${3:-50}
+sngd_steps=${3:-10}
 build
 sampler_tags=()
 if ls /usr/lib/*/libopenblas.so >/dev/null 2>&1; then sampler_tags=(-tags openblas); fi
