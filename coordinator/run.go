@@ -75,7 +75,7 @@ type Run struct {
 	start    time.Time
 	elapsed  float64 // seconds of earlier sessions (resume)
 	lastRec  StepRecord
-	lastErr  [2]float64
+	lastErr  model.ErrorNorms
 	hasError bool
 	// fingerprint of Config as config.json holds it, for checkpoints
 	fingerprint string
@@ -315,13 +315,14 @@ func Grid(box [][2]float64, g int) []float64 {
 //	step, loss (Σ_b mean squared residual), objective (½Σ λ_b‖R_b‖²),
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
-//	eig_1..eig_k, error_max, error_rms,
+//	eig_1..eig_k, error_max, error_rms, error_l2,
+//	[natural-gradient runs: NaturalColumns],
 //	rejected, verified, mismatches, quarantined (this step's probes: results
 //	refused, batches checked by --verify, of them wrong, samplers quarantined),
 //	seconds.
 //
 // Cells that were not computed at a step are empty.
-func Columns(blocks []string, eig int) []string {
+func Columns(blocks []string, eig int, natural bool) []string {
 	cols := []string{"step", "loss", "objective", "grad_norm2", "lr", "trace", "accepted"}
 	for _, b := range blocks {
 		cols = append(cols, "loss_"+b)
@@ -335,14 +336,18 @@ func Columns(blocks []string, eig int) []string {
 	for i := 1; i <= eig; i++ {
 		cols = append(cols, "eig_"+strconv.Itoa(i))
 	}
-	return append(cols, "error_max", "error_rms", "rejected", "verified", "mismatches", "quarantined", "seconds")
+	cols = append(cols, "error_max", "error_rms", "error_l2")
+	if natural {
+		cols = append(cols, NaturalColumns()...)
+	}
+	return append(cols, "rejected", "verified", "mismatches", "quarantined", "seconds")
 }
 
 // openCSV opens train.csv: new with a header, or (resume) keeping the rows
 // of steps before keepBefore.
 func (r *Run) openCSV(keepBefore *int) error {
 	path := filepath.Join(r.Dir, csvFile)
-	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues), ",")
+	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.natural != nil), ",")
 	var kept bytes.Buffer
 	kept.WriteString(header + "\n")
 	if keepBefore != nil {
@@ -393,8 +398,8 @@ func (r *Run) Execute(ctx context.Context) error {
 		t := tr.t
 		r.hasError = false
 		if r.grid != nil && t%r.Config.ErrorEvery == 0 {
-			mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
-			r.lastErr, r.hasError = [2]float64{mx, rms}, true
+			r.lastErr, _ = tr.setup.SolutionErrors(tr.theta, r.grid)
+			r.hasError = true
 		}
 		var exactFirst []float64
 		if t == 0 && r.Config.Train.Kernel {
@@ -420,6 +425,7 @@ func (r *Run) Execute(ctx context.Context) error {
 			r.log.Warn("results refused", "step", t, "rejected", n, "rejected_by_reason", rec.Audit.Rejected,
 				"verified", rec.Audit.Verified, "mismatches", rec.Audit.Mismatches, "quarantined", rec.Audit.Quarantined)
 		}
+		logNatural(r.log, rec)
 		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
 			if err := r.saveKernels("first", exactFirst); err != nil {
 				return err
@@ -500,13 +506,14 @@ func (r *Run) writeRow(rec *StepRecord) error {
 			b = fmtFloat(b, rec.Eigenvalues[i])
 		}
 	}
-	b = append(b, ',')
-	if r.hasError {
-		b = fmtFloat(b, r.lastErr[0])
+	for _, v := range []float64{r.lastErr.Max, r.lastErr.RMS, r.lastErr.L2} {
+		b = append(b, ',')
+		if r.hasError {
+			b = fmtFloat(b, v)
+		}
 	}
-	b = append(b, ',')
-	if r.hasError {
-		b = fmtFloat(b, r.lastErr[1])
+	if r.Trainer.natural != nil {
+		b = appendNatural(b, rec.Natural)
 	}
 	for _, n := range []int64{rec.Audit.Total(), rec.Audit.Verified, rec.Audit.Mismatches, rec.Audit.Quarantined} {
 		b = strconv.AppendInt(append(b, ','), n, 10)
@@ -576,7 +583,7 @@ func ReadMatrixCSV(path string) ([]float64, int, error) {
 }
 
 // checkpointVersion changes whenever checkpointState does.
-const checkpointVersion = 2
+const checkpointVersion = 3
 
 // checkpointState is the trainer's state after a step: everything the next
 // step reads that is not in the config, and the fingerprint of that config.
@@ -591,7 +598,8 @@ type checkpointState struct {
 	Avg         *MovingAverage
 	Spaced      *SpacedRule
 	Seconds     float64
-	Audit       Audit // the run's refusals and checks up to the checkpoint
+	Natural     *NaturalState // ngd, sngd: the damping
+	Audit       Audit         // the run's refusals and checks up to the checkpoint
 	// InitProbes are the results of Algorithm 3's initial probes that had
 	// arrived when step 0 was interrupted, so a resume does not redo them.
 	InitProbes []ProbeResult
@@ -630,6 +638,10 @@ func (tr *Trainer) state() *checkpointState {
 		}
 		sort.Slice(ck.InitProbes, func(a, b int) bool { return ck.InitProbes[a].J < ck.InitProbes[b].J })
 	}
+	if tr.natural != nil {
+		st := tr.natural.state
+		ck.Natural = &st
+	}
 	return ck
 }
 
@@ -649,6 +661,15 @@ func (tr *Trainer) restore(ck *checkpointState) error {
 		tr.initDone = map[int][]float64{}
 		for _, p := range ck.InitProbes {
 			tr.initDone[p.J] = p.D
+		}
+	}
+	if tr.natural != nil {
+		if ck.Natural == nil {
+			if tr.t > 0 {
+				return errors.New("checkpoint lacks the natural gradient's damping state")
+			}
+		} else {
+			tr.natural.state = *ck.Natural
 		}
 	}
 	return nil
@@ -811,6 +832,13 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("spaced rule counts %d and %d at step %d", sp.Accepted, sp.Rejected, ck.Step)
 		}
 	}
+	natural := IsNatural(tc.Optimizer)
+	if ck.Natural != nil && !natural || ck.Natural == nil && natural && ck.Step > 0 {
+		return fmt.Errorf("natural-gradient state present: %v, for optimizer %s at step %d", ck.Natural != nil, tc.Optimizer, ck.Step)
+	}
+	if st := ck.Natural; st != nil && (!finiteAll(st.Mu, st.Nu) || st.Mu < 0 || st.Nu < 0) {
+		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: both are finite and non-negative", st.Mu, st.Nu)
+	}
 	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
 		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))
 	}
@@ -908,6 +936,7 @@ type Summary struct {
 	Weights    map[string]float64 `json:"weights"`
 	ErrorMax   *float64           `json:"error_max,omitempty"`
 	ErrorRMS   *float64           `json:"error_rms,omitempty"`
+	ErrorL2    *float64           `json:"error_l2,omitempty"` // relative L² error
 	Seconds    float64            `json:"seconds"`
 	BLAS       string             `json:"blas"`
 	FinalTheta string             `json:"final_snapshot"`
@@ -944,8 +973,8 @@ func (r *Run) finish() error {
 		}
 	}
 	if r.grid != nil {
-		mx, rms, _ := tr.setup.SolutionError(tr.theta, r.grid)
-		s.ErrorMax, s.ErrorRMS = &mx, &rms
+		e, _ := tr.setup.SolutionErrors(tr.theta, r.grid)
+		s.ErrorMax, s.ErrorRMS, s.ErrorL2 = &e.Max, &e.RMS, &e.L2
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"ntkbus/model"
@@ -65,14 +66,20 @@ type TrainConfig struct {
 	SpacedH0    float64 `json:"spaced_h0"` // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
 	SpacedGamma float64 `json:"spaced_gamma"`
 
-	Optimizer string   `json:"optimizer"` // "gd" or "adam"
-	Schedule  Schedule `json:"schedule"`
+	Optimizer string        `json:"optimizer"` // "gd", "adam", or the natural gradients "ngd" and "sngd"
+	Schedule  Schedule      `json:"schedule"`
+	Natural   NaturalConfig `json:"natural"` // ngd and sngd
 
 	Resample  bool   `json:"resample"`   // draw new collocation points every step
 	PointSeed uint64 `json:"point_seed"` // seed of the points
 	Counts    []int  `json:"counts"`     // points per block; nil: the problem's defaults
 
 	Fused bool `json:"fused"` // compute each step's probes in the trainer's own backward pass (in process)
+
+	// SharedWeight names blocks that share one exact weight,
+	// λ = Tr K / Σ_{b∈S} Tr K_bb (the paper's λ_B for both boundary points
+	// of 5.1); exact weights only.
+	SharedWeight []string `json:"shared_weight,omitempty"`
 }
 
 // Validate reports configurations that cannot run, with what to change.
@@ -113,8 +120,28 @@ func (c *TrainConfig) Validate(blocks int) error {
 	default:
 		return fmt.Errorf("weight mode %d", c.Mode)
 	}
-	if c.Optimizer != "gd" && c.Optimizer != "adam" {
-		return fmt.Errorf("optimizer %q: want gd or adam", c.Optimizer)
+	switch c.Optimizer {
+	case "gd", "adam":
+	case "ngd", "sngd":
+		if err := c.Natural.validate(c.Optimizer); err != nil {
+			return err
+		}
+		if c.needsColumns() && c.Mode != Estimated {
+			if c.StepProbes < 1 {
+				return fmt.Errorf("sketch columns S = %d: want at least 1", c.StepProbes)
+			}
+			if err := c.Probe.Validate(); err != nil {
+				return err
+			}
+		}
+		if c.needsColumns() && c.Probe.Kind == sampler.Param {
+			return errors.New("parameter-space probes give no kernel columns to sketch: use gaussian, rademacher or block probes")
+		}
+	default:
+		return fmt.Errorf("optimizer %q: want gd, adam, ngd or sngd", c.Optimizer)
+	}
+	if len(c.SharedWeight) > 0 && c.Mode != ExactWeights {
+		return errors.New("a shared weight needs exact weights")
 	}
 	if c.Spaced && c.Mode == Fixed {
 		return errors.New("the spaced-update rule needs changing weights (exact or estimate)")
@@ -151,6 +178,8 @@ type StepRecord struct {
 	// Audit is what this step's probes had refused (by reason) and checked
 	// (--verify), by the backend and the accumulator.
 	Audit Audit
+
+	Natural *NaturalRecord // what a natural-gradient step did (ngd, sngd)
 }
 
 // Trainer runs PINN training with NTK loss weights. Step is pure
@@ -163,6 +192,7 @@ type Trainer struct {
 	prober  *sampler.Prober
 	plan    *sampler.Plan
 	opt     Optimizer
+	natural *natural // ngd and sngd: the step is taken here, not by opt
 
 	theta  []float64
 	points *model.Collocation
@@ -188,6 +218,7 @@ type Trainer struct {
 	cots     []model.Cotangent
 	lam, se  []float64
 	kept     []bool
+	shared   []bool // blocks of cfg.SharedWeight
 	rec      StepRecord
 
 	// initDone holds the initial probes' results while step 0 runs (those
@@ -237,12 +268,15 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 		tr.opt, err = NewGD(cfg.Schedule)
 	case "adam":
 		tr.opt, err = NewAdam(cfg.Schedule, lay.P)
+	case "ngd", "sngd":
+		tr.opt, err = NewGD(cfg.Schedule) // the schedule of η; the step is natural's
+		tr.natural = newNatural(cfg, opt.MaxMemory)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Mode == Estimated {
-		if backend == nil && !cfg.Fused {
+	if cfg.NeedsProbes() {
+		if cfg.Mode == Estimated && backend == nil && !cfg.Fused {
 			return nil, errors.New("estimated weights need a backend to compute probes, or fused in-process probes")
 		}
 		if tr.plan, err = sampler.NewPlan(cfg.Probe, lay); err != nil {
@@ -255,6 +289,16 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 		tr.plan, _ = sampler.NewPlan(sampler.Settings{}, lay)
 	}
 	tr.prober = sampler.NewProber(ev, tr.plan)
+	if len(cfg.SharedWeight) > 0 {
+		tr.shared = make([]bool, B)
+		for _, name := range cfg.SharedWeight {
+			b := slices.Index(lay.BlockNames(), name)
+			if b < 0 {
+				return nil, fmt.Errorf("shared weight: no block %q (blocks are %v)", name, lay.BlockNames())
+			}
+			tr.shared[b] = true
+		}
+	}
 	for b := range tr.lambda {
 		tr.lambda[b] = 1
 		if cfg.Mode == Fixed && cfg.FixedWeights != nil {
@@ -312,6 +356,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			if err != nil {
 				return nil, err
 			}
+			tr.shareWeight(cand)
 			tr.decide(t, cand, r, rec)
 			rec.Trace = tr0
 		}
@@ -381,11 +426,20 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	for _, g := range tr.grad {
 		rec.GradNorm2 += g * g
 	}
+	if tr.natural != nil {
+		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
+	}
 	rec.LR = tr.opt.LR(t)
 	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
 		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
 	}
-	tr.opt.Step(tr.theta, tr.grad, t)
+	if tr.natural != nil {
+		if err := tr.natural.step(ctx, tr, t, r, rec); err != nil {
+			return nil, err
+		}
+	} else {
+		tr.opt.Step(tr.theta, tr.grad, t)
+	}
 	tr.t++
 	return rec, nil
 }
@@ -406,10 +460,12 @@ func (tr *Trainer) resetRecord(B int) {
 	rec.LambdaLo = grow(rec.LambdaLo)
 	rec.LambdaHi = grow(rec.LambdaHi)
 	rec.Loss, rec.Objective, rec.GradNorm2 = 0, 0, 0
+	rec.Trace = math.NaN() // set where computed: a resumed run must not inherit a stale one
 	rec.Accepted = false
 	rec.ExactLambda = nil
 	rec.Eigenvalues = nil
 	rec.Audit = Audit{}
+	rec.Natural = nil
 }
 
 // exactWeights computes the exact block traces at the base point and their
@@ -525,6 +581,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.add(j, tr.ds[j]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
+			tr.keepColumn(j, tr.ds[j])
 		}
 	case tr.backend == nil:
 		// In process, one probe at a time on the trainer's own evaluator.
@@ -544,6 +601,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 			tr.keepInit(t, j, tr.ds[0], m)
+			tr.keepColumn(j, tr.ds[0])
 		}
 		tr.gradients(r)
 	default:
@@ -568,6 +626,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 				return nil
 			}
 			tr.keepInit(t, j, d, m)
+			tr.keepColumn(j, d)
 			return nil
 		}
 		var err error
@@ -707,12 +766,37 @@ func (tr *Trainer) keepInit(t, j int, d []float64, m int) {
 	}
 }
 
+// shareWeight gives the blocks of cfg.SharedWeight one weight from their
+// summed exact traces (tr.traces).
+func (tr *Trainer) shareWeight(w []float64) {
+	if len(tr.shared) == 0 {
+		return
+	}
+	var all, part float64
+	for b, t := range tr.traces {
+		all += t
+		if tr.shared[b] {
+			part += t
+		}
+	}
+	for b := range w {
+		if tr.shared[b] {
+			w[b] = all / part
+		}
+	}
+}
+
 // maxFused bounds the probes a fused step pushes through one backward pass
 // (each needs its own work memory); more go one by one.
 const maxFused = 4
 
-// gradients sets the per-block gradients Jᵀ R_b at the base point.
+// gradients sets the per-block gradients Jᵀ R_b at the base point. A
+// natural-gradient step needs none (it takes Jᵀ Λ^{1/2} z instead): the
+// backward pass is skipped.
 func (tr *Trainer) gradients(r []float64) {
+	if tr.natural != nil {
+		return
+	}
 	if len(tr.cots) != 1 {
 		tr.cots = make([]model.Cotangent, 1)
 	}

@@ -85,6 +85,8 @@ func Lookup(name string, params map[string]float64) (*Problem, error) {
 		p = newQuadratic()
 	case "poisson1d":
 		p = newPoisson1D()
+	case "poisson2d":
+		p = newPoisson2D()
 	case "wave":
 		p = newWave()
 	case "qtensor":
@@ -122,7 +124,7 @@ func Lookup(name string, params map[string]float64) (*Problem, error) {
 
 // Names lists the known problems.
 func Names() []string {
-	n := []string{"quadratic", "poisson1d", "wave", "qtensor"}
+	n := []string{"quadratic", "poisson1d", "poisson2d", "wave", "qtensor"}
 	sort.Strings(n)
 	return n
 }

@@ -249,31 +249,54 @@ func (s *Setup) Predict(theta, x, u []float64) {
 	copy(u, h)
 }
 
-// SolutionError returns the largest and the root-mean-square error of the
-// model's solution against the problem's exact solution at the points x;
-// ok is false when the problem has no exact solution.
-func (s *Setup) SolutionError(theta, x []float64) (maxAbs, rms float64, ok bool) {
+// ErrorNorms are the distances of a model's solution from the problem's
+// exact solution (or reference) at a set of points.
+type ErrorNorms struct {
+	Max float64 // max |u − u*|
+	RMS float64 // √(mean (u − u*)²) over points and outputs
+	// L2 is the relative L² error ‖u − u*‖ / ‖u*‖ over points and outputs
+	// (on a regular grid the grid's weight cancels); the absolute ‖u − u*‖
+	// where u* vanishes at every point.
+	L2 float64
+}
+
+// SolutionErrors measures the model's solution against the problem's exact
+// solution at the points x; ok is false when the problem has none.
+func (s *Setup) SolutionErrors(theta, x []float64) (e ErrorNorms, ok bool) {
 	p := s.Problem
 	if p.Exact == nil {
-		return 0, 0, false
+		return e, false
 	}
 	count := len(x) / p.Dim
 	u := make([]float64, count*p.Outputs)
 	s.Predict(theta, x, u)
 	want := make([]float64, p.Outputs)
-	var sum float64
+	var sum, norm float64
 	for i := 0; i < count; i++ {
 		p.Exact(x[i*p.Dim:(i+1)*p.Dim], want)
 		for o, w := range want {
 			d := math.Abs(u[i*p.Outputs+o] - w)
-			maxAbs = math.Max(maxAbs, d)
+			e.Max = math.Max(e.Max, d)
 			sum += d * d
+			norm += w * w
 		}
 	}
 	if count > 0 {
-		rms = math.Sqrt(sum / float64(count*p.Outputs))
+		e.RMS = math.Sqrt(sum / float64(count*p.Outputs))
 	}
-	return maxAbs, rms, true
+	e.L2 = math.Sqrt(sum)
+	if norm > 0 {
+		e.L2 = math.Sqrt(sum / norm)
+	}
+	return e, true
+}
+
+// SolutionError returns the largest and the root-mean-square error of the
+// model's solution against the problem's exact solution at the points x;
+// ok is false when the problem has no exact solution.
+func (s *Setup) SolutionError(theta, x []float64) (maxAbs, rms float64, ok bool) {
+	e, ok := s.SolutionErrors(theta, x)
+	return e.Max, e.RMS, ok
 }
 
 // Memory lists what a command holds at once, so that Setup.CheckMemory can

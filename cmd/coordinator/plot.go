@@ -14,9 +14,11 @@ import (
 // runPlot draws the figures of a run or study folder again, or compares
 // Q-tensor runs (the paper's Figure 10).
 func runPlot(args []string, out io.Writer) error {
-	fs := newFlags("plot", "DIR   |   plot --qtensor DIR1,DIR2 [--labels A,B] --out FILE")
+	fs := newFlags("plot", "DIR   |   plot --qtensor DIR1,DIR2 [--labels A,B] --out FILE   |   plot --compare DIR1,DIR2,... [--labels ...] [--metric error_l2] --out FILE")
 	qt := fs.String("qtensor", "", "Q-tensor run folders to compare, comma-separated (one row of light intensity and directors each)")
-	labels := fs.String("labels", "", "row labels for --qtensor (default: the folder names)")
+	compare := fs.String("compare", "", "training runs to compare, comma-separated: their solution error against step and against wall-clock time in one figure")
+	metric := fs.String("metric", "error_l2", "the error --compare draws: error_l2 (relative L²), error_max or error_rms")
+	labels := fs.String("labels", "", "row labels for --qtensor, legend entries for --compare (default: the folder names)")
 	times := fs.String("times", "0,0.5,2", "times of the --qtensor columns")
 	outPath := fs.String("out", "", "figure file for --qtensor")
 	if err := fs.Parse(args); err != nil {
@@ -24,6 +26,26 @@ func runPlot(args []string, out io.Writer) error {
 	}
 	if *qt != "" {
 		return plotQTensor(out, strings.Split(*qt, ","), *labels, *times, *outPath)
+	}
+	if *compare != "" {
+		if *outPath == "" {
+			return badInput("--out is required with --compare")
+		}
+		var ls []string
+		if *labels != "" {
+			ls = strings.Split(*labels, ",")
+		}
+		dirs := strings.Split(*compare, ",")
+		for _, d := range dirs {
+			if !exists(filepath.Join(d, "train.csv")) {
+				return badInput("%s holds no training run (train.csv)", d)
+			}
+		}
+		if err := report.CompareRuns(*outPath, dirs, ls, *metric); err != nil {
+			return inputError{err}
+		}
+		fmt.Fprintf(out, "figure: %s\n", *outPath)
+		return nil
 	}
 	if fs.NArg() != 1 {
 		return badInput("plot needs one run or study folder")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/natsbus"
 	"ntkbus/coordinator/report"
 	"ntkbus/model"
 )
@@ -54,6 +56,15 @@ type trainFlags struct {
 	errGrid     int
 	maxMem      int64
 	figures     bool
+	damping     string
+	dampStart   float64
+	lineSearch  bool
+	solver      string
+	cgTol       float64
+	cgMaxIter   int
+	shared      string
+	standardize string
+	set         map[string]bool // flags given on the command line
 }
 
 func (f *trainFlags) register(fs *flag.FlagSet) {
@@ -70,12 +81,20 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
-	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3)")
+	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3); sngd: the sketch's columns S (default 100), also Algorithm 3's m; ngd --solver cg: the preconditioner's columns (default 0)")
 	fs.IntVar(&f.exactEvery, "exact-every", 0, "exact weights every k steps: Algorithm 1's period (default 1), or with --weights estimate the period of the exact reference logged beside the estimate (0: none)")
 	fs.IntVar(&f.eig, "eigenvalues", 0, "log the k largest eigenvalues of the exact K at exact steps (small problems)")
 	fs.BoolVar(&f.kernel, "kernel", false, "keep the full n×n K̂ moving average, not only its block traces")
-	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent) or adam")
-	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η")
+	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
+	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η (ngd, sngd: default 1, where the line search starts)")
+	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
+	fs.Float64Var(&f.dampStart, "damping-start", 0, "ngd, sngd with --damping auto: the first μ (0: 10⁻⁶·max K̃_ii)")
+	fs.BoolVar(&f.lineSearch, "line-search", true, "ngd, sngd: backtracking Armijo line search on η")
+	fs.StringVar(&f.solver, "solver", "cholesky", "ngd: cholesky (the dense exact K; for p ≤ n the same step from the p×p Gramian) or cg (conjugate gradients on J(Jᵀv), preconditioned by the Nyström sketch of --probes S columns; S = 0: none); sngd always solves by Woodbury on its sketch")
+	fs.Float64Var(&f.cgTol, "cg-tol", 1e-10, "relative residual at which CG stops")
+	fs.IntVar(&f.cgMaxIter, "cg-max-iter", 1000, "CG products per step at most")
+	fs.StringVar(&f.shared, "shared-weight", "", "blocks that share one exact weight Tr K / Σ Tr K_bb, comma-separated (e.g. left,right: the paper's λ_B of 5.1)")
+	fs.StringVar(&f.standardize, "standardize", "", "input standardization: domain (the uniform distribution on the domain), points (mean and standard deviation of the first step's collocation points) or none (default: the problem's)")
 	fs.Float64Var(&f.decay, "decay", 0.9, "learning-rate decay factor")
 	fs.IntVar(&f.decayEvery, "decay-every", 1000, "steps between decays (0: constant rate)")
 	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the paper: wave and qtensor)")
@@ -100,6 +119,9 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	}
 	rc.Model = s.Config
 	rc.Seed = f.seed
+	if err := f.standardization(s, &rc.Model); err != nil {
+		return rc, err
+	}
 	rc.ErrorGrid = f.errGrid
 	if f.errEvery < 1 {
 		return rc, badInput("--error-every %d: want at least 1", f.errEvery)
@@ -123,6 +145,10 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	mode, err := coordinator.ParseWeightMode(f.weights)
 	if err != nil {
 		return rc, inputError{err}
+	}
+	natural, err := f.natural()
+	if err != nil {
+		return rc, err
 	}
 	settings, err := f.probe.settings(probeSeed)
 	if err != nil {
@@ -157,8 +183,12 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Estimator: est, Kernel: f.kernel,
 		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
 		Optimizer: f.optimizer, Schedule: coordinator.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
+		Natural:  natural,
 		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
 		Fused: true,
+	}
+	if f.shared != "" {
+		rc.Train.SharedWeight = strings.Split(f.shared, ",")
 	}
 	if err := rc.Train.Validate(len(s.Problem.Blocks)); err != nil && !(mode == coordinator.ExactWeights && f.exactEvery == 0) {
 		return rc, inputError{err}
@@ -176,8 +206,9 @@ func runTrain(args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	set := f.set
 	if f.workers < 1 {
 		return badInput("--workers %d: want at least 1", f.workers)
 	}
@@ -261,6 +292,11 @@ func runTrain(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if nb, ok := backend.(*natsbus.Backend); ok {
+		st := nb.Stats()
+		log.Info("bus", "batches", st.Batches, "results", st.Results, "redispatched", st.Redispatched,
+			"coordinator_seconds", st.CoordinatorSeconds, "sampler_seconds", st.SamplerSeconds, "samplers", st.Samplers)
+	}
 	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
 	return nil
 }
@@ -335,7 +371,7 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 // steps after. Runs with exact or fixed weights draw no probes.
 func (f *trainFlags) backend(ctx context.Context, rc coordinator.RunConfig, dir string, log hclog.Logger, out io.Writer, opt model.Options) (coordinator.Backend, string, func(), error) {
 	none := func() {}
-	if rc.Train.Mode != coordinator.Estimated {
+	if !rc.Train.NeedsProbes() {
 		return nil, "none (no probes)", none, nil
 	}
 	setup, err := model.NewSetup(rc.Model)
@@ -393,7 +429,14 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 			}
 		},
 		Progress: func(rec *coordinator.StepRecord, done, total int) {
-			bar.update(done, fmt.Sprintf("loss %.3e λ %s", rec.Loss, lambdas(blocks, rec.Lambda)))
+			status := fmt.Sprintf("loss %.3e λ %s", rec.Loss, lambdas(blocks, rec.Lambda))
+			if nr := rec.Natural; nr != nil {
+				status += fmt.Sprintf(" μ %.2g η %.2g", nr.Mu, nr.Eta)
+				if nr.Rejected {
+					status += " rejected"
+				}
+			}
+			bar.update(done, status)
 			if done == total {
 				bar.finish()
 			}
@@ -422,4 +465,122 @@ func counts(s *model.Setup, c []int) []int {
 		return s.Problem.DefaultCounts()
 	}
 	return c
+}
+
+// natural reads the natural-gradient flags, and gives ngd and sngd their
+// own defaults where a flag was not set: η = 1; sngd solves by Woodbury
+// with S = 100 sketch columns; ngd with CG draws no preconditioner columns
+// (beyond Algorithm 3's); sketch columns use exact quotients.
+func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
+	nc := coordinator.NaturalConfig{LineSearch: f.lineSearch, Solver: f.solver, CGTol: f.cgTol, CGMaxIter: f.cgMaxIter}
+	if !coordinator.IsNatural(f.optimizer) {
+		for _, name := range []string{"damping", "damping-start", "line-search", "solver", "cg-tol", "cg-max-iter"} {
+			if f.set[name] {
+				return nc, badInput("--%s applies to --optimizer ngd or sngd, not %s", name, f.optimizer)
+			}
+		}
+		return coordinator.NaturalConfig{}, nil
+	}
+	if f.damping == "auto" {
+		nc.DampingAuto = true
+		if f.dampStart < 0 || math.IsNaN(f.dampStart) || math.IsInf(f.dampStart, 0) {
+			return nc, badInput("--damping-start %v: want a positive number, or 0 for the default", f.dampStart)
+		}
+		nc.Damping = f.dampStart
+	} else {
+		if f.set["damping-start"] {
+			return nc, badInput("--damping-start goes with --damping auto; a fixed --damping is its own start")
+		}
+		v, err := strconv.ParseFloat(f.damping, 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return nc, badInput("--damping %q: want a positive number or auto", f.damping)
+		}
+		nc.Damping = v
+	}
+	if !f.set["lr"] {
+		f.lr = 1
+	}
+	if f.optimizer == "sngd" {
+		if f.set["solver"] {
+			return nc, badInput("--solver: sngd solves with its sketch by Woodbury; the solvers are ngd's")
+		}
+		nc.Solver = coordinator.SolverWoodbury
+		if !f.set["probes"] {
+			f.stepProbes = 100
+		}
+	}
+	if f.optimizer == "ngd" && nc.Solver == coordinator.SolverCG && !f.set["probes"] && f.weights != "estimate" {
+		f.stepProbes = 0
+	}
+	if !f.set["quotient"] && (f.optimizer == "sngd" || nc.Solver == coordinator.SolverCG) {
+		f.probe.quotient = "exact"
+	}
+	return nc, nil
+}
+
+// standardization sets the input shift and scale of --standardize: the
+// uniform distribution on the domain, the mean and (population) standard
+// deviation of the first step's points per coordinate, or none.
+func (f *trainFlags) standardization(s *model.Setup, cfg *model.Config) error {
+	d := s.Problem.Dim
+	if f.standardize != "" && !s.Problem.IsNetwork() {
+		return badInput("--standardize: problem %s is not a network", s.Problem.Name)
+	}
+	switch f.standardize {
+	case "":
+		return nil
+	case "none":
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		for k := range cfg.Scale {
+			cfg.Scale[k] = 1
+		}
+	case "domain":
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		for k, b := range s.Problem.Box {
+			cfg.Shift[k], cfg.Scale[k] = (b[0]+b[1])/2, (b[1]-b[0])/math.Sqrt(12)
+		}
+	case "points":
+		seed := f.pointSeed
+		if seed == 0 {
+			seed = f.seed
+		}
+		var counts []int
+		if len(f.pf.points) > 0 {
+			counts = f.pf.points
+		}
+		c, err := s.DrawPoints(seed, 0, counts, nil)
+		if err != nil {
+			return inputError{err}
+		}
+		cfg.Shift, cfg.Scale = make([]float64, d), make([]float64, d)
+		var m int
+		for _, b := range c.Blocks {
+			for i := 0; i < b.Count(); i++ {
+				for k := 0; k < d; k++ {
+					cfg.Shift[k] += b.X[i*d+k]
+				}
+				m++
+			}
+		}
+		for k := range cfg.Shift {
+			cfg.Shift[k] /= float64(m)
+		}
+		for _, b := range c.Blocks {
+			for i := 0; i < b.Count(); i++ {
+				for k := 0; k < d; k++ {
+					x := b.X[i*d+k] - cfg.Shift[k]
+					cfg.Scale[k] += x * x
+				}
+			}
+		}
+		for k := range cfg.Scale {
+			cfg.Scale[k] = math.Sqrt(cfg.Scale[k] / float64(m))
+		}
+	default:
+		return badInput("--standardize %q: want domain, points or none", f.standardize)
+	}
+	if _, err := model.NewSetup(*cfg); err != nil {
+		return inputError{fmt.Errorf("--standardize %s: %w", f.standardize, err)}
+	}
+	return nil
 }

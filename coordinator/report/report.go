@@ -188,6 +188,9 @@ func RunFigures(dir string) ([]string, error) {
 		{"average_loss.png", "loss", "loss", "L(θ_{t})"},
 		{"average_gradient.png", "grad_norm2", "squared gradient norm", "‖Jᵀ Λ R‖² at step t"},
 	} {
+		if !t.Has(a.col) {
+			continue // natural-gradient steps take no gradient
+		}
 		T, avg := timeAverage(t.Col(a.col))
 		ref := figures.Reference{Label: "O(T⁻¹)", Slope: -1, X0: T[len(T)-1], Y0: avg[len(avg)-1]}
 		if err := add(a.file, figures.LinePlot(filepath.Join(dir, a.file), []figures.Series{{Name: "time average", X: T, Y: avg}}, figures.LineOptions{
@@ -202,10 +205,15 @@ func RunFigures(dir string) ([]string, error) {
 	if t.Has("error_max") {
 		x1, y1 := finite(step, t.Col("error_max"))
 		x2, y2 := finite(step, t.Col("error_rms"))
-		if err := add("error.png", figures.LinePlot(filepath.Join(dir, "error.png"), []figures.Series{
+		series := []figures.Series{
 			{Name: "max |u − u*|", X: x1, Y: y1, Style: figures.SolidMarkers},
 			{Name: "RMS error", X: x2, Y: y2, Style: figures.SolidMarkers},
-		}, figures.LineOptions{Title: "Error against the " + setup.Problem.Truth, XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
+		}
+		if t.Has("error_l2") {
+			x3, y3 := finite(step, t.Col("error_l2"))
+			series = append(series, figures.Series{Name: "relative L² error", X: x3, Y: y3, Style: figures.SolidMarkers})
+		}
+		if err := add("error.png", figures.LinePlot(filepath.Join(dir, "error.png"), series, figures.LineOptions{Title: "Error against the " + setup.Problem.Truth, XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
 			return out, err
 		}
 	}

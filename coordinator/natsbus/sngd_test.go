@@ -1,0 +1,58 @@
+package natsbus
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"ntkbus/coordinator"
+	"ntkbus/model"
+	"ntkbus/sampler"
+)
+
+// sngd with its sketch columns computed by samplers on a real server (with
+// resampled points, NTK weights from Algorithm 3 sharing the columns) takes
+// the same steps, to the bit, as sngd computing them in process.
+func TestSNGDOverNATSEqualsInProcess(t *testing.T) {
+	setup, _ := model.NewSetup(model.Config{Problem: "wave", Layers: smallLayers})
+	for _, mode := range []coordinator.WeightMode{coordinator.Fixed, coordinator.Estimated} {
+		cfg := coordinator.TrainConfig{
+			Steps: 4, Mode: mode, Alpha: 0.2, InitProbes: 5, StepProbes: 8,
+			Probe: sampler.Settings{Seed: 4, Quotient: sampler.Exact}, Optimizer: "sngd", Schedule: coordinator.Schedule{LR: 1},
+			Natural:  coordinator.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: coordinator.SolverWoodbury},
+			Resample: true, PointSeed: 9, Counts: smallCounts,
+		}
+		theta0 := setup.InitTheta(2)
+		run := func(b coordinator.Backend, fused bool) []float64 {
+			c := cfg
+			c.Fused = fused
+			tr, err := coordinator.NewTrainer(setup, theta0, c, b, model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < c.Steps; i++ {
+				if _, err := tr.Step(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return tr.Theta()
+		}
+		want := run(nil, true)
+		cl := newCluster(t)
+		cl.samplers(3)
+		lay, _ := setup.DrawPoints(9, 0, smallCounts, nil)
+		ev, _ := setup.NewEvaluator(lay, model.Options{})
+		plan, _ := sampler.NewPlan(cfg.Probe, ev.Layout())
+		b, err := New(cl.connect("coordinator"), Options{Run: "sngd", Setup: setup, Probe: cfg.Probe, Width: plan.Width(), Batch: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := run(b, false)
+		b.Close()
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("%s weights: θ after %d steps differs at %d: NATS %v, in process %v", mode, cfg.Steps, i, got[i], want[i])
+			}
+		}
+	}
+}

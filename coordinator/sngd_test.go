@@ -1,0 +1,206 @@
+package coordinator
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"ntkbus/coordinator/sketch"
+	"ntkbus/model"
+	"ntkbus/model/rng"
+	"ntkbus/sampler"
+)
+
+// Woodbury through the Nyström eigendecomposition solves (K̂ + μI)z = b as
+// the dense Cholesky solve of the same K̂ does.
+func TestWoodburyOnNystromEqualsDenseSolve(t *testing.T) {
+	const n, s = 80, 12
+	k, _ := decayingKernel(n, 0.6)
+	omega := make([]float64, n*s)
+	st := rng.New(1, rng.DomainProbe, 0, 0)
+	st.FillNormal(omega)
+	var y mat.Dense
+	y.Mul(k, mat.NewDense(n, s, omega))
+	ny, err := sketch.NewNystrom(omega, y.RawMatrix().Data, n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// K̂ column by column from its products, then K̂ + μI by Cholesky.
+	const mu = 1e-5
+	dense := mat.NewSymDense(n, nil)
+	e, col := make([]float64, n), make([]float64, n)
+	for j := 0; j < n; j++ {
+		e[j] = 1
+		ny.MulVec(col, e)
+		e[j] = 0
+		for i := 0; i < j; i++ {
+			dense.SetSym(i, j, col[i])
+		}
+		dense.SetSym(j, j, col[j]+mu)
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(dense) {
+		t.Fatal("K̂ + μI is not positive definite")
+	}
+	b := make([]float64, n)
+	st.FillNormal(b)
+	var want mat.VecDense
+	if err := ch.SolveVecTo(&want, mat.NewVecDense(n, b)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float64, n)
+	ny.SolveShifted(mu, got, b)
+	var num, den float64
+	for i := range got {
+		num += (got[i] - want.AtVec(i)) * (got[i] - want.AtVec(i))
+		den += want.AtVec(i) * want.AtVec(i)
+	}
+	// κ(K̂ + μI) ≈ 1/μ = 10⁵: the dense solve is good to about 10⁵·ε.
+	if r := math.Sqrt(num / den); r > 1e-10 {
+		t.Errorf("Woodbury differs from the dense solve by %.2e relative", r)
+	}
+}
+
+// On a kernel with a decaying spectrum, CG preconditioned by the Nyström
+// sketch of 30 columns converges in far fewer products than plain CG.
+func TestCGPreconditionerSavesIterations(t *testing.T) {
+	const n, s = 300, 30
+	k, _ := decayingKernel(n, 0.8)
+	omega := make([]float64, n*s)
+	st := rng.New(2, rng.DomainProbe, 0, 0)
+	st.FillNormal(omega)
+	var y mat.Dense
+	y.Mul(k, mat.NewDense(n, s, omega))
+	ny, err := sketch.NewNystrom(omega, y.RawMatrix().Data, n, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mu = 1e-6
+	b := make([]float64, n)
+	st.FillNormal(b)
+	apply := func(dst, v []float64) { mat.NewVecDense(n, dst).MulVec(k, mat.NewVecDense(n, v)) }
+	var cg CG
+	x := make([]float64, n)
+	plain := cg.Solve(apply, nil, mu, b, x, 1e-10, 2000)
+	pre := cg.Solve(apply, func(dst, r []float64) { ny.Precondition(mu, dst, r) }, mu, b, x, 1e-10, 2000)
+	if !pre.Converged || !plain.Converged {
+		t.Fatalf("plain %+v, preconditioned %+v: both must converge", plain, pre)
+	}
+	if 3*pre.Iterations > plain.Iterations {
+		t.Errorf("preconditioned CG took %d products, plain CG %d: want at most a third", pre.Iterations, plain.Iterations)
+	}
+	t.Logf("CG products to 1e-10: plain %d, Nyström-preconditioned (S = %d) %d", plain.Iterations, s, pre.Iterations)
+}
+
+// sngdConfig is a weighted sngd run on a small poisson2d network.
+func sngdConfig(steps, S int) TrainConfig {
+	return TrainConfig{
+		Steps: steps, Mode: ExactWeights, ExactEvery: 2, Optimizer: "sngd", StepProbes: S,
+		Probe:    sampler.Settings{Seed: 5, Quotient: sampler.Exact},
+		Schedule: Schedule{LR: 1}, PointSeed: 4, Counts: []int{40, 16},
+		Natural: NaturalConfig{DampingAuto: true, LineSearch: true, Solver: SolverWoodbury},
+	}
+}
+
+func smallPoisson2D(t testing.TB) *model.Setup {
+	t.Helper()
+	s, err := model.NewSetup(model.Config{Problem: "poisson2d", Layers: []int{2, 6, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// With at least rank(K) + 1 columns (here p < n, so rank K ≤ p), the
+// Nyström K̂ is K and sngd takes ngd's steps, with NTK weights.
+func TestSNGDWithAFullSketchIsNGD(t *testing.T) {
+	s := smallPoisson2D(t)
+	run := func(cfg TrainConfig) ([]float64, []*NaturalRecord) {
+		tr, err := NewTrainer(s, s.InitTheta(3), cfg, nil, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []*NaturalRecord
+		for i := 0; i < cfg.Steps; i++ {
+			rec, err := tr.Step(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			nr := *rec.Natural
+			recs = append(recs, &nr)
+		}
+		return tr.Theta(), recs
+	}
+	p := s.NumParams()
+	cfg := sngdConfig(3, p+5)
+	// A fixed μ above both routes' floors: ngd solves this n > p case in
+	// parameter space, sngd in function space.
+	cfg.Natural.DampingAuto, cfg.Natural.Damping = false, 1e-4
+	got, grec := run(cfg)
+	cfg.Optimizer, cfg.Natural.Solver = "ngd", SolverCholesky
+	want, wrec := run(cfg)
+	var num, den float64
+	for i := range want {
+		num += (got[i] - want[i]) * (got[i] - want[i])
+		den += want[i] * want[i]
+	}
+	if r := math.Sqrt(num / den); r > 1e-6 {
+		t.Errorf("θ after 3 steps: sngd with %d columns differs from ngd by %.2e relative", p+5, r)
+	}
+	for i := range grec {
+		if grec[i].Eta != wrec[i].Eta || grec[i].Rejected != wrec[i].Rejected {
+			t.Errorf("step %d: sngd %+v, ngd %+v", i, *grec[i], *wrec[i])
+		}
+		if grec[i].SolveResidual > 1e-6 {
+			t.Errorf("step %d: sngd's residual against the exact K̃ is %.2e", i, grec[i].SolveResidual)
+		}
+	}
+}
+
+// sngd's columns computed in the trainer, by 1 or by 4 goroutine workers,
+// and (with Algorithm 3) shared with the moving average give the same run,
+// to the bit.
+func TestSNGDSameBitsAnyWorkers(t *testing.T) {
+	s := smallPoisson2D(t)
+	for _, mode := range []WeightMode{ExactWeights, Estimated} {
+		cfg := sngdConfig(5, 9)
+		cfg.Mode = mode
+		if mode == Estimated {
+			cfg.Alpha, cfg.InitProbes = 0.3, 6 // fewer initial probes than columns: step 0 draws the rest
+		}
+		run := func(workers int) []float64 {
+			var b Backend
+			if workers > 0 {
+				pts, _ := s.DrawPoints(cfg.PointSeed, 0, cfg.Counts, nil)
+				l, err := NewLocal(s, pts, cfg.Probe, workers, model.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = l
+			}
+			c := cfg
+			c.Fused = workers == 0
+			tr, err := NewTrainer(s, s.InitTheta(3), c, b, model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < c.Steps; i++ {
+				if _, err := tr.Step(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return tr.Theta()
+		}
+		want := run(0)
+		for _, w := range []int{1, 4} {
+			got := run(w)
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Fatalf("%s weights, %d workers: θ differs at %d: %v vs %v", mode, w, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
