@@ -341,22 +341,14 @@ func (nt *natural) solveGramian(trace float64) error {
 		floats.ScaleTo(nt.jt[i*p:(i+1)*p], nt.sw[i], nt.jac[i*p:(i+1)*p])
 	}
 	impl.Dgemv(blas.Trans, n, p, 1, nt.jt, p, nt.rt, 1, 0, nt.g, 1)
-	for try := 0; ; try++ {
-		mu := nt.state.Mu
+	err := nt.factor(trace, "J̃ᵀJ̃ + μI", nt.gram, p, nt.v, nt.g, func(mu float64) {
 		impl.Dsyrk(blas.Upper, blas.Trans, p, n, 1, nt.jt, p, 0, nt.gram, p)
 		for j := 0; j < p; j++ {
 			nt.gram[j*p+j] += mu
 		}
-		tri, ok := lapack64.Potrf(blas64.Symmetric{N: p, Stride: p, Data: nt.gram, Uplo: blas.Upper})
-		if ok {
-			copy(nt.v, nt.g)
-			lapack64.Potrs(tri, blas64.General{Rows: p, Cols: 1, Stride: 1, Data: nt.v})
-			break
-		}
-		if try == cholRetries {
-			return fmt.Errorf("Cholesky of J̃ᵀJ̃ + μI failed up to μ = %.3g", mu)
-		}
-		nt.state.Mu = nt.clamp(10*mu, trace)
+	})
+	if err != nil {
+		return err
 	}
 	mu := nt.state.Mu
 	impl.Dgemv(blas.NoTrans, n, p, 1, nt.jt, p, nt.v, 1, 0, nt.kz, 1)
@@ -372,13 +364,32 @@ func (nt *natural) solveGramian(trace float64) error {
 	return nil
 }
 
+// factor solves a x = b for the dim×dim matrix a that fill(μ) writes
+// (upper triangle, μ on the diagonal), by Cholesky, raising μ tenfold while
+// the factorization fails (not positive definite in floating point).
+func (nt *natural) factor(trace float64, name string, a []float64, dim int, x, b []float64, fill func(mu float64)) error {
+	for try := 0; ; try++ {
+		mu := nt.state.Mu
+		fill(mu)
+		tri, ok := lapack64.Potrf(blas64.Symmetric{N: dim, Stride: dim, Data: a, Uplo: blas.Upper})
+		if ok {
+			copy(x, b)
+			lapack64.Potrs(tri, blas64.General{Rows: dim, Cols: 1, Stride: 1, Data: x})
+			return nil
+		}
+		if try == cholRetries {
+			return fmt.Errorf("Cholesky of %s failed up to μ = %.3g", name, mu)
+		}
+		nt.state.Mu = nt.clamp(10*mu, trace)
+	}
+}
+
 // solveCholesky solves (K̃ + μI)z = R̃ with the dense exact K, raising μ
 // tenfold while the factorization fails (K̃ + μI not positive definite in
 // floating point), and sets K̃z.
 func (nt *natural) solveCholesky(trace float64) error {
 	n := len(nt.z)
-	for try := 0; ; try++ {
-		mu := nt.state.Mu
+	err := nt.factor(trace, "K̃ + μI", nt.a, n, nt.z, nt.rt, func(mu float64) {
 		for i := 0; i < n; i++ {
 			row, arow := nt.k[i*n:(i+1)*n], nt.a[i*n:(i+1)*n]
 			si := nt.sw[i]
@@ -387,16 +398,9 @@ func (nt *natural) solveCholesky(trace float64) error {
 			}
 			arow[i] += mu
 		}
-		tri, ok := lapack64.Potrf(blas64.Symmetric{N: n, Stride: n, Data: nt.a, Uplo: blas.Upper})
-		if ok {
-			copy(nt.z, nt.rt)
-			lapack64.Potrs(tri, blas64.General{Rows: n, Cols: 1, Stride: 1, Data: nt.z})
-			break
-		}
-		if try == cholRetries {
-			return fmt.Errorf("Cholesky of K̃ + μI failed up to μ = %.3g", mu)
-		}
-		nt.state.Mu = nt.clamp(10*mu, trace)
+	})
+	if err != nil {
+		return err
 	}
 	// K̃z = Λ^{1/2} K Λ^{1/2} z.
 	for i := range nt.sz {
