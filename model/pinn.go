@@ -911,7 +911,9 @@ func (e *pinn) blockGrads(l int, abar []float64, dsts [][]float64) {
 	e.blockDst = dsts
 	width := 0 // one part
 	if parallelGEMM {
-		width = 2 * minSplit / len(dsts) // two parts
+		// Two parts: len(dsts)·width ≥ 2·minSplit (rounded up, or five
+		// blocks made one part and ran on one thread).
+		width = (2*minSplit + len(dsts) - 1) / len(dsts)
 	}
 	e.split(job{kind: jobBlockGrads, n: len(dsts), l: l, x: abar}, width)
 	e.blockDst = nil
