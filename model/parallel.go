@@ -24,7 +24,6 @@ const (
 	jobProduct
 	jobInputCotangent
 	jobGEMM
-	jobBlockGrads
 )
 
 // job is the element-wise work being split: what to do, over how many
@@ -38,7 +37,6 @@ type job struct {
 	theta []float64 // jobActivate: the parameters (biases, and W_L with out)
 	out   []float64 // jobActivate: the output layer's rows (rows × O), made per point
 	cache bool      // jobActivate: keep what Backward and JVP need; jobProduct: accumulate
-	mm    mmArgs    // jobGEMM
 	sums  bool      // jobActivateBackward: add the points to their chunks' sums
 }
 
@@ -118,12 +116,8 @@ func (e *pinn) runPart(p, parts int) {
 		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
 	case jobInputCotangent:
 		e.inputCotangentRows(j.l, j.w, j.x, j.y, lo, hi)
-	case jobBlockGrads:
-		e.blockGradsPart(j.l, j.x, p, parts)
 	case jobGEMM:
-		for q := lo; q < hi; q++ {
-			e.gemmPiece(&j.mm, q)
-		}
+		e.runTasks()
 	}
 }
 
