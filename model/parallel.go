@@ -107,6 +107,14 @@ func (e *pinn) runPart(p, parts int) {
 	lo, hi := j.n*p/parts, j.n*(p+1)/parts
 	switch j.kind {
 	case jobActivate:
+		lo, hi = e.pointAt(p, parts, activateCost), e.pointAt(p+1, parts, activateCost)
+	case jobActivateJVP:
+		lo, hi = e.pointAt(p, parts, 0), e.pointAt(p+1, parts, 0)
+	case jobActivateBackward:
+		lo, hi = e.chunkAt(p, parts), e.chunkAt(p+1, parts)
+	}
+	switch j.kind {
+	case jobActivate:
 		e.activateRange(j, lo, hi, &e.scr[p])
 	case jobActivateBackward:
 		e.activateBackwardRange(j, lo, hi, &e.scr[p])
@@ -119,6 +127,69 @@ func (e *pinn) runPart(p, parts int) {
 	case jobGEMM:
 		e.runTasks()
 	}
+}
+
+// cost is the relative work of one of g's points in the element-wise
+// passes: a row per stream and a row per term of its operators' quadratic
+// forms, and extra rows' worth per point. A point of the wave's PDE block
+// costs six times one of its boundary blocks in a backward pass: parts of
+// equal points would leave one thread with most of the work.
+func (g *group) cost(extra int) int {
+	c := g.ns + extra
+	for _, t := range g.ops {
+		c += len(t)
+	}
+	return c
+}
+
+// activateCost is cost's extra for the activation pass: σ at the value row
+// (tanh) costs about three rows of the other streams' products (measured
+// on the wave network).
+const activateCost = 3
+
+// costBefore is the cost of the points [0, i).
+func (e *pinn) costBefore(i, extra int) int {
+	c := 0
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		c += min(max(i-g.first, 0), g.n) * g.cost(extra)
+	}
+	return c
+}
+
+// pointAt is the first point of part p of parts, cut so that the parts'
+// points cost about the same. Which goroutine computes a point changes no
+// bit.
+func (e *pinn) pointAt(p, parts, extra int) int {
+	if p >= parts {
+		return e.npts
+	}
+	target := e.costBefore(e.npts, extra) * p / parts
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		c := g.n * g.cost(extra)
+		if target < c {
+			return g.first + (target+g.cost(extra)-1)/g.cost(extra)
+		}
+		target -= c
+	}
+	return e.npts
+}
+
+// chunkAt is the first chunk of points of part p of parts for a backward
+// pass: the first that starts at or after the cost's share.
+func (e *pinn) chunkAt(p, parts int) int {
+	nc := len(e.chunks) - 1
+	if p >= parts {
+		return nc
+	}
+	target := e.costBefore(e.npts, 0) * p / parts
+	for c := range nc {
+		if e.costBefore(e.chunks[c], 0) >= target {
+			return c
+		}
+	}
+	return nc
 }
 
 // pointRange returns the points [i0, i1) of group g inside the global
