@@ -24,7 +24,6 @@ const (
 	jobProduct
 	jobInputCotangent
 	jobGEMM
-	jobBlockGrads
 )
 
 // job is the element-wise work being split: what to do, over how many
@@ -38,7 +37,6 @@ type job struct {
 	theta []float64 // jobActivate: the parameters (biases, and W_L with out)
 	out   []float64 // jobActivate: the output layer's rows (rows × O), made per point
 	cache bool      // jobActivate: keep what Backward and JVP need; jobProduct: accumulate
-	mm    mmArgs    // jobGEMM
 	sums  bool      // jobActivateBackward: add the points to their chunks' sums
 }
 
@@ -109,6 +107,14 @@ func (e *pinn) runPart(p, parts int) {
 	lo, hi := j.n*p/parts, j.n*(p+1)/parts
 	switch j.kind {
 	case jobActivate:
+		lo, hi = e.pointAt(p, parts, activateCost), e.pointAt(p+1, parts, activateCost)
+	case jobActivateJVP:
+		lo, hi = e.pointAt(p, parts, 0), e.pointAt(p+1, parts, 0)
+	case jobActivateBackward:
+		lo, hi = e.chunkAt(p, parts), e.chunkAt(p+1, parts)
+	}
+	switch j.kind {
+	case jobActivate:
 		e.activateRange(j, lo, hi, &e.scr[p])
 	case jobActivateBackward:
 		e.activateBackwardRange(j, lo, hi, &e.scr[p])
@@ -118,13 +124,72 @@ func (e *pinn) runPart(p, parts int) {
 		e.productRows(j.l, j.w, j.x, j.y, j.cache, lo, hi)
 	case jobInputCotangent:
 		e.inputCotangentRows(j.l, j.w, j.x, j.y, lo, hi)
-	case jobBlockGrads:
-		e.blockGradsPart(j.l, j.x, p, parts)
 	case jobGEMM:
-		for q := lo; q < hi; q++ {
-			e.gemmPiece(&j.mm, q)
+		e.runTasks()
+	}
+}
+
+// cost is the relative work of one of g's points in the element-wise
+// passes: a row per stream and a row per term of its operators' quadratic
+// forms, and extra rows' worth per point. A point of the wave's PDE block
+// costs six times one of its boundary blocks in a backward pass: parts of
+// equal points would leave one thread with most of the work.
+func (g *group) cost(extra int) int {
+	c := g.ns + extra
+	for _, t := range g.ops {
+		c += len(t)
+	}
+	return c
+}
+
+// activateCost is cost's extra for the activation pass: σ at the value row
+// (tanh) costs about three rows of the other streams' products (measured
+// on the wave network).
+const activateCost = 3
+
+// costBefore is the cost of the points [0, i).
+func (e *pinn) costBefore(i, extra int) int {
+	c := 0
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		c += min(max(i-g.first, 0), g.n) * g.cost(extra)
+	}
+	return c
+}
+
+// pointAt is the first point of part p of parts, cut so that the parts'
+// points cost about the same. Which goroutine computes a point changes no
+// bit.
+func (e *pinn) pointAt(p, parts, extra int) int {
+	if p >= parts {
+		return e.npts
+	}
+	target := e.costBefore(e.npts, extra) * p / parts
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		c := g.n * g.cost(extra)
+		if target < c {
+			return g.first + (target+g.cost(extra)-1)/g.cost(extra)
+		}
+		target -= c
+	}
+	return e.npts
+}
+
+// chunkAt is the first chunk of points of part p of parts for a backward
+// pass: the first that starts at or after the cost's share.
+func (e *pinn) chunkAt(p, parts int) int {
+	nc := len(e.chunks) - 1
+	if p >= parts {
+		return nc
+	}
+	target := e.costBefore(e.npts, 0) * p / parts
+	for c := range nc {
+		if e.costBefore(e.chunks[c], 0) >= target {
+			return c
 		}
 	}
+	return nc
 }
 
 // pointRange returns the points [i0, i1) of group g inside the global

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 )
 
 // pinn evaluates the residual of a problem solved by an MLP.
@@ -56,12 +55,13 @@ type pinn struct {
 	colA, colH, colTA, colTH []float64 // Columns: gathered rows and tiles
 
 	wt       []float64   // a small layer's weights transposed, or its gradient
-	gk       [][]float64 // the pieces of a cut weight gradient after the first
+	gk       [][]float64 // the pieces of cut weight gradients after the first
+	batch    gemmBatch   // the products queued to run together (see gemm.go)
+	batching bool        // gemmCut and blockGrads queue their products
 	cutFlops int64       // products of this many flops and more are cut (minGEMMCut)
 	chunks   []int       // first point of each chunk of points, then npts (see chunkPoints)
 	sums     sumPlan     // what the running backward pass sums per chunk
 	part     [][]float64 // per cotangent, each chunk's sums
-	blockDst [][]float64 // blockGrads' destinations while it runs
 	flops    int64       // floating-point operations of the matrix products so far (see Flops)
 	job      job         // the element-wise work being split (see split)
 	help     *helpers
@@ -708,6 +708,8 @@ func (e *pinn) Backward(cots []Cotangent) {
 		// over points that the backward passes below add up per chunk of
 		// points, from the rows they have just made; the others are GEMMs.
 		summed := (l == L && top) || (l == 1 && e.fusedIn())
+		// The layer's products for all cotangents run as one batch.
+		e.batching = true
 		for k := range cots {
 			c := &cots[k]
 			abar, other := cur(k)
@@ -726,6 +728,8 @@ func (e *pinn) Backward(cots []Cotangent) {
 				e.inputCotangent(l, w, abar, other[:e.rows*in])
 			}
 		}
+		e.batching = false
+		e.runBatch()
 		if l == 1 {
 			break
 		}
@@ -893,14 +897,14 @@ func (e *pinn) reduceSums(k, g0, g1 int, dst []float64) {
 }
 
 // blockGrads is paramGrad for each block b into dsts[b]. Between hidden
-// layers each block's weight gradient is one GEMM, never cut: the blocks
-// are the pieces, run on the helpers in two parts of about equal rows, so
-// the bits depend on the blocks alone.
+// layers each block's weight gradient is one GEMM, never cut, queued as one
+// task (gemm.go), so the bits depend on the blocks alone.
 func (e *pinn) blockGrads(l int, abar []float64, dsts [][]float64) {
 	if len(dsts) == 0 {
 		return
 	}
-	in, m := e.net.layers[l-1], e.net.layers[l]
+	n := e.net
+	in, m := n.layers[l-1], n.layers[l]
 	if in <= smallWidth || m <= smallWidth {
 		for b := range dsts {
 			e.paramGrad(l, abar, b, b+1, dsts[b])
@@ -908,32 +912,15 @@ func (e *pinn) blockGrads(l int, abar []float64, dsts [][]float64) {
 		return
 	}
 	e.flops += 2 * int64(e.rows) * int64(in) * int64(m)
-	e.blockDst = dsts
-	width := 0 // one part
-	if parallelGEMM {
-		width = 2 * minSplit / len(dsts) // two parts
-	}
-	e.split(job{kind: jobBlockGrads, n: len(dsts), l: l, x: abar}, width)
-	e.blockDst = nil
-}
-
-// blockGradsPart is part p of parts of blockGrads: the blocks whose middle
-// row falls in the part's share of the rows.
-func (e *pinn) blockGradsPart(l int, abar []float64, p, parts int) {
-	n := e.net
-	in, m := n.layers[l-1], n.layers[l]
-	impl := blas64.Implementation()
-	for b, dst := range e.blockDst {
+	H := e.h[l-1]
+	for b, dst := range dsts {
 		g := &e.groups[b]
 		r0, r1 := g.row, g.row+g.ns*g.n
-		if min(parts-1, (r0+r1)/2*parts/max(e.rows, 1)) != p {
-			continue
-		}
 		gw := dst[n.wOff[l] : n.wOff[l]+m*in]
 		if r1 == r0 {
 			clear(gw)
 		} else {
-			impl.Dgemm(blas.Trans, blas.NoTrans, m, in, r1-r0, 1, abar[r0*m:r1*m], m, e.h[l-1][r0*in:r1*in], in, 0, gw, in)
+			e.batch.tasks = append(e.batch.tasks, mmArgs{tA: blas.Trans, tB: blas.NoTrans, m: m, n: in, k: r1 - r0, a: abar[r0*m : r1*m], lda: m, b: H[r0*in : r1*in], ldb: in, c: gw, ldc: in})
 		}
 		if l == e.L {
 			gb := dst[n.bOff[l] : n.bOff[l]+m]
@@ -943,6 +930,9 @@ func (e *pinn) blockGradsPart(l int, abar []float64, p, parts int) {
 				addInto(gb, abar[r:r+m])
 			}
 		}
+	}
+	if !e.batching {
+		e.runBatch()
 	}
 }
 
