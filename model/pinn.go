@@ -308,21 +308,7 @@ func (e *pinn) productRows(l int, w, H, A []float64, acc bool, r0, r1 int) {
 	in, out := e.net.layers[l-1], e.net.layers[l]
 	if in <= smallWidth {
 		for r := r0; r < r1; r++ {
-			a := A[r*out : (r+1)*out]
-			set := acc // a holds a value to add to
-			for k, c := range H[r*in : (r+1)*in] {
-				switch {
-				case c == 0:
-				case set:
-					axpyInto(a, c, w[k*out:(k+1)*out])
-				default:
-					scaleInto(a, c, w[k*out:(k+1)*out])
-					set = true
-				}
-			}
-			if !set {
-				clear(a)
-			}
+			combineRows(A[r*out:(r+1)*out], H[r*in:(r+1)*in], w, acc)
 		}
 		return
 	}
@@ -537,6 +523,27 @@ func (e *pinn) activateRange(j *job, lo, hi int, sc *scratch) {
 	}
 }
 
+// combineRows sets a to Σ_k c[k]·w[k-th row of len(a)] (added to a's value
+// when acc), skipping zero coefficients, in one fixed order: productRows
+// and inputRows share it, so their rows are the same bits.
+func combineRows(a, c, w []float64, acc bool) {
+	m := len(a)
+	set := acc // a holds a value to add to
+	for k, ck := range c {
+		switch {
+		case ck == 0:
+		case set:
+			axpyInto(a, ck, w[k*m:(k+1)*m])
+		default:
+			scaleInto(a, ck, w[k*m:(k+1)*m])
+			set = true
+		}
+	}
+	if !set {
+		clear(a)
+	}
+}
+
 // inputRows sets the pre-activation rows as of point i of group g from its
 // input streams and wt = W_1ᵀ (in×m), without the bias; the operations of
 // productRows, so the same bits.
@@ -545,20 +552,7 @@ func (e *pinn) inputRows(g *group, i int, wt []float64, as [][]float64) {
 	m := len(as[0])
 	for s, a := range as {
 		r := g.rowOf(s, i)
-		set := false
-		for k, c := range e.z[r*in : (r+1)*in] {
-			switch {
-			case c == 0:
-			case set:
-				axpyInto(a, c, wt[k*m:(k+1)*m])
-			default:
-				scaleInto(a, c, wt[k*m:(k+1)*m])
-				set = true
-			}
-		}
-		if !set {
-			clear(a)
-		}
+		combineRows(a, e.z[r*in:(r+1)*in], wt[:in*m], false)
 	}
 }
 
