@@ -204,3 +204,69 @@ func TestSNGDSameBitsAnyWorkers(t *testing.T) {
 		}
 	}
 }
+
+// hostileBackend wraps a backend and sends, around every true result, a
+// non-finite copy, a short one, and the true one again.
+type hostileBackend struct{ Backend }
+
+func (h hostileBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j int, d []float64) error) error {
+	return h.Backend.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+		bad := append([]float64(nil), d...)
+		bad[0] = math.NaN()
+		for _, x := range [][]float64{bad, d[:len(d)-1], d, d} {
+			if err := emit(j, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// sngd's own columns refuse malformed and repeated results, count them in
+// the step's audit by reason, and take the same steps as with a clean
+// backend, to the bit.
+func TestSNGDColumnsRefuseBadResults(t *testing.T) {
+	s := smallPoisson2D(t)
+	cfg := sngdConfig(3, 9)
+	cfg.Mode = ExactWeights
+	run := func(hostile bool) ([]float64, Audit) {
+		pts, _ := s.DrawPoints(cfg.PointSeed, 0, cfg.Counts, nil)
+		l, err := NewLocal(s, pts, cfg.Probe, 2, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b Backend = l
+		if hostile {
+			b = hostileBackend{l}
+		}
+		tr, err := NewTrainer(s, s.InitTheta(3), cfg, b, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var audit Audit
+		for i := 0; i < cfg.Steps; i++ {
+			rec, err := tr.Step(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			audit.Add(rec.Audit)
+		}
+		return tr.Theta(), audit
+	}
+	want, clean := run(false)
+	got, audit := run(true)
+	if clean.Total() != 0 {
+		t.Fatalf("clean backend: %v refused", clean.Rejected)
+	}
+	for i := range want {
+		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+			t.Fatalf("θ differs at %d: %v vs %v", i, got[i], want[i])
+		}
+	}
+	cols := int64(cfg.Steps * cfg.StepProbes)
+	for _, reason := range []string{"non_finite", "length", "duplicate"} {
+		if audit.Rejected[reason] != cols {
+			t.Errorf("%s: %d refused, want %d (one per column): %v", reason, audit.Rejected[reason], cols, audit.Rejected)
+		}
+	}
+}

@@ -89,15 +89,31 @@ func (c *probeColumns) fill(ctx context.Context, tr *Trainer, t int) error {
 	if tr.cfg.Resample {
 		w.Counts = tr.points.Counts()
 	}
+	// Refusals count in the step's audit (train.csv's rejected), as
+	// Algorithm 3's probes do.
+	audit := &tr.rec.Audit
+	before := AuditOf(tr.backend)
 	var rejected int
 	err := tr.backend.Probes(ctx, w, lo, c.s, func(j int, d []float64) error {
-		if j < lo || j >= c.s || len(d) != n || !allFinite(d) {
-			rejected++
+		var reason string
+		switch {
+		case j < lo || j >= c.s:
+			reason = "refused"
+		case c.got[j]:
+			reason = "duplicate"
+		case len(d) != n:
+			reason = "length"
+		case !allFinite(d):
+			reason = "non_finite"
+		default:
+			c.put(t, j, d)
 			return nil
 		}
-		c.put(t, j, d)
+		rejected++
+		audit.Reject(reason)
 		return nil
 	})
+	audit.Add(AuditOf(tr.backend).Since(before))
 	if err != nil {
 		return fmt.Errorf("sketch columns: %w", err)
 	}
