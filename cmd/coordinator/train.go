@@ -360,8 +360,32 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 	if tc.Eigenvalues > 0 {
 		m.Kernels += 2
 	}
+	// The natural gradients: ngd by Cholesky keeps the dense K and its
+	// factor (p > n), or J twice and the p×p Gramian (p ≤ n); the sketch
+	// (sngd, CG's preconditioner) keeps its columns, test matrix and
+	// weighted columns.
+	hint := ""
+	if coordinator.IsNatural(tc.Optimizer) {
+		p := setup.NumParams()
+		n := 0
+		for b, c := range counts(setup, tc.Counts) {
+			n += c * setup.Problem.Blocks[b].Components
+		}
+		switch {
+		case tc.Natural.Solver != coordinator.SolverCholesky:
+		case p > n:
+			m.NTK = true
+			m.Kernels += 2
+			hint = " (ngd: --solver cg needs no dense K)"
+		default:
+			m.Columns += 2 * p
+			m.Params += p
+			hint = " (ngd: --solver cg needs no Jacobian)"
+		}
+		m.Columns += 3*tc.StepProbes + 8
+	}
 	if err := setup.CheckMemory(tc.Counts, m, f.maxMem); err != nil {
-		return inputError{err}
+		return inputError{fmt.Errorf("%w%s", err, hint)}
 	}
 	return nil
 }
