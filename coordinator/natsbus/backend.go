@@ -981,6 +981,9 @@ func (b *Backend) judge(c *call, v verdict) error {
 				c.done--
 			}
 			x.gen++
+			// A check of the old answer may still be reading it: the
+			// next answer goes to a new slice, not over this one.
+			x.result = nil
 			x.from = ""
 			x.state = waiting
 			x.retryAt = time.Time{}
