@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -380,11 +381,8 @@ func writeSpectrumFiles(dir, problem string, sk, ex []float64, rep *spectrumRepo
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(dir, "spectrum.csv"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(f, "index,sketch,exact")
+	var f bytes.Buffer
+	f.WriteString("index,sketch,exact\n")
 	for i := 0; i < max(len(sk), len(ex)); i++ {
 		cell := func(v []float64) string {
 			if i < len(v) {
@@ -392,9 +390,9 @@ func writeSpectrumFiles(dir, problem string, sk, ex []float64, rep *spectrumRepo
 			}
 			return ""
 		}
-		fmt.Fprintf(f, "%d,%s,%s\n", i+1, cell(sk), cell(ex))
+		fmt.Fprintf(&f, "%d,%s,%s\n", i+1, cell(sk), cell(ex))
 	}
-	if err := f.Close(); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(dir, "spectrum.csv"), f.Bytes()); err != nil {
 		return err
 	}
 	var curves []report.EigenCurve

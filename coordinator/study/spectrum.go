@@ -1,7 +1,7 @@
 package study
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -268,10 +268,10 @@ func WriteSpectrum(dir string, cfg SpectrumConfig, curves []SpectrumCurve, fits 
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "study.json"), append(data, '\n'), 0o644); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(dir, "study.json"), append(data, '\n')); err != nil {
 		return err
 	}
-	err = writeCSV(filepath.Join(dir, "spectrum.csv"), "dim,width,depth,operator,n,p,index,eigenvalue,relative", func(w *bufio.Writer) {
+	err = writeCSV(filepath.Join(dir, "spectrum.csv"), "dim,width,depth,operator,n,p,index,eigenvalue,relative", func(w *bytes.Buffer) {
 		for _, c := range curves {
 			for i, v := range c.Eigenvalues {
 				fmt.Fprintf(w, "%d,%d,%d,%s,%d,%d,%d,%s,%s\n", c.Dim, c.Width, c.Depth, c.Operator, c.N, c.P, i+1, fmtF(v), fmtF(v/c.Eigenvalues[0]))
@@ -281,7 +281,7 @@ func WriteSpectrum(dir string, cfg SpectrumConfig, curves []SpectrumCurve, fits 
 	if err != nil {
 		return err
 	}
-	return writeCSV(filepath.Join(dir, "decay.csv"), "dim,width,depth,operator,model,rate,rate_lo,rate_hi,r2,first,last,best,above_1e-3,above_1e-6,above_1e-9", func(w *bufio.Writer) {
+	return writeCSV(filepath.Join(dir, "decay.csv"), "dim,width,depth,operator,model,rate,rate_lo,rate_hi,r2,first,last,best,above_1e-3,above_1e-6,above_1e-9", func(w *bytes.Buffer) {
 		for _, f := range fits {
 			fmt.Fprintf(w, "%d,%d,%d,%s,%s,%s,%s,%s,%s,%d,%d,%t,%d,%d,%d\n", f.Dim, f.Width, f.Depth, f.Operator, f.Model,
 				fmtF(f.Rate), fmtF(f.RateLo), fmtF(f.RateHi), fmtF(f.R2), f.First, f.Last, f.Best, f.Above3, f.Above6, f.Above9)
@@ -289,18 +289,11 @@ func WriteSpectrum(dir string, cfg SpectrumConfig, curves []SpectrumCurve, fits 
 	})
 }
 
-func writeCSV(path, header string, rows func(w *bufio.Writer)) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, header)
-	rows(w)
-	return w.Flush()
+// writeCSV writes a header and the rows atomically: a reader never sees a
+// partial file.
+func writeCSV(path, header string, rows func(w *bytes.Buffer)) error {
+	var b bytes.Buffer
+	b.WriteString(header + "\n")
+	rows(&b)
+	return model.WriteFileAtomic(path, b.Bytes())
 }
