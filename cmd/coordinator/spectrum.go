@@ -88,9 +88,10 @@ func runSpectrum(args []string, out io.Writer) error {
 	agree := fs.Float64("agree", 1e-6, "with both routes: count the leading eigenvalues whose sketch and exact values agree within this relative difference")
 	seed := fs.Uint64("seed", 1, "seed of the probe vectors and of the pivots")
 	step := fs.Uint("step", 0, "step number that keys the probe vectors")
-	kind := fs.String("kind", "gaussian", "probe vectors: gaussian or rademacher")
-	quotient := fs.String("quotient", "exact", "difference quotient of the probes: exact (J Jᵀg, no Δt bias: what a pseudo-inverse needs), central or forward")
-	dt := fs.Float64("dt", 0, "predictor step Δt of forward and central quotients (0: automatic)")
+	// The sketch's probes: gaussian or rademacher, exact quotients unless
+	// --quotient says otherwise (the Nyström estimator's defaults).
+	pf := probeFlags{estimator: "nystrom"}
+	pf.register(fs)
 	workers := fs.Int("workers", runtime.NumCPU(), "in-process sampler goroutines (without NATS)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	outDir := fs.String("out", "", "write spectrum.csv and spectrum.png to this folder")
@@ -122,19 +123,9 @@ func runSpectrum(args []string, out io.Writer) error {
 	case !(*agree > 0):
 		return badInput("--agree %v: want a positive relative difference", *agree)
 	}
-	settings := sampler.Settings{Seed: *seed, Dt: *dt}
-	var err error
-	if settings.Kind, err = sampler.ParseKind(*kind); err != nil {
-		return inputError{err}
-	}
-	if settings.Kind != sampler.Gaussian && settings.Kind != sampler.Rademacher {
-		return badInput("--kind %s: the sketch needs probes over every residual, gaussian or rademacher", *kind)
-	}
-	if settings.Quotient, err = sampler.ParseQuotient(*quotient); err != nil {
-		return inputError{err}
-	}
-	if err := settings.Validate(); err != nil {
-		return inputError{err}
+	settings, err := pf.settings(*seed)
+	if err != nil {
+		return err
 	}
 	setup, coll, theta, err := loadSnapshot(*snapPath)
 	if err != nil {
