@@ -385,32 +385,17 @@ func TestTrainingWithRogueUnderVerify(t *testing.T) {
 		Resample: true, PointSeed: 9, Counts: smallCounts,
 	}
 	theta0 := setup.InitTheta(2)
-	run := func(b coordinator.Backend, fused bool) []float64 {
-		c := cfg
-		c.Fused = fused
-		tr, err := coordinator.NewTrainer(setup, theta0, c, b, model.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < c.Steps; i++ {
-			if _, err := tr.Step(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tr.Theta()
-	}
+	run := func(b coordinator.Backend, fused bool) []float64 { return trainTheta(t, setup, cfg, theta0, b, fused) }
 	want := run(nil, true)
 	cl := newCluster(t)
 	cl.samplers(2)
-	pts, _ := setup.DrawPoints(9, 0, smallCounts, nil)
-	ev, _ := setup.NewEvaluator(pts, model.Options{})
-	plan, _ := sampler.NewPlan(cfg.Probe, ev.Layout())
-	r := startRogue(t, cl.connectAs(cl.emb.Sampler, "rogue"), forged(plan.Width(), func(res *protocol.Result) {
+	width := probeWidth(t, setup, cfg.Probe)
+	r := startRogue(t, cl.connectAs(cl.emb.Sampler, "rogue"), forged(width, func(res *protocol.Result) {
 		for i := range res.D {
 			res.D[i] = float64(i) // plausible, finite, wrong
 		}
 	}))
-	b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: plan.Width(), Batch: 2, Verify: 0.05})
+	b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: width, Batch: 2, Verify: 0.05})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -474,27 +474,11 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 		Resample: true, PointSeed: 9, Counts: smallCounts,
 	}
 	theta0 := setup.InitTheta(2)
-	run := func(b coordinator.Backend, fused bool) []float64 {
-		c := cfg
-		c.Fused = fused
-		tr, err := coordinator.NewTrainer(setup, theta0, c, b, model.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < c.Steps; i++ {
-			if _, err := tr.Step(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return tr.Theta()
-	}
+	run := func(b coordinator.Backend, fused bool) []float64 { return trainTheta(t, setup, cfg, theta0, b, fused) }
 	want := run(nil, true)
 	cl := newCluster(t)
 	cl.samplers(3)
-	lay, _ := setup.DrawPoints(9, 0, smallCounts, nil)
-	ev, _ := setup.NewEvaluator(lay, model.Options{})
-	plan, _ := sampler.NewPlan(cfg.Probe, ev.Layout())
-	b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: plan.Width(), Batch: 2})
+	b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: probeWidth(t, setup, cfg.Probe), Batch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -596,4 +580,40 @@ func deployServer(t *testing.T) *server.Server {
 		t.Fatal("server not ready")
 	}
 	return srv
+}
+
+// trainTheta runs cfg's steps from theta0 on b (nil: the trainer's own
+// prober, fused when asked) and returns θ.
+func trainTheta(t *testing.T, setup *model.Setup, cfg coordinator.TrainConfig, theta0 []float64, b coordinator.Backend, fused bool) []float64 {
+	t.Helper()
+	cfg.Fused = fused
+	tr, err := coordinator.NewTrainer(setup, theta0, cfg, b, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cfg.Steps; i++ {
+		if _, err := tr.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tr.Theta()
+}
+
+// probeWidth is the values per probe of settings on the small wave
+// network's points (point seed 9, smallCounts).
+func probeWidth(t *testing.T, setup *model.Setup, settings sampler.Settings) int {
+	t.Helper()
+	pts, err := setup.DrawPoints(9, 0, smallCounts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := setup.NewEvaluator(pts, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := sampler.NewPlan(settings, ev.Layout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.Width()
 }

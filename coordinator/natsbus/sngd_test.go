@@ -1,7 +1,6 @@
 package natsbus
 
 import (
-	"context"
 	"math"
 	"testing"
 
@@ -23,27 +22,11 @@ func TestSNGDOverNATSEqualsInProcess(t *testing.T) {
 			Resample: true, PointSeed: 9, Counts: smallCounts,
 		}
 		theta0 := setup.InitTheta(2)
-		run := func(b coordinator.Backend, fused bool) []float64 {
-			c := cfg
-			c.Fused = fused
-			tr, err := coordinator.NewTrainer(setup, theta0, c, b, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < c.Steps; i++ {
-				if _, err := tr.Step(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return tr.Theta()
-		}
+		run := func(b coordinator.Backend, fused bool) []float64 { return trainTheta(t, setup, cfg, theta0, b, fused) }
 		want := run(nil, true)
 		cl := newCluster(t)
 		cl.samplers(3)
-		lay, _ := setup.DrawPoints(9, 0, smallCounts, nil)
-		ev, _ := setup.NewEvaluator(lay, model.Options{})
-		plan, _ := sampler.NewPlan(cfg.Probe, ev.Layout())
-		b, err := New(cl.connect("coordinator"), Options{Run: "sngd", Setup: setup, Probe: cfg.Probe, Width: plan.Width(), Batch: 2})
+		b, err := New(cl.connect("coordinator"), Options{Run: "sngd", Setup: setup, Probe: cfg.Probe, Width: probeWidth(t, setup, cfg.Probe), Batch: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
