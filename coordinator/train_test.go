@@ -149,6 +149,34 @@ func readCSV(t *testing.T, path string) []string {
 	return rows
 }
 
+// resumeSameRun resumes the run in dir to its end and checks that it wrote
+// the rows want (train.csv without seconds) and ended at wantTheta, to the
+// bit.
+func resumeSameRun(t *testing.T, dir string, b Backend, opt RunOptions, want []string, wantTheta []float64) {
+	t.Helper()
+	r, err := ResumeRun(dir, b, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := readCSV(t, filepath.Join(dir, csvFile))
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d lines after resume, want %d", dir, len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s: row %d differs:\n got %s\nwant %s", dir, i, got[i], want[i])
+		}
+	}
+	for i, v := range r.Trainer.Theta() {
+		if math.Float64bits(v) != math.Float64bits(wantTheta[i]) {
+			t.Fatalf("%s: final θ differs at %d", dir, i)
+		}
+	}
+}
+
 // A run stopped (gracefully, or by a crash after its last checkpoint) and
 // resumed ends exactly where the uninterrupted run ends, with the same CSV.
 func TestResumeGivesTheSameRun(t *testing.T) {
@@ -179,30 +207,7 @@ func TestResumeGivesTheSameRun(t *testing.T) {
 	}
 	wantTheta := append([]float64(nil), r.Trainer.Theta()...)
 
-	check := func(dir string) {
-		t.Helper()
-		r, err := ResumeRun(dir, newLocal(), opt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Execute(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		got := readCSV(t, filepath.Join(dir, csvFile))
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d lines after resume, want %d", dir, len(got), len(want))
-		}
-		for i := range want {
-			if got[i] != want[i] {
-				t.Fatalf("%s: row %d differs:\n got %s\nwant %s", dir, i, got[i], want[i])
-			}
-		}
-		for i, v := range r.Trainer.Theta() {
-			if math.Float64bits(v) != math.Float64bits(wantTheta[i]) {
-				t.Fatalf("%s: final θ differs at %d", dir, i)
-			}
-		}
-	}
+	check := func(dir string) { t.Helper(); resumeSameRun(t, dir, newLocal(), opt, want, wantTheta) }
 
 	// Graceful: interrupted after step 17, checkpointed there.
 	graceful := filepath.Join(root, "graceful")
