@@ -87,6 +87,16 @@ const (
 	cholRetries = 30
 )
 
+// MaxCGIter bounds --cg-max-iter: CG on n residuals converges in at most n
+// products in exact arithmetic, and a config file may not ask for more
+// than a million.
+const MaxCGIter = 1_000_000
+
+// MaxNu bounds ν, which doubles with every rejection in a row, so that it
+// stays finite (and a checkpoint with it readable) however long a run
+// keeps rejecting.
+const MaxNu = 0x1p60
+
 // IsNatural reports whether the optimizer is ngd or sngd.
 func IsNatural(optimizer string) bool { return optimizer == "ngd" || optimizer == "sngd" }
 
@@ -106,8 +116,8 @@ func (c *NaturalConfig) validate(optimizer string) error {
 		if !(c.CGTol > 0 && c.CGTol < 1) {
 			return fmt.Errorf("CG tolerance %v: want 0 < tol < 1", c.CGTol)
 		}
-		if c.CGMaxIter < 1 {
-			return fmt.Errorf("CG iterations %d: want at least 1", c.CGMaxIter)
+		if c.CGMaxIter < 1 || c.CGMaxIter > MaxCGIter {
+			return fmt.Errorf("CG iterations %d: want 1 to %d", c.CGMaxIter, MaxCGIter)
 		}
 	default:
 		return fmt.Errorf("solver %q: want cholesky, cg or woodbury", c.Solver)
@@ -516,7 +526,7 @@ func (nt *natural) adapt(trace float64) {
 	switch {
 	case nt.rec.Rejected:
 		st.Mu *= st.Nu
-		st.Nu *= 2
+		st.Nu = min(2*st.Nu, MaxNu)
 	case !nt.cfg.DampingAuto:
 		st.Mu, st.Nu = nt.cfg.Damping, 2
 	case nt.rec.Evals-1 >= DeepBacktrack:

@@ -483,6 +483,11 @@ func TestNaturalConfigErrors(t *testing.T) {
 		{func(c *TrainConfig) { c.Natural.Solver = SolverWoodbury }, "sngd by woodbury"},
 		{func(c *TrainConfig) { c.Natural.Solver = SolverCG; c.Natural.CGTol = 0; c.Natural.CGMaxIter = 10 }, "CG tolerance"},
 		{func(c *TrainConfig) { c.Natural.Solver = SolverCG; c.Natural.CGTol = 1e-8 }, "CG iterations"},
+		{func(c *TrainConfig) {
+			c.Natural.Solver = SolverCG
+			c.Natural.CGTol = 1e-8
+			c.Natural.CGMaxIter = MaxCGIter + 1
+		}, "want 1 to 1000000"},
 		{func(c *TrainConfig) { c.Optimizer = "sngd"; c.Natural.Solver = SolverCholesky }, "sngd by woodbury"},
 	} {
 		cfg := TrainConfig{Steps: 1, Mode: Fixed, Optimizer: "ngd", Schedule: Schedule{LR: 1}, Resample: true, PointSeed: 1,
@@ -491,6 +496,52 @@ func TestNaturalConfigErrors(t *testing.T) {
 		_, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("config %+v: error %v, want one about %q", cfg.Natural, err, tc.want)
+		}
+	}
+}
+
+// An ngd checkpoint's damping state is checked on resume like the rest.
+func TestNGDCheckpointDampingIsChecked(t *testing.T) {
+	s, err := model.NewSetup(model.Config{Problem: "poisson2d", Layers: []int{2, 6, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := RunConfig{Model: s.Config, Seed: 2, Train: TrainConfig{
+		Steps: 6, Mode: Fixed, Optimizer: "ngd", Schedule: Schedule{LR: 1}, PointSeed: 2, Counts: []int{10, 6},
+		Natural: NaturalConfig{DampingAuto: true, LineSearch: true, Solver: SolverCholesky},
+	}}
+	dir := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := NewRun(dir, cfg, nil, RunOptions{Progress: func(_ *StepRecord, done, _ int) {
+		if done == 3 {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Execute(ctx)
+	path := filepath.Join(dir, checkpointFile)
+	good, _ := os.ReadFile(path)
+	if _, err := ReadRun(dir); err != nil {
+		t.Fatalf("the run's own checkpoint: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		mut  func(ck *checkpointState)
+		want string
+	}{
+		{"no damping state", func(ck *checkpointState) { ck.Natural = nil }, "natural-gradient state present: false"},
+		{"NaN μ", func(ck *checkpointState) { ck.Natural.Mu = math.NaN() }, "μ = NaN"},
+		{"negative μ", func(ck *checkpointState) { ck.Natural.Mu = -1 }, "μ = -1"},
+		{"ν beyond its bound", func(ck *checkpointState) { ck.Natural.Nu = 1e300 }, "ν = 1e+300"},
+	} {
+		os.WriteFile(path, good, 0o644)
+		ck := stateOf(t, path)
+		tc.mut(ck)
+		writeState(t, path, ck)
+		if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
 		}
 	}
 }

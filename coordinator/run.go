@@ -836,8 +836,8 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 	if ck.Natural != nil && !natural || ck.Natural == nil && natural && ck.Step > 0 {
 		return fmt.Errorf("natural-gradient state present: %v, for optimizer %s at step %d", ck.Natural != nil, tc.Optimizer, ck.Step)
 	}
-	if st := ck.Natural; st != nil && (!finiteAll(st.Mu, st.Nu) || st.Mu < 0 || st.Nu < 0) {
-		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: both are finite and non-negative", st.Mu, st.Nu)
+	if st := ck.Natural; st != nil && (!finiteAll(st.Mu) || st.Mu < 0 || !(st.Nu >= 0 && st.Nu <= MaxNu)) {
+		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: μ finite and non-negative, 0 ≤ ν ≤ 2⁶⁰", st.Mu, st.Nu)
 	}
 	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
 		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))

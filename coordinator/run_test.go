@@ -196,6 +196,7 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		{"another γ", func(ck *checkpointState) { ck.Spaced.Gamma = 0.9 }, "spaced rule"},
 		{"initial probes after step 0", func(ck *checkpointState) { ck.InitProbes = []ProbeResult{{J: 0, D: make([]float64, 36)}} }, "initial probes at step 3"},
 		{"elapsed time", func(ck *checkpointState) { ck.Seconds = math.Inf(1) }, "elapsed time"},
+		{"damping state for adam", func(ck *checkpointState) { ck.Natural = &NaturalState{Mu: 1, Nu: 2} }, "natural-gradient state present: true"},
 	} {
 		os.WriteFile(path, good, 0o644)
 		ck := stateOf(t, path)
