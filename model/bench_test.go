@@ -1,6 +1,8 @@
 package model
 
 import (
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,6 +123,57 @@ func BenchmarkWaveGEMMFloor(b *testing.B) {
 			e.gemmCut(mmArgs{tA: blas.Trans, tB: blas.NoTrans, m: m, n: in, k: e.rows, a: big, lda: m, b: out, ldb: in, c: gw, ldc: in, sumK: true})
 			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.NoTrans, m: e.rows, n: in, k: m, a: big, lda: m, b: wl, ldb: in, c: out, ldc: in})
 		}
+	}
+	w.run(b, floor)
+}
+
+// BenchmarkWaveElementFloor is a floor under a probe's element-wise work,
+// the part beside its six GEMMs: every element of the layer matrices its
+// passes touch read and written once, with nothing computed but what no
+// pass can skip. Per hidden layer, forward (R at the predictor): tanh of
+// the value rows (the same kernel as the real pass) and one in-place
+// multiply of the other rows; backward (Jᵀg): one in-place multiply of the
+// cotangent rows by a second matrix of the same size (the derivatives of
+// the activation at the base point, which the real pass reads). The real
+// passes do more arithmetic per element (tanh's derivatives, the
+// operators' quadratic forms, the sums for the small layers) on the same
+// memory traffic. On more threads the matrices are cut into equal parts run
+// at once.
+func BenchmarkWaveElementFloor(b *testing.B) {
+	w := newWaveBench(b)
+	e := w.ev.(*pinn)
+	m := e.maxW
+	x := make([]float64, e.rows*m)
+	y := make([]float64, e.rows*m)
+	for i := range x {
+		x[i] = float64(i%13)/13 - 0.5
+		y[i] = 1 - float64(i%7)/64
+	}
+	vals := e.npts * m
+	pass := func(lo, hi int) {
+		for l := 1; l < e.L; l++ {
+			mulInto(x[lo:hi], x[lo:hi], y[lo:hi]) // backward: Ā = σ'(A)·H̄, in place
+		}
+		for l := 1; l < e.L; l++ {
+			v0, v1 := min(lo, vals), min(hi, vals)
+			tanhBias(x[v0:v1], x[v0:v1], nil, false) // forward: the value rows
+			o0, o1 := max(lo, vals), max(hi, vals)
+			mulInto(x[o0:o1], x[o0:o1], y[o0:o1]) // and the others
+		}
+	}
+	// On more threads, the matrices in as many equal parts at once.
+	parts := min(runtime.GOMAXPROCS(0), maxParts)
+	var wg sync.WaitGroup
+	floor := func() {
+		for q := 1; q < parts; q++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pass(len(x)*q/parts, len(x)*(q+1)/parts)
+			}()
+		}
+		pass(0, len(x)/parts)
+		wg.Wait()
 	}
 	w.run(b, floor)
 }

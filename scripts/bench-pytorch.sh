@@ -2,7 +2,9 @@
 # ntkbus against PyTorch on the wave network (n = 900, p = 503,001), side by
 # side on this machine in one run: R(θ), Jᵀv, one probe, a plain training
 # step, an Algorithm 3 step, and six GEMMs of a probe's shapes (the floor
-# under a probe), on 1 thread and on 2. The Go benchmarks and
+# under a probe; ours also the element-wise floor beside them, the least
+# memory traffic and the tanh a probe's element-wise passes need:
+# BenchmarkWaveElementFloor), on 1 thread and on 2. The Go benchmarks and
 # scripts/pytorch_wave.py alternate (Go, PyTorch, Go, PyTorch, ...) REPS
 # times per thread count, each timing the mean of ITERS calls after a
 # warm-up; the table shows medians over the repetitions, the ratio
@@ -111,7 +113,7 @@ go_bench() {
       }
       print name, ns / 1e9, cpu, mf
     }' |
-    sed -e 's/^Residual /residual /' -e 's/^VJP /vjp /' -e 's/^Probe /probe /' -e 's/^GEMMFloor /gemm6 /' \
+    sed -e 's/^Residual /residual /' -e 's/^VJP /vjp /' -e 's/^Probe /probe /' -e 's/^GEMMFloor /gemm6 /' -e 's/^ElementFloor /elem_floor /' \
         -e 's/^StepPlain /step_plain /' -e 's/^StepAlg3 /step_alg3 /' -e 's/^NTK /ntk /'
 }
 
@@ -124,7 +126,7 @@ results=$work/results
 for rep in $(seq 1 "$reps"); do
   for t in $threads; do
     echo "repetition $rep of $reps, $t thread(s)" >&2
-    go_bench "$work/model.test" '^BenchmarkWave(Residual|VJP|Probe|GEMMFloor)$' "$t" | sed "s/^/$t go /" >>"$results"
+    go_bench "$work/model.test" '^BenchmarkWave(Residual|VJP|Probe|GEMMFloor|ElementFloor)$' "$t" | sed "s/^/$t go /" >>"$results"
     go_bench "$work/coordinator.test" '^BenchmarkWaveStep(Plain|Alg3)$' "$t" | sed "s/^/$t go /" >>"$results"
     py_bench "$t" residual vjp probe step_plain step_alg3 gemm6 | sed "s/^/$t torch /" >>"$results"
   done
@@ -153,10 +155,11 @@ for line in open(path):
         cpu.setdefault((t, side, work), []).append(float(f[4]))
     if len(f) > 5 and f[5] != "-":
         flops[("go", work)] = float(f[5]) * 1e6
-works = ["residual", "vjp", "probe", "step_plain", "step_alg3", "ntk", "gemm6"]
+works = ["residual", "vjp", "probe", "step_plain", "step_alg3", "ntk", "gemm6", "elem_floor"]
 label = {"residual": "R(θ)", "vjp": "Jᵀv", "probe": "probe (Jᵀg, then R(θ+Δt·Jᵀg))",
          "step_plain": "plain step", "step_alg3": "Algorithm 3 step",
-         "ntk": "exact K (900×900)", "gemm6": "six GEMMs (the probe's floor)"}
+         "ntk": "exact K (900×900)", "gemm6": "six GEMMs (the probe's floor)",
+         "elem_floor": "element-wise floor (ntkbus only)"}
 threads = sorted({k[0] for k in wall})
 
 
@@ -186,6 +189,9 @@ for t in threads:
             continue
         gp, gf, pp, pf = med(d, t, "go", "probe"), med(d, t, "go", "gemm6"), med(d, t, "torch", "probe"), med(d, t, "torch", "gemm6")
         sp, sa = med(d, t, "go", "step_plain"), med(d, t, "go", "step_alg3")
-        print(f"{t} thread(s), {name} time: ntkbus probe / six-GEMM floor {ratio(gp, gf)}; "
+        ge = med(d, t, "go", "elem_floor")
+        both = gf + ge if gf and ge else None
+        print(f"{t} thread(s), {name} time: ntkbus probe / six-GEMM floor {ratio(gp, gf)} "
+              f"(element-wise floor / six-GEMM floor {ratio(ge, gf)}, probe / both floors {ratio(gp, both)}); "
               f"PyTorch probe / its six GEMMs {ratio(pp, pf)}; ntkbus Algorithm 3 step / plain step {ratio(sa, sp)}")
 EOF
