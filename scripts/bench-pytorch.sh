@@ -4,7 +4,11 @@
 # step, an Algorithm 3 step, and six GEMMs of a probe's shapes (the floor
 # under a probe; ours also the element-wise floor beside them, the least
 # memory traffic and the tanh a probe's element-wise passes need:
-# BenchmarkWaveElementFloor), on 1 thread and on 2. The Go benchmarks and
+# BenchmarkWaveElementFloor), on 1 thread and on 2. Our own ratios (the
+# probe against its floors, an Algorithm 3 step against a plain one) are
+# also timed call by call in turn within one process (BenchmarkWaveProbeRatio,
+# BenchmarkWaveStepRatio), which cancels this machine's drifting speed far
+# better than separate benchmarks do. The Go benchmarks and
 # scripts/pytorch_wave.py alternate (Go, PyTorch, Go, PyTorch, ...) REPS
 # times per thread count, each timing the mean of ITERS calls after a
 # warm-up; the table shows medians over the repetitions, the ratio
@@ -117,6 +121,14 @@ go_bench() {
         -e 's/^StepPlain /step_plain /' -e 's/^StepAlg3 /step_alg3 /' -e 's/^NTK /ntk /'
 }
 
+# ratio_bench BIN REGEX THREADS: "ratio <name> <value>" lines from the
+# benchmarks that time two works call by call in turn (BenchmarkWaveProbeRatio,
+# BenchmarkWaveStepRatio), so both see the same moments of the machine.
+ratio_bench() {
+  OPENBLAS_NUM_THREADS=$3 "$1" -test.run '^$' -test.bench "$2" -test.benchtime "${iters}x" -test.cpu "$3" |
+    awk '/^Benchmark/ { for (i = 3; i < NF; i++) if ($(i+1) ~ /\// && $(i+1) !~ /\/op$/) print "ratio", $(i+1), $i }'
+}
+
 py_bench() {
   OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 "$py" "$root/scripts/pytorch_wave.py" --threads "$1" --iters "$iters" "${@:2}" | grep -v '^#'
 }
@@ -128,6 +140,8 @@ for rep in $(seq 1 "$reps"); do
     echo "repetition $rep of $reps, $t thread(s)" >&2
     go_bench "$work/model.test" '^BenchmarkWave(Residual|VJP|Probe|GEMMFloor|ElementFloor)$' "$t" | sed "s/^/$t go /" >>"$results"
     go_bench "$work/coordinator.test" '^BenchmarkWaveStep(Plain|Alg3)$' "$t" | sed "s/^/$t go /" >>"$results"
+    ratio_bench "$work/model.test" '^BenchmarkWaveProbeRatio$' "$t" | sed "s/^/$t go /" >>"$results"
+    ratio_bench "$work/coordinator.test" '^BenchmarkWaveStepRatio$' "$t" | sed "s/^/$t go /" >>"$results"
     py_bench "$t" residual vjp probe step_plain step_alg3 gemm6 | sed "s/^/$t torch /" >>"$results"
   done
 done
@@ -143,13 +157,16 @@ py_bench 1 --flops residual vjp probe step_plain step_alg3 gemm6 | sed "s/^/flop
 "$py" - "$results" "$reps" "$blas" <<'EOF'
 import statistics, sys
 path, reps, blas = sys.argv[1], sys.argv[2], sys.argv[3]
-wall, cpu, flops = {}, {}, {}
+wall, cpu, flops, ratios = {}, {}, {}, {}
 for line in open(path):
     f = line.split()
     if f[0] == "flops":
         flops[("torch", f[2])] = float(f[3])
         continue
     t, side, work = f[0], f[1], f[2]
+    if work == "ratio":
+        ratios.setdefault((t, f[3]), []).append(float(f[4]))
+        continue
     wall.setdefault((t, side, work), []).append(float(f[3]))
     if len(f) > 4 and f[4] != "-":
         cpu.setdefault((t, side, work), []).append(float(f[4]))
@@ -194,4 +211,10 @@ for t in threads:
         print(f"{t} thread(s), {name} time: ntkbus probe / six-GEMM floor {ratio(gp, gf)} "
               f"(element-wise floor / six-GEMM floor {ratio(ge, gf)}, probe / both floors {ratio(gp, both)}); "
               f"PyTorch probe / its six GEMMs {ratio(pp, pf)}; ntkbus Algorithm 3 step / plain step {ratio(sa, sp)}")
+print()
+print("Timed call by call in turn (BenchmarkWaveProbeRatio, BenchmarkWaveStepRatio), medians of the repetitions:")
+for t in threads:
+    got = [f"{name} {statistics.median(v):.2f}" for (tt, name), v in sorted(ratios.items()) if tt == t]
+    if got:
+        print(f"{t} thread(s): " + ", ".join(got))
 EOF
