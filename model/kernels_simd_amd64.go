@@ -50,8 +50,8 @@ func tanhBias(t, a, b []float64, keep bool) {
 	//
 	// by its operations (with GOAMD64=v3 the compiler fuses math.Tanh's
 	// multiply-adds, and so does this: fusedTanh).
-	p0, p1, p2 := bc(-9.64399179425052238628e-1), bc(-9.92877231001918586564e1), bc(-1.61468768441708447952e3)
-	q0, q1, q2 := bc(1.12811678491632931402e2), bc(2.23548839060100448583e3), bc(4.84406305325125486048e3)
+	p0, p1, p2 := bc(tanhP0), bc(tanhP1), bc(tanhP2)
+	q0, q1, q2 := bc(tanhQ0), bc(tanhQ1), bc(tanhQ2)
 	absMask := archsimd.BroadcastUint64x4(0x7fffffffffffffff)
 	limit, zero := bc(0.625), bc(0)
 	// Chunks of up to 256 values: the vector pass marks the groups of four
