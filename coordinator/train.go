@@ -407,10 +407,15 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		rec.Loss += rec.BlockMSE[b]
 		rec.Objective += tr.lambda[b] * ss / 2
 	}
-	if !direct {
+	if direct {
+		for _, g := range tr.grad {
+			rec.GradNorm2 += g * g
+		}
+	} else {
 		// One pass over the per-block gradients, adding in block order:
 		// a chunk of the gradient at a time, so it stays in cache while
-		// each block's chunk is added.
+		// each block's chunk is added and its squares are summed (in the
+		// order of the loop above: the same bits).
 		const chunk = 512
 		for i0 := 0; i0 < len(tr.grad); i0 += chunk {
 			g := tr.grad[i0:min(i0+chunk, len(tr.grad))]
@@ -421,10 +426,10 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 					g[j] += lb * src[j]
 				}
 			}
+			for _, v := range g {
+				rec.GradNorm2 += v * v
+			}
 		}
-	}
-	for _, g := range tr.grad {
-		rec.GradNorm2 += g * g
 	}
 	if tr.natural != nil {
 		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
