@@ -2,7 +2,10 @@
 
 package model
 
-// Without the SIMD experiment the kernels are the portable scalar loops.
+// Without the SIMD experiment the kernels are the portable scalar loops,
+// and the backward pass fuses a point's kernels where it can (backShape).
+
+const fusedBack = true
 
 func tanhBias(t, a, b []float64, keep bool)                       { tanhBiasGo(t, a, b, keep) }
 func tanhD1(d1, t []float64)                                      { tanhD1Go(d1, t) }

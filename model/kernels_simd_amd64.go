@@ -30,6 +30,9 @@ import (
 
 var haveAVX2 = archsimd.X86.AVX2()
 
+// The backward pass keeps its vector kernels one by one (backShape).
+const fusedBack = false
+
 func bc(x float64) archsimd.Float64x4 { return archsimd.BroadcastFloat64x4(x) }
 
 func load(s []float64) archsimd.Float64x4 { return archsimd.LoadFloat64x4Slice(s) }
