@@ -3,9 +3,9 @@
 package model
 
 // Without the SIMD experiment the kernels are the portable scalar loops,
-// and the backward pass fuses a point's kernels where it can (backShape).
+// and the backward pass fuses a point's kernels where it can (fusedShape).
 
-const fusedBack = true
+const fusedKernels = true
 
 func tanhBias(t, a, b []float64, keep bool)                       { tanhBiasGo(t, a, b, keep) }
 func tanhD1(d1, t []float64)                                      { tanhD1Go(d1, t) }

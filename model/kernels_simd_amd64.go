@@ -30,8 +30,8 @@ import (
 
 var haveAVX2 = archsimd.X86.AVX2()
 
-// The backward pass keeps its vector kernels one by one (backShape).
-const fusedBack = false
+// The backward pass keeps its vector kernels one by one (fusedShape).
+const fusedKernels = false
 
 func bc(x float64) archsimd.Float64x4 { return archsimd.BroadcastFloat64x4(x) }
 

@@ -66,7 +66,7 @@ type pinn struct {
 	job      job         // the element-wise work being split (see split)
 	help     *helpers
 
-	kernelsOnly bool // tests: the backward pass one kernel at a time (see backShape)
+	kernelsOnly bool // tests: the backward pass one kernel at a time (see fusedShape)
 }
 
 // backBufs are one cotangent's buffers: Ā and H̄ of a layer, and Ā_L of
@@ -88,8 +88,8 @@ type group struct {
 	comps  int
 	dfOff  int // offset of point 0's ∂F/∂u in df; comps×ns×O per point
 	dfSize int
-	chunk0 int       // index of its first chunk of points (see chunkPoints)
-	back   backShape // its backward pass as one loop per point, when ok
+	chunk0 int        // index of its first chunk of points (see chunkPoints)
+	fused  fusedShape // its backward pass as one loop per point, when ok
 }
 
 func (g *group) rowOf(s, i int) int { return g.row + s*g.n + i }
@@ -138,7 +138,7 @@ func (e *pinn) SetPoints(c *Collocation) error {
 		for _, op := range def.Streams.Ops {
 			g.ops = append(g.ops, def.Streams.quadTerms(op, d))
 		}
-		g.back = backShapeOf(&g)
+		g.fused = fusedShapeOf(&g)
 		g.dfSize = g.comps * g.ns * O
 		row += g.ns * g.n
 		first += g.n
@@ -1056,13 +1056,13 @@ func (e *pinn) activateBackwardRange(j *job, lo, hi int, sc *scratch) {
 // with xs the pre-activation rows of its derivative and operator streams.
 func (e *pinn) activateBackwardPoint(l int, g *group, i int, d1, d2, d3 []float64, hs, as, xs [][]float64) {
 	m := len(d1)
-	if g.back.ok && !e.kernelsOnly {
+	if g.fused.ok && !e.kernelsOnly {
 		var q []float64
-		if g.back.op {
+		if g.fused.op {
 			qr := (g.qrow + i) * m
 			q = e.q[l][qr : qr+m]
 		}
-		backFusedGo(&g.back, as, hs, xs, d1, d2, d3, q)
+		backFusedGo(&g.fused, as, hs, xs, d1, d2, d3, q)
 		return
 	}
 	av := as[0]

@@ -67,7 +67,7 @@ func TestFusedBackwardIsTheKernels(t *testing.T) {
 					e.Backward([]Cotangent{{V: randVec(11, lay.N), Dst: out[0]}, {V: r, PerBlock: per}})
 					if !kernelsOnly {
 						for _, g := range p.groups {
-							if g.back.ok {
+							if g.fused.ok {
 								fused++
 							}
 						}
@@ -85,15 +85,15 @@ func TestFusedBackwardIsTheKernels(t *testing.T) {
 			})
 		}
 	}
-	if fusedBack && fused == 0 {
+	if fusedKernels && fused == 0 {
 		t.Fatal("no block took the fused pass")
 	}
 }
 
-// backShapeOf takes one or two derivative streams and at most one
+// fusedShapeOf takes one or two derivative streams and at most one
 // operator of squares, each once; anything else runs kernel by kernel.
-func TestBackShape(t *testing.T) {
-	if !fusedBack {
+func TestFusedShape(t *testing.T) {
+	if !fusedKernels {
 		t.Skip("the SIMD build keeps its vector kernels")
 	}
 	for _, c := range []struct {
@@ -114,7 +114,7 @@ func TestBackShape(t *testing.T) {
 		{1, [][]qterm{{{2, 2, 1}}}, false},              // a stream it does not have
 	} {
 		g := group{ngrad: c.ngrad, ops: c.ops}
-		if sh := backShapeOf(&g); sh.ok != c.ok {
+		if sh := fusedShapeOf(&g); sh.ok != c.ok {
 			t.Errorf("%d derivative streams, operators %v: ok %v, want %v", c.ngrad, c.ops, sh.ok, c.ok)
 		}
 	}
