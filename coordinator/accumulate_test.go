@@ -66,6 +66,24 @@ func (f *fixture) local(t testing.TB, s sampler.Settings, workers int) *Local {
 }
 
 // estimate draws probes [0, N) of step into a fresh accumulator.
+// probeResult is probe j's result d.
+type probeResult struct {
+	j int
+	d []float64
+}
+
+// shuffled computes probes [0, N) of step on l and returns their results
+// in an order shuffled by seed.
+func (f *fixture) shuffled(l *Local, step uint32, N int, seed uint64) []probeResult {
+	var all []probeResult
+	l.Probes(context.Background(), f.work(step), 0, N, func(j int, d []float64) error {
+		all = append(all, probeResult{j, append([]float64(nil), d...)})
+		return nil
+	})
+	rand.New(rand.NewPCG(seed, seed+1)).Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+	return all
+}
+
 func (f *fixture) estimate(t testing.TB, l *Local, step uint32, N int, full bool) *Accumulator {
 	t.Helper()
 	acc := NewAccumulator(l.Plan(), step, f.r0, full)
@@ -181,16 +199,7 @@ func TestEstimateIsBitIdenticalAcrossWorkersAndOrder(t *testing.T) {
 		four := f.estimate(t, f.local(t, s, 4), 3, N, true)
 		// Shuffled: collect, then add in a random order.
 		l := f.local(t, s, 3)
-		type res struct {
-			j int
-			d []float64
-		}
-		var all []res
-		l.Probes(context.Background(), f.work(3), 0, N, func(j int, d []float64) error {
-			all = append(all, res{j, append([]float64(nil), d...)})
-			return nil
-		})
-		rand.New(rand.NewPCG(1, 2)).Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+		all := f.shuffled(l, 3, N, 1)
 		shuf := NewAccumulator(l.Plan(), 3, f.r0, true)
 		for _, r := range all {
 			if err := shuf.Add(r.j, r.d); err != nil {

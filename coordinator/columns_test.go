@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"ntkbus/model"
@@ -62,16 +61,7 @@ func TestSketchIsBitIdenticalAcrossWorkersAndOrder(t *testing.T) {
 		sameSketchBits(t, est.String()+", 4 workers", one, four)
 
 		l := f.local(t, s, 2)
-		type res struct {
-			j int
-			d []float64
-		}
-		var all []res
-		l.Probes(context.Background(), f.work(3), 0, N, func(j int, d []float64) error {
-			all = append(all, res{j, append([]float64(nil), d...)})
-			return nil
-		})
-		rand.New(rand.NewPCG(3, 4)).Shuffle(len(all), func(a, b int) { all[a], all[b] = all[b], all[a] })
+		all := f.shuffled(l, 3, N, 3)
 		c, err := NewColumnAccumulator(l.Plan(), 3, f.r0, false)
 		if err != nil {
 			t.Fatal(err)
@@ -196,37 +186,12 @@ func TestTrainingWithSketchWeights(t *testing.T) {
 		cfg := estimateConfig(4)
 		cfg.Estimator, cfg.Alpha, cfg.InitProbes, cfg.StepProbes, cfg.ExactEvery = est, 1, 30, 30, 1
 		cfg.Probe.Quotient = sampler.Exact
-		run := func(cfg TrainConfig, b Backend) []float64 {
-			tr, err := NewTrainer(s, theta0, cfg, b, model.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < cfg.Steps; i++ {
-				rec, err := tr.Step(context.Background())
-				if err != nil {
-					t.Fatal(err)
-				}
-				for b, l := range rec.Lambda {
-					if rel := math.Abs(l-rec.ExactLambda[b]) / rec.ExactLambda[b]; rel > 1e-6 {
-						t.Errorf("%s, step %d, block %d: λ = %.10g, exact %.10g", est, i, b, l, rec.ExactLambda[b])
-					}
+		fusedEqualsBackend(t, s, theta0, cfg, func(i int, rec *StepRecord) {
+			for b, l := range rec.Lambda {
+				if rel := math.Abs(l-rec.ExactLambda[b]) / rec.ExactLambda[b]; rel > 1e-6 {
+					t.Errorf("%s, step %d, block %d: λ = %.10g, exact %.10g", est, i, b, l, rec.ExactLambda[b])
 				}
 			}
-			return tr.Theta()
-		}
-		pts, _ := s.DrawPoints(cfg.PointSeed, 0, cfg.Counts, nil)
-		local, err := NewLocal(s, pts, cfg.Probe, 3, model.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		viaBackend := run(cfg, local)
-		fused := cfg
-		fused.Fused = true
-		viaFused := run(fused, nil)
-		for i := range viaFused {
-			if math.Float64bits(viaFused[i]) != math.Float64bits(viaBackend[i]) {
-				t.Fatalf("%s: θ differs at %d: fused %v, backend %v", est, i, viaFused[i], viaBackend[i])
-			}
-		}
+		})
 	}
 }

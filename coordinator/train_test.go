@@ -77,20 +77,31 @@ func estimateConfig(steps int) TrainConfig {
 // backend of several workers give the same run, to the bit.
 func TestFusedAndBackendRunsAreIdentical(t *testing.T) {
 	s := smallWave(t)
-	theta0 := s.InitTheta(5)
+	fusedEqualsBackend(t, s, s.InitTheta(5), estimateConfig(12), nil)
+}
+
+// fusedEqualsBackend trains cfg.Steps steps from theta0 with a backend of
+// three in-process workers and with the probes fused into the trainer's
+// backward pass, calls check (when not nil) with each step's record, and
+// requires the two final θ to be the same bits.
+func fusedEqualsBackend(t *testing.T, s *model.Setup, theta0 []float64, cfg TrainConfig, check func(step int, rec *StepRecord)) {
+	t.Helper()
 	run := func(cfg TrainConfig, b Backend) []float64 {
 		tr, err := NewTrainer(s, theta0, cfg, b, model.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := 0; i < cfg.Steps; i++ {
-			if _, err := tr.Step(context.Background()); err != nil {
+			rec, err := tr.Step(context.Background())
+			if err != nil {
 				t.Fatal(err)
+			}
+			if check != nil {
+				check(i, rec)
 			}
 		}
 		return tr.Theta()
 	}
-	cfg := estimateConfig(12)
 	pts, _ := s.DrawPoints(cfg.PointSeed, 0, cfg.Counts, nil)
 	local, err := NewLocal(s, pts, cfg.Probe, 3, model.Options{})
 	if err != nil {
@@ -102,7 +113,7 @@ func TestFusedAndBackendRunsAreIdentical(t *testing.T) {
 	viaFused := run(fused, nil)
 	for i := range viaFused {
 		if math.Float64bits(viaFused[i]) != math.Float64bits(viaBackend[i]) {
-			t.Fatalf("θ differs at %d after %d steps: fused %v, backend %v", i, cfg.Steps, viaFused[i], viaBackend[i])
+			t.Fatalf("%s: θ differs at %d after %d steps: fused %v, backend %v", cfg.Estimator, i, cfg.Steps, viaFused[i], viaBackend[i])
 		}
 	}
 }
