@@ -122,14 +122,7 @@ func (a *Accumulator) Add(j int, d []float64) error {
 		return fmt.Errorf("probe %d: %w", j, ErrDuplicate)
 	}
 	if j > a.next {
-		var buf []float64
-		if k := len(a.free); k > 0 {
-			buf, a.free = a.free[k-1], a.free[:k-1]
-		} else {
-			buf = make([]float64, len(d))
-		}
-		copy(buf, d)
-		a.pending[j] = buf
+		a.pending[j] = keepCopy(&a.free, d)
 		return nil
 	}
 	a.apply(j, d)
@@ -414,4 +407,17 @@ func resizeZero(s []float64, n int) []float64 {
 		s[i] = 0
 	}
 	return s
+}
+
+// keepCopy returns a copy of d in a buffer taken from free (buffers of d's
+// length given back by their owner), or in a new one when free is empty.
+func keepCopy(free *[][]float64, d []float64) []float64 {
+	var buf []float64
+	if k := len(*free); k > 0 {
+		buf, *free = (*free)[k-1], (*free)[:k-1]
+	} else {
+		buf = make([]float64, len(d))
+	}
+	copy(buf, d)
+	return buf
 }

@@ -138,14 +138,7 @@ func (c *ColumnAccumulator) Add(j int, d []float64) error {
 	for len(c.d) <= i {
 		c.d = append(c.d, nil)
 	}
-	var buf []float64
-	if k := len(c.free); k > 0 {
-		buf, c.free = c.free[k-1], c.free[:k-1]
-	} else {
-		buf = make([]float64, len(d))
-	}
-	copy(buf, d)
-	c.d[i] = buf
+	c.d[i] = keepCopy(&c.free, d)
 	return nil
 }
 
