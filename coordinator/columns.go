@@ -81,6 +81,29 @@ func (e Estimator) Check(s sampler.Settings) error {
 	return nil
 }
 
+// MaxProbes is the most probes one estimate of e may take (0: no bound).
+// A sketch keeps every probe's column (n·S values) and decomposes S×S
+// matrices; XNysTrace's leave-two-out error estimate also keeps S²·B
+// values and costs O(S³) per estimate. Hutchinson streams its probes.
+func (e Estimator) MaxProbes() int {
+	switch e {
+	case Nystrom:
+		return 4096
+	case XNysTrace:
+		return 1000
+	}
+	return 0
+}
+
+// CheckProbes refuses more probes than one estimate of e may take; what
+// names the count (for the message).
+func (e Estimator) CheckProbes(what string, n int) error {
+	if max := e.MaxProbes(); max > 0 && n > max {
+		return fmt.Errorf("%s = %d: the %s estimator keeps every probe's column and decomposes an N×N matrix; keep N ≤ %d (or use hutchinson)", what, n, e, max)
+	}
+	return nil
+}
+
 // ColumnAccumulator keeps the probes of one step as the columns of a sketch:
 // Ω = [c_first … c_last], the probe vectors with the rows where R_i = 0
 // zeroed, and Y = [d_first … d_last] ≈ KΩ with the same rows zeroed (the

@@ -53,6 +53,9 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 	if err := opt.Estimator.Check(plan.Settings); err != nil {
 		return nil, err
 	}
+	if err := opt.Estimator.CheckProbes("probes", opt.Probes); err != nil {
+		return nil, err
+	}
 	if opt.Estimator.Sketch() && opt.RelError > 0 {
 		return nil, fmt.Errorf("the %s estimator cannot stop on a relative error: drop it or use hutchinson", opt.Estimator)
 	}

@@ -117,6 +117,12 @@ func (c *TrainConfig) Validate(blocks int) error {
 		if err := c.Estimator.Check(c.Probe); err != nil {
 			return err
 		}
+		if err := c.Estimator.CheckProbes("initial probes N", c.InitProbes); err != nil {
+			return err
+		}
+		if err := c.Estimator.CheckProbes("probes per step m", c.StepProbes); err != nil {
+			return err
+		}
 	default:
 		return fmt.Errorf("weight mode %d", c.Mode)
 	}

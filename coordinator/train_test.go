@@ -279,6 +279,8 @@ func TestTrainConfigErrors(t *testing.T) {
 		{func(c *TrainConfig) { c.Mode = Fixed; c.FixedWeights = []float64{1} }, "fixed weights for 5 blocks"},
 		{func(c *TrainConfig) { c.Mode = Fixed; c.Spaced = true }, "spaced"},
 		{func(c *TrainConfig) { c.Kernel = true; c.Probe.Kind = sampler.Param; c.Fused = true }, "no kernel"},
+		{func(c *TrainConfig) { c.Estimator = XNysTrace; c.InitProbes = 1001 }, "initial probes N = 1001"},
+		{func(c *TrainConfig) { c.Estimator = Nystrom; c.StepProbes = 100_000 }, "keep N ≤ 4096"},
 	} {
 		cfg := estimateConfig(3)
 		tc.mut(&cfg)

@@ -99,11 +99,6 @@ func ParseVariants(list string, seed uint64) ([]Variant, error) {
 	return vs, nil
 }
 
-// MaxXNysProbes is the most probes an XNysTrace variant may take in one
-// estimate: its eigendecompositions and leave-two-out error estimate cost
-// O(N³).
-const MaxXNysProbes = 1000
-
 // Config is a study's design. Changing it changes which probes each
 // repetition draws, so a study folder resumes only with the same Config.
 type Config struct {
@@ -140,8 +135,8 @@ func (c *Config) Validate() error {
 	}
 	if vs, err := ParseVariants(strings.Join(c.Variants, ","), 0); err == nil {
 		for _, v := range vs {
-			if n := c.Ns[len(c.Ns)-1]; v.Estimator == coordinator.XNysTrace && n > MaxXNysProbes {
-				return fmt.Errorf("variant %s: N = %d; XNysTrace costs O(N³) per estimate, so keep N ≤ %d", v.Name, n, MaxXNysProbes)
+			if err := v.Estimator.CheckProbes("N", c.Ns[len(c.Ns)-1]); err != nil {
+				return fmt.Errorf("variant %s: %w", v.Name, err)
 			}
 		}
 	}
