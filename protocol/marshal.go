@@ -399,8 +399,9 @@ func readPoints(r *reader, c *Collocation) error {
 			if bn, err = r.header(false); err != nil {
 				return malformed("blocks: %v", err)
 			}
-			if bn > maxList {
-				return malformed("blocks: %d, at most %d", bn, maxList)
+			// Repeated "blocks" keys add up: the bound is on the total.
+			if bn > maxList-len(c.Blocks) {
+				return malformed("blocks: %d more after %d, at most %d", bn, len(c.Blocks), maxList)
 			}
 			for j := 0; j < bn && err == nil; j++ {
 				var b BlockPoints

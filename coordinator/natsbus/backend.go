@@ -1038,17 +1038,15 @@ func (b *Backend) reject(err error, r *protocol.Result) {
 // plus a second; before any result, the configured first timeout. It
 // doubles with every attempt, within [1 s, 1 h].
 func (b *Backend) deadline(k, attempt int) time.Duration {
-	d := b.opt.Timeout
+	// In seconds, clamped before the conversion: a time per probe pushed
+	// up by a slow sampler times a large batch would overflow a Duration.
+	secs := b.opt.Timeout.Seconds()
 	if b.perProbe > 0 {
-		d = time.Duration((8*b.perProbe*float64(k) + 1) * float64(time.Second))
+		secs = 8*b.perProbe*float64(k) + 1
 	}
-	for range min(attempt, 16) {
-		d *= 2
-		if d > maxDeadline {
-			break
-		}
-	}
-	return min(max(d, minDeadline), maxDeadline)
+	secs *= math.Exp2(float64(min(attempt, 16)))
+	secs = math.Min(math.Max(secs, minDeadline.Seconds()), maxDeadline.Seconds())
+	return time.Duration(secs * float64(time.Second))
 }
 
 // observe updates the time per probe from a batch answered elapsed seconds

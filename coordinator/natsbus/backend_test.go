@@ -617,3 +617,32 @@ func probeWidth(t *testing.T, setup *model.Setup, settings sampler.Settings) int
 	}
 	return plan.Width()
 }
+
+// A batch's deadline stays within [1 s, 1 h] whatever the time per probe
+// a slow sampler made the backend observe and however large the batch:
+// it is clamped before it becomes a Duration, which would overflow.
+func TestDeadlineIsClamped(t *testing.T) {
+	b := &Backend{opt: Options{Timeout: 10 * time.Second}}
+	for _, c := range []struct {
+		perProbe float64
+		k, try   int
+		want     time.Duration
+	}{
+		{0, 4, 0, 10 * time.Second},
+		{0, 4, 2, 40 * time.Second},
+		{0, 4, 16, maxDeadline},
+		{0.1, 4, 0, time.Duration(4.2 * float64(time.Second))},
+		{3600, 400_000, 0, maxDeadline},
+		{1000, 2_000_000, 3, maxDeadline},
+		{math.MaxFloat64 / 16, 1 << 30, 16, maxDeadline},
+	} {
+		b.perProbe = c.perProbe
+		if got := b.deadline(c.k, c.try); got != c.want {
+			t.Errorf("%v s per probe, %d probes, attempt %d: %v, want %v", c.perProbe, c.k, c.try, got, c.want)
+		}
+	}
+	short := &Backend{opt: Options{Timeout: time.Millisecond}}
+	if got := short.deadline(1, 0); got != minDeadline {
+		t.Errorf("a 1 ms first timeout: %v, want %v", got, minDeadline)
+	}
+}
