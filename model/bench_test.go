@@ -109,6 +109,7 @@ func (w *waveBench) gemmFloor() func() {
 	ly := e.net.layers
 	big := make([]float64, e.rows*e.maxW)
 	out := make([]float64, e.rows*e.maxW)
+	big2 := make([]float64, e.rows*e.maxW) // in one batch, the two products write apart
 	gw := make([]float64, e.maxW*e.maxW)
 	for i := range big {
 		big[i] = float64(i%13)/13 - 0.5
@@ -118,41 +119,83 @@ func (w *waveBench) gemmFloor() func() {
 			in, m := ly[l-1], ly[l]
 			wl, _ := e.weights(w.theta, l)
 			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.Trans, m: e.rows, n: m, k: in, a: big, lda: in, b: wl, ldb: in, c: out, ldc: m})
+			// Backward queues a layer's weight gradient and input
+			// cotangent as one batch; so does the floor.
+			e.batching = true
 			e.gemmCut(mmArgs{tA: blas.Trans, tB: blas.NoTrans, m: m, n: in, k: e.rows, a: big, lda: m, b: out, ldb: in, c: gw, ldc: in, sumK: true})
-			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.NoTrans, m: e.rows, n: in, k: m, a: big, lda: m, b: wl, ldb: in, c: out, ldc: in})
+			e.gemmCut(mmArgs{tA: blas.NoTrans, tB: blas.NoTrans, m: e.rows, n: in, k: m, a: big, lda: m, b: wl, ldb: in, c: big2, ldc: in})
+			e.batching = false
+			e.runBatch()
 		}
 	}
 }
 
 // elementFloor is a floor under a probe's element-wise work, the part
-// beside its six GEMMs: each hidden layer's matrices read and written once,
-// with nothing computed but what no pass can skip. Per hidden layer,
-// backward (Jᵀg): the cotangent rows times a second matrix of the same
-// size (the real pass reads the activation's derivatives at the base point
-// beside them) into a third; forward (R at the predictor): tanh of the
-// value rows (the same kernel as the real pass) and a product for the
-// other rows. The inputs are the base point's pre-activations, so tanh
-// sees the values it sees in a probe. The real passes do more arithmetic
-// per element (tanh's derivatives, the operators' quadratic forms, the
-// sums for the small layers) on the same memory traffic. On more threads
-// the matrices are cut into equal parts run at once.
+// beside its six GEMMs: the memory traffic of its passes, each row read
+// and written only where the real pass reads or writes it, with nothing
+// computed but tanh on the value rows (the same kernel as the real pass,
+// on the base point's pre-activations, so it sees a probe's values) and
+// one product per other row. Forward (R at the predictor): the first
+// hidden layer is made from the inputs, so only written (its value rows'
+// pre-activations read for tanh); a middle layer read and written; the
+// last hidden layer only read (the output layer is made from each row in
+// cache). Backward (Jᵀg): the last hidden layer's pre-activations read and
+// its cotangents written (the cotangents coming in are made per point);
+// below it the cotangents and the pre-activations read and the cotangents
+// written. The real passes do more arithmetic per element (tanh's
+// derivatives, the operators' quadratic forms, the sums for the small
+// layers) on this traffic. On more threads the rows are cut into equal
+// parts run at once.
 func (w *waveBench) elementFloor() func() {
 	e := w.ev.(*pinn)
-	out := make([]float64, e.rows*e.maxW)
-	pass := func(q, parts int) {
-		for l := 1; l < e.L; l++ {
-			a := e.a[l]
-			lo, hi := len(a)*q/parts, len(a)*(q+1)/parts
-			mulInto(out[lo:hi], a[lo:hi], e.a[e.L-l][lo:hi]) // backward
+	m := e.maxW
+	value := make([]bool, e.rows) // stream 0 of its group
+	for gi := range e.groups {
+		g := &e.groups[gi]
+		for i := 0; i < g.n; i++ {
+			value[g.rowOf(0, i)] = true
 		}
+	}
+	out := make([]float64, e.rows*m) // a layer's outputs, forward
+	bk := make([]float64, e.rows*m)  // a layer's cotangents, backward
+	one := make([]float64, m)
+	for k := range one {
+		one[k] = 1 - float64(k%7)/64
+	}
+	var scr [maxParts][]float64
+	for q := range scr {
+		scr[q] = make([]float64, m)
+	}
+	row := func(x []float64, r int) []float64 { return x[r*m : (r+1)*m] }
+	pass := func(q, parts int) {
+		r0, r1 := e.rows*q/parts, e.rows*(q+1)/parts
+		sc := scr[q]
 		for l := 1; l < e.L; l++ {
 			a := e.a[l]
-			lo, hi := len(a)*q/parts, len(a)*(q+1)/parts
-			vals := e.npts * e.net.layers[l]
-			v0, v1 := min(lo, vals), min(hi, vals)
-			tanhBias(out[v0:v1], a[v0:v1], nil, false) // forward: the value rows
-			o0, o1 := max(lo, vals), max(hi, vals)
-			mulInto(out[o0:o1], a[o0:o1], a[o0:o1]) // and the others
+			for r := r0; r < r1; r++ {
+				dst := row(out, r)
+				if l == e.L-1 {
+					dst = sc // read only
+				}
+				switch {
+				case value[r]:
+					tanhBias(dst, row(a, r), nil, false)
+				case l == 1:
+					scaleInto(dst, 0.5, one) // written only
+				default:
+					mulInto(dst, row(a, r), row(a, r))
+				}
+			}
+		}
+		for l := e.L - 1; l >= 1; l-- {
+			a := e.a[l]
+			for r := r0; r < r1; r++ {
+				if l == e.L-1 {
+					mulInto(row(bk, r), row(a, r), one)
+				} else {
+					mulInto(row(bk, r), row(out, r), row(a, r))
+				}
+			}
 		}
 	}
 	parts := min(runtime.GOMAXPROCS(0), maxParts)
