@@ -486,3 +486,69 @@ func TestVerifyEverySamplerWrong(t *testing.T) {
 		t.Errorf("%d probes of quarantined samplers reached the accumulator", acc.Applied())
 	}
 }
+
+// A client with the sampler credentials that takes every batch it can and
+// answers each with an error cannot end the run: after maxStrikes failures
+// in a call it gets no more of its batches, and its failures stop counting
+// against them; the honest samplers compute every probe, step after step.
+func TestRogueErrorsDoNotEndTheRun(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 21})
+	cl := newCluster(t)
+	cl.samplers(2)
+	startRogue(t, cl.connectAs(cl.emb.Sampler, "rogue"), func(r *rogue, req micro.Request, wr *protocol.WorkRequest) {
+		var codec protocol.Codec
+		se := protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Sampler: r.id, Code: protocol.CodeInternal, Message: "no"}
+		req.Error(protocol.CodeInternal, "no", codec.MarshalSamplerError(nil, &se))
+	})
+	b := f.backend(t, cl.connect("coordinator"), Options{Batch: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for step := range 6 {
+		w := f.work()
+		w.ID, w.Step = uint64(100+step), uint32(step)
+		acc := coordinator.NewAccumulator(f.plan, w.Step, f.r0, false)
+		if err := b.Probes(ctx, w, 0, 48, acc.Add); err != nil {
+			t.Fatalf("step %d: %v (stats %+v)", step, err, b.Stats())
+		}
+		if acc.Applied() != 48 {
+			t.Fatalf("step %d: %d of 48 probes", step, acc.Applied())
+		}
+	}
+	if st := b.Stats(); st.SamplerErrors == 0 {
+		t.Fatalf("the rogue never got a batch (stats %+v): the test proves nothing", st)
+	}
+}
+
+// A client with the sampler credentials that declines every offer, with no
+// other sampler, ends the call with an error after WaitSamplers instead of
+// keeping it offering forever.
+func TestEveryOfferDeclinedEndsTheCall(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 21})
+	cl := newCluster(t)
+	nc := cl.connectAs(cl.emb.Sampler, "rogue")
+	svc, err := micro.AddService(nc, micro.Config{Name: protocol.ServiceName, Version: "2.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	id := svc.Info().ID
+	subj, _ := protocol.NewSubjects(protocol.DefaultPrefix)
+	busy := micro.Headers{protocol.HeaderStatus: {protocol.StatusBusy}, protocol.HeaderInstance: {id}}
+	if err := svc.AddEndpoint("probe", micro.HandlerFunc(func(req micro.Request) { req.Respond(nil, micro.WithHeaders(busy)) }),
+		micro.WithEndpointSubject(subj.Work()), micro.WithEndpointQueueGroup(subj.QueueGroup())); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	b := f.backend(t, cl.connect("coordinator"), Options{Batch: 4, WaitSamplers: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acc := coordinator.NewAccumulator(f.plan, 2, f.r0, false)
+	start := time.Now()
+	err = b.Probes(ctx, f.work(), 0, 24, acc.Add)
+	if err == nil || !strings.Contains(err.Error(), "every offer declined") {
+		t.Fatalf("after %v: %v, want the call to end on its declined offers", time.Since(start), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the call ran until the context ended: %v", err)
+	}
+}

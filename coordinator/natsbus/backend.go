@@ -491,7 +491,32 @@ type call struct {
 	exp      protocol.ResultExpect
 	emit     func(j int, d []float64) error
 	checks   []verifyJob // answers waiting for the verifier
+	// strikes counts, per sampler instance, the batches it took in this
+	// call and failed (an error, a refused answer, a missed deadline);
+	// one with maxStrikes takes no more of the call's batches, and its
+	// failures stop counting against the batches (MaxAttempts): one rogue
+	// cannot use up a batch's attempts.
+	strikes map[string]int
+	// taken is when an offer was last taken or an answer accepted: with
+	// none for WaitSamplers while batches wait, the call ends with an
+	// error instead of offering them forever (every offer declined).
+	taken time.Time
 }
+
+// working reports whether a sampler holds one of the call's batches (took
+// its latest offer), or the verifier has an answer to check.
+func (c *call) working() bool {
+	for _, bt := range c.batches {
+		if bt.state == answered || bt.state == out && bt.latest.acked {
+			return true
+		}
+	}
+	return len(c.checks) > 0
+}
+
+// maxStrikes is how many of a call's batches one sampler instance may
+// fail before it gets no more of them.
+const maxStrikes = 2
 
 // Probes computes probes [lo, hi) of w on the samplers.
 func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, emit func(j int, d []float64) error) error {
@@ -521,6 +546,7 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	}
 	size = min(max(size, 1), maxBatch)
 	c := &call{w: w, lo: lo, hi: hi, byLo: map[int]*batch{}, offers: map[string]*offer{}, n: n, emit: emit,
+		strikes: map[string]int{}, taken: time.Now(),
 		exp:      protocol.ResultExpect{Run: b.opt.Run, Step: int64(w.Step), Width: b.opt.Width, Lo: lo, Probes: hi, MaxBatch: maxBatch},
 		nextDisc: time.Now().Add(time.Second)}
 	for s := lo; s < hi; s += size {
@@ -637,11 +663,32 @@ func (b *Backend) timeouts(c *call, now time.Time) error {
 		default:
 			continue
 		}
-		if err := b.retry(c, bt, "no answer"); err != nil {
+		if err := b.fail(c, bt, "no answer"); err != nil {
 			return err
 		}
 	}
+	if now.Sub(c.taken) > b.opt.WaitSamplers && !c.working() {
+		return fmt.Errorf("step %d: no sampler took a batch for %v, every offer declined (samplers busy with other runs, or a client that declines everything): wait longer with --wait-samplers, or check the samplers", c.w.Step, b.opt.WaitSamplers)
+	}
 	return nil
+}
+
+// fail is retry for a batch whose latest offer went wrong: the instance
+// that took it (if any) gets a strike, and once it has maxStrikes the
+// failure no longer counts against the batch.
+func (b *Backend) fail(c *call, bt *batch, why string) error {
+	if h := bt.latest.holder; bt.latest.acked && h != "" {
+		c.strikes[h]++
+		if c.strikes[h] > maxStrikes {
+			b.count(func(s *Stats) { s.Redispatched++ })
+			b.requeue(c, bt, time.Time{})
+			return nil
+		}
+		if c.strikes[h] == maxStrikes {
+			b.log.Warn("sampler failed batches of this call; it gets no more of them", "sampler", b.disc.name(h), "step", c.w.Step, "failures", maxStrikes)
+		}
+	}
+	return b.retry(c, bt, why)
 }
 
 // retry counts an unanswered send of bt and offers it again, or fails the
@@ -795,6 +842,7 @@ func (b *Backend) handle(c *call, m *nats.Msg) error {
 	case m.Header.Get("Status") == "503" && len(m.Data) == 0:
 		// No sampler in the queue group: wait for discovery to see one.
 		b.count(func(s *Stats) { s.NoResponders++ })
+		b.drop(c, m.Subject, o)
 		if current {
 			o.bt.declined++
 			b.requeue(c, o.bt, time.Now().Add(250*time.Millisecond))
@@ -804,6 +852,7 @@ func (b *Backend) handle(c *call, m *nats.Msg) error {
 		return nil
 	case m.Header.Get(protocol.HeaderStatus) == protocol.StatusBusy:
 		b.count(func(s *Stats) { s.Declined++ })
+		b.drop(c, m.Subject, o)
 		if current {
 			o.bt.declined++
 			b.requeue(c, o.bt, time.Time{})
@@ -815,16 +864,29 @@ func (b *Backend) handle(c *call, m *nats.Msg) error {
 			return nil
 		}
 		o.acked, o.ackAt, o.holder = true, time.Now(), holder
-		if current && b.quarantined[holder] {
-			// Its answer would be refused: offer the batch again now.
+		if current && (b.quarantined[holder] || c.strikes[holder] >= maxStrikes) {
+			// Its answer would be refused, or it has failed this call's
+			// batches: offer the batch again now.
 			o.bt.declined++
 			b.requeue(c, o.bt, time.Time{})
+			return nil
+		}
+		if current {
+			c.taken = time.Now()
 		}
 		return nil
 	case m.Header.Get(micro.ErrorCodeHeader) != "":
 		return b.samplerError(c, o, current, m)
 	}
 	return b.accept(c, o, m.Data)
+}
+
+// drop forgets the offer on subject when nobody took it (declined, or
+// no one to deliver it to): no answer can come for it any more.
+func (b *Backend) drop(c *call, subject string, o *offer) {
+	if o != nil && !o.acked {
+		delete(c.offers, subject[strings.LastIndexByte(subject, '.')+1:])
+	}
 }
 
 func (b *Backend) samplerError(c *call, o *offer, current bool, m *nats.Msg) error {
@@ -845,8 +907,15 @@ func (b *Backend) samplerError(c *call, o *offer, current bool, m *nats.Msg) err
 		b.requeue(c, bt, time.Time{})
 		return nil
 	}
-	b.log.Warn("sampler error", "sampler", b.disc.name(se.Sampler), "code", se.Code, "step", c.w.Step, "lo", bt.lo, "error", se.Message)
-	return b.retry(c, bt, fmt.Sprintf("the last sampler, %s, answered %s: %s", b.disc.name(se.Sampler), se.Code, se.Message))
+	if !o.acked {
+		// A sampler takes a batch before it works on it: an error on an
+		// offer nobody took is no attempt.
+		bt.declined++
+		b.requeue(c, bt, time.Time{})
+		return nil
+	}
+	b.log.Warn("sampler error", "sampler", b.disc.name(o.holder), "code", se.Code, "step", c.w.Step, "lo", bt.lo, "error", se.Message)
+	return b.fail(c, bt, fmt.Sprintf("the last sampler, %s, answered %s: %s", b.disc.name(o.holder), se.Code, se.Message))
 }
 
 // accept decodes and validates one result and takes it: emitted at once,
@@ -855,21 +924,26 @@ func (b *Backend) samplerError(c *call, o *offer, current bool, m *nats.Msg) err
 // is spent, and the batch is offered again at once.
 func (b *Backend) accept(c *call, o *offer, data []byte) error {
 	r := &b.res
-	spent := func() {
-		if o != nil && o.bt.latest == o && o.bt.state == out {
-			o.bt.declined++
-			b.requeue(c, o.bt, time.Time{})
+	// spent ends the batch's latest offer with a refused answer: a
+	// failure of the instance that took it (see fail).
+	spent := func() error {
+		if o == nil || o.bt.latest != o || o.bt.state != out {
+			return nil
 		}
+		if o.acked {
+			return b.fail(c, o.bt, "its answer was refused")
+		}
+		o.bt.declined++
+		b.requeue(c, o.bt, time.Time{})
+		return nil
 	}
 	if err := b.codec.UnmarshalResult(data, r); err != nil {
 		b.reject(err, r)
-		spent()
-		return nil
+		return spent()
 	}
 	if err := r.Validate(c.exp); err != nil {
 		b.reject(err, r)
-		spent()
-		return nil
+		return spent()
 	}
 	bt := c.byLo[r.Lo]
 	switch {
@@ -885,16 +959,15 @@ func (b *Backend) accept(c *call, o *offer, data []byte) error {
 		return nil
 	case o == nil || o.bt != bt:
 		b.reject(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("probes [%d, %d) answered on the reply subject of another batch", r.Lo, r.Hi)}, r)
-		spent()
-		return nil
+		return spent()
 	case b.quarantined[r.Sampler]:
 		b.reject(&protocol.RejectError{Reason: protocol.ReasonQuarantined, Detail: fmt.Sprintf("sampler %s answered a checked batch wrongly earlier in the run", r.Sampler)}, r)
-		spent()
-		return nil
+		return spent()
 	}
 	if bt.state == out {
 		c.outCount--
 	}
+	c.taken = time.Now()
 	elapsed := time.Since(o.at).Seconds()
 	b.observe(bt, elapsed)
 	b.count(func(s *Stats) {
