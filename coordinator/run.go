@@ -115,6 +115,9 @@ func (c *RunConfig) Validate(setup *model.Setup) error {
 	if err := tc.Validate(len(setup.Problem.Blocks)); err != nil {
 		return err
 	}
+	if _, n, _ := checkpointBytes(c, setup); tc.Eigenvalues > n {
+		return fmt.Errorf("%d eigenvalues of K: it has %d (one per residual)", tc.Eigenvalues, n)
+	}
 	if tc.Counts != nil {
 		if _, err := setup.MemoryNeed(tc.Counts, model.Memory{}); err != nil {
 			return err
@@ -565,6 +568,11 @@ func ReadMatrixCSV(path string) ([]float64, int, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	n := len(lines)
+	// n rows of n values take at least 2n² bytes (a digit and a
+	// separator each): check before sizing anything by n².
+	if n > 0 && (n > len(data)/(2*n)+1 || strings.Count(lines[0], ",")+1 != n) {
+		return nil, 0, fmt.Errorf("%s: %d rows, the first with %d values: not a square matrix", path, n, strings.Count(lines[0], ",")+1)
+	}
 	m := make([]float64, 0, n*n)
 	for i, line := range lines {
 		fields := strings.Split(line, ",")
@@ -711,7 +719,13 @@ func checkpointBytes(cfg *RunConfig, setup *model.Setup) (int64, int, int) {
 			n += c * setup.Problem.Blocks[b].Components
 		}
 	}
-	floats := float64(3*p+4*B+3*B*B) + float64(cfg.Train.InitProbes)*float64(max(n, B)+2)
+	// A checkpoint keeps at most the first InitKept initial probes.
+	width := n
+	if cfg.Train.Probe.Kind == sampler.Param {
+		width = B
+	}
+	kept := InitKept(cfg.Train.InitProbes, width)
+	floats := float64(3*p+4*B+3*B*B) + float64(kept)*float64(width+2)
 	if cfg.Train.Kernel {
 		floats += float64(n) * float64(n)
 	}
@@ -851,16 +865,18 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 		if ck.Step != 0 || tc.Mode != Estimated {
 			return fmt.Errorf("initial probes at step %d in %s mode", ck.Step, tc.Mode)
 		}
-		if len(ck.InitProbes) > tc.InitProbes {
-			return fmt.Errorf("%d initial probes, the run draws %d", len(ck.InitProbes), tc.InitProbes)
-		}
 		width := n
 		if tc.Probe.Kind == sampler.Param {
 			width = B
 		}
+		// Only the first InitKept probes are ever kept (keepInit).
+		kept := InitKept(tc.InitProbes, width)
+		if len(ck.InitProbes) > kept {
+			return fmt.Errorf("%d initial probes, a checkpoint of this run keeps at most %d", len(ck.InitProbes), kept)
+		}
 		for i, pr := range ck.InitProbes {
-			if pr.J < 0 || pr.J >= tc.InitProbes || i > 0 && pr.J <= ck.InitProbes[i-1].J {
-				return fmt.Errorf("initial probe index %d out of order or outside 0..%d", pr.J, tc.InitProbes-1)
+			if pr.J < 0 || pr.J >= kept || i > 0 && pr.J <= ck.InitProbes[i-1].J {
+				return fmt.Errorf("initial probe index %d out of order or outside 0..%d", pr.J, kept-1)
 			}
 			if len(pr.D) != width || !finiteAll(pr.D...) {
 				return fmt.Errorf("initial probe %d: %d values (want %d finite ones)", pr.J, len(pr.D), width)

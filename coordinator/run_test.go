@@ -269,3 +269,33 @@ func FuzzCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+// Bounds a config or a file cannot get around: more eigenvalues than K
+// has, and a CSV whose line count would size an n² matrix it does not hold.
+func TestRunInputBounds(t *testing.T) {
+	s, err := model.NewSetup(model.Config{Problem: "poisson1d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := RunConfig{ErrorEvery: 1, Train: TrainConfig{Steps: 1, Mode: ExactWeights, ExactEvery: 1, Optimizer: "adam", Schedule: Schedule{LR: 1e-3}, PointSeed: 1, Eigenvalues: 1 << 40}}
+	if err := cfg.Validate(s); err == nil || !strings.Contains(err.Error(), "eigenvalues of K") {
+		t.Errorf("2⁴⁰ eigenvalues: %v", err)
+	}
+	cfg.Train.Eigenvalues = 2
+	if err := cfg.Validate(s); err != nil {
+		t.Errorf("2 eigenvalues: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "k.csv")
+	if err := os.WriteFile(path, []byte(strings.Repeat("0\n", 200_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ReadMatrixCSV(path); err == nil || !strings.Contains(err.Error(), "not a square matrix") {
+		t.Errorf("a column of 200,000 zeros: %v", err)
+	}
+	if err := WriteMatrixCSV(path, []float64{1, 2, 3, 4}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if m, n, err := ReadMatrixCSV(path); err != nil || n != 2 || m[3] != 4 {
+		t.Errorf("a 2×2 matrix: %v, %d, %v", m, n, err)
+	}
+}
