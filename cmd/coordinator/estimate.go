@@ -85,6 +85,15 @@ func runEstimate(args []string, out io.Writer) error {
 	if *workers < 1 {
 		return badInput("--workers %d: want at least 1", *workers)
 	}
+	if err := checkStep(*step); err != nil {
+		return err
+	}
+	if *batch < 0 {
+		return badInput("--batch %d: want 0 (8 per worker) or more", *batch)
+	}
+	if !(*relErr >= 0) || math.IsInf(*relErr, 0) {
+		return badInput("--rel-error %v: want a fraction ≥ 0 (0: draw all N)", *relErr)
+	}
 	if err := bf.check(); err != nil {
 		return err
 	}
@@ -117,6 +126,20 @@ func runEstimate(args []string, out io.Writer) error {
 	}
 	if *kernelOut != "" {
 		mem.Kernels = 2
+	}
+	if est.Sketch() {
+		// Every probe's column and its probe vector (twice while the
+		// estimate is formed), and the S×S matrices of the estimate
+		// (XNysTrace's leave-two-out one per block), priced in columns.
+		if err := est.CheckProbes("--probes", *probes); err != nil {
+			return badInput("%v", err)
+		}
+		n := 0
+		for b, c := range coll.Counts() {
+			n += c * setup.Problem.Blocks[b].Components
+		}
+		s := *probes
+		mem.Columns += 4*s + s*s*(len(setup.Problem.Blocks)+4)/max(n, 1) + 1
 	}
 	if err := setup.CheckMemory(coll.Counts(), mem, *maxMem); err != nil {
 		return inputError{err}

@@ -79,3 +79,12 @@ func num(v float64) *float64 {
 	}
 	return &v
 }
+
+// checkStep refuses a --step beyond the 32-bit step numbers that key the
+// probe vectors and the points (a larger one would wrap around silently).
+func checkStep(step uint) error {
+	if step > math.MaxUint32 {
+		return badInput("--step %d: steps are 32-bit numbers, want at most %d", step, uint64(math.MaxUint32))
+	}
+	return nil
+}

@@ -74,6 +74,13 @@ func TestSketchBadInputExitsTwo(t *testing.T) {
 		{[]string{"train", "--problem", "quadratic", "--estimator", "nystrom", "--kind", "param", "--steps", "1"}, "needs gaussian or rademacher probes"},
 		{[]string{"study", "errors", "--problem", "quadratic", "--variants", "block:nystrom", "--N", "2,4", "--M", "2"}, "needs gaussian or rademacher probes"},
 		{[]string{"study", "errors", "--problem", "quadratic", "--variants", "gaussian:xnystrace", "--N", "2,2000", "--M", "2"}, "keep N ≤ 1000"},
+		{[]string{"estimate", "--snapshot", snap, "--estimator", "nystrom", "--probes", "20000"}, "keep N ≤ 4096"},
+		{[]string{"estimate", "--snapshot", snap, "--estimator", "xnystrace", "--probes", "1000", "--max-memory", "1000000"}, "--max-memory"},
+		{[]string{"train", "--problem", "quadratic", "--estimator", "xnystrace", "--probes", "1001", "--steps", "1"}, "keep N ≤ 1000"},
+		{[]string{"estimate", "--snapshot", snap, "--step", "4294967296"}, "32-bit"},
+		{[]string{"estimate", "--snapshot", snap, "--batch", "-3"}, "--batch -3"},
+		{[]string{"estimate", "--snapshot", snap, "--rel-error", "NaN"}, "--rel-error NaN"},
+		{[]string{"study", "errors", "--problem", "quadratic", "--N", "2", "--M", "4611686018427387904"}, "2^32 indices"},
 	} {
 		code, _, e := runCmd(t, tc.args...)
 		if code != 2 {

@@ -70,6 +70,9 @@ func runSnapshot(args []string, out io.Writer) error {
 	if *outPath == "" {
 		return badInput("--out is required")
 	}
+	if err := checkStep(*step); err != nil {
+		return err
+	}
 	s, err := pf.setup()
 	if err != nil {
 		return err

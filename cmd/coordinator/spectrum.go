@@ -103,6 +103,9 @@ func runSpectrum(args []string, out io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if err := checkStep(*step); err != nil {
+		return err
+	}
 	switch {
 	case *snapPath == "":
 		return badInput("--snapshot is required")

@@ -117,6 +117,9 @@ func (c *Config) Validate() error {
 	if len(c.Ns) == 0 {
 		return errors.New("no N values")
 	}
+	if c.M < 2 {
+		return fmt.Errorf("M = %d: want at least 2 repetitions (the errors' standard errors need them)", c.M)
+	}
 	total := 0
 	for i, n := range c.Ns {
 		if n < 1 {
@@ -125,13 +128,11 @@ func (c *Config) Validate() error {
 		if i > 0 && n <= c.Ns[i-1] {
 			return fmt.Errorf("N values must increase: %v", c.Ns)
 		}
+		// Checked before it is added, so that it cannot wrap around.
+		if n > (math.MaxUint32-1-total)/c.M {
+			return fmt.Errorf("N = %d, M = %d: Σ N·M is beyond the generator's 2^32 indices per step", n, c.M)
+		}
 		total += n * c.M
-	}
-	if c.M < 2 {
-		return fmt.Errorf("M = %d: want at least 2 repetitions (the errors' standard errors need them)", c.M)
-	}
-	if total >= math.MaxUint32 {
-		return fmt.Errorf("Σ N·M = %d probes is beyond the generator's 2^32 indices per step", total)
 	}
 	if vs, err := ParseVariants(strings.Join(c.Variants, ","), 0); err == nil {
 		for _, v := range vs {
