@@ -20,6 +20,9 @@ func TestMemoryNeedMatchesAllocation(t *testing.T) {
 		{"wave", []int{2, 48, 48, 1}, []int{30, 30, 10, 10, 10}},
 		{"qtensor", []int{3, 32, 32, 2}, []int{20, 20, 4, 4, 4, 4}},
 		{"poisson1d", []int{1, 100, 1}, []int{40, 1, 1}},
+		// Wide and few points: the per-part scratch dominates.
+		{"poisson1d", []int{1, 20000, 1}, []int{1, 1, 1}},
+		{"wave", []int{2, 10000, 1}, []int{1, 1, 1, 1, 1}},
 	} {
 		cfg, err := model.DefaultConfig(tc.problem)
 		if err != nil {

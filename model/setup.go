@@ -349,7 +349,10 @@ func (s *Setup) MemoryNeed(counts []int, m Memory) (float64, error) {
 		ntk = n * n
 	} else {
 		ly := s.net.layers
-		var sumW, hidW, maxW float64
+		var sumW, hidW, maxW, maxS float64
+		for _, def := range p.Blocks {
+			maxS = math.Max(maxS, float64(def.Streams.Count()))
+		}
 		for l := 1; l < len(ly); l++ {
 			w := float64(ly[l])
 			sumW += w
@@ -361,12 +364,13 @@ func (s *Setup) MemoryNeed(counts []int, m Memory) (float64, error) {
 		eval = rows*d + rows*sumW + rows*hidW + // input streams, pre-activations, layer inputs
 			3*npts*hidW + qrows*hidW + dfs + n + // σ', σ'', σ''', operator forms, ∂F/∂u, R
 			(3+2*cots+3+2)*rows*maxW + // residual scratch, backward, forward mode, diagonal
+			maxParts*(4+2*maxS)*maxW + // each part's per-point scratch (SetPoints)
 			P + points
 		ntk = comps*rows*sumW + 2*maxN*maxN + n*n
 	}
 	// A prober beside each evaluator: θ, θ̂, Jᵀg and six n-vectors, and
-	// one pair per fused probe. The small buffers not listed (per-point
-	// scratch, slice headers, BLAS temporaries) add under 15%.
+	// one pair per fused probe. The small buffers not listed (slice
+	// headers, BLAS temporaries) add under 15%.
 	eval += 3*P + 6*n + (cots-1)*(P+n)
 	eval *= 1.15
 	ntk *= 1.15

@@ -67,7 +67,7 @@ flags:
 	name := fs.String("name", "", "instance name prefix (default: host name)")
 	fetch := fs.Duration("fetch-timeout", 30*time.Second, "time to fetch one snapshot")
 	maxSnap := fs.Int("max-snapshot", protocol.DefaultMaxSnapshot, "bytes of the largest snapshot this sampler fetches")
-	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes an exact kernel may use")
+	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes a snapshot's work may use (the evaluator its points and network need; an exact kernel)")
 	level := fs.String("log-level", "info", "log level: trace, debug (every request), info, warn, error")
 	jsonLog := fs.Bool("log-json", false, "log as JSON lines")
 	version := fs.Bool("version", false, "print the version and exit")

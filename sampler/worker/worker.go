@@ -510,6 +510,11 @@ func (w *Worker) base(run string, ref protocol.SnapshotRef) (string, error) {
 		return protocol.CodeBadSnapshot, err
 	}
 	w.points = pts
+	// The evaluator's buffers grow with the points and the widths a
+	// snapshot names: priced before anything is made for them.
+	if err := w.setup.CheckMemory(pts.Counts(), model.Memory{Evaluators: 1}, w.opt.Eval.MaxMemory); err != nil {
+		return protocol.CodeBadSnapshot, err
+	}
 	if w.ev == nil || !sameCounts(w.ev.Layout(), pts) {
 		if w.ev, err = w.setup.NewEvaluator(pts, w.opt.Eval); err != nil {
 			return protocol.CodeBadSnapshot, err
