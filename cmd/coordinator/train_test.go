@@ -173,19 +173,24 @@ func TestResumeAndExtend(t *testing.T) {
 	files := []string{"summary.json", "final.json", "train.csv", "checkpoint.gob", "config.json", "kernel_estimate_last.csv"}
 	before := map[string][]byte{}
 	for _, f := range files {
-		before[f], _ = os.ReadFile(filepath.Join(short, f))
+		var err error
+		if before[f], err = os.ReadFile(filepath.Join(short, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	code, out, e := runCmd(t, "train", "--resume", short, "--log-level", "error")
 	if code != 0 || !strings.Contains(out, "is finished (6 steps") || !strings.Contains(out, "--steps N") {
 		t.Fatalf("resume of a finished run: exit %d, stdout %q, stderr %q", code, out, e)
 	}
 	for _, f := range files {
-		if after, _ := os.ReadFile(filepath.Join(short, f)); !bytes.Equal(after, before[f]) {
+		if after, err := os.ReadFile(filepath.Join(short, f)); err != nil || !bytes.Equal(after, before[f]) {
 			t.Errorf("resuming the finished run changed %s", f)
 		}
 	}
 	var sum map[string]any
-	json.Unmarshal(before["summary.json"], &sum)
+	if err := json.Unmarshal(before["summary.json"], &sum); err != nil {
+		t.Fatal(err)
+	}
 	if sum["loss"] == 0.0 || len(sum["weights"].(map[string]any)) != 3 {
 		t.Fatalf("summary of the finished run: %s", before["summary.json"])
 	}
@@ -227,8 +232,14 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
-	ckB, _ := os.ReadFile(filepath.Join(b, "checkpoint.gob"))
-	cfgA, _ := os.ReadFile(filepath.Join(a, "config.json"))
+	ckB, err := os.ReadFile(filepath.Join(b, "checkpoint.gob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgA, err := os.ReadFile(filepath.Join(a, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, file string
 		data       []byte
@@ -241,8 +252,12 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 		{"an unknown key", "config.json", bytes.Replace(cfgA, []byte(`"alpha"`), []byte(`"alpah"`), 1), `unknown field "alpah"`},
 	} {
 		dir := filepath.Join(root, strings.ReplaceAll(tc.name, " ", "-"))
-		os.CopyFS(dir, os.DirFS(a))
-		os.WriteFile(filepath.Join(dir, tc.file), tc.data, 0o644)
+		if err := os.CopyFS(dir, os.DirFS(a)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, tc.file), tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		code, _, e := runCmd(t, "train", "--resume", dir, "--steps", "5", "--log-level", "error")
 		if code != 2 || !strings.Contains(e, tc.want) || strings.Count(strings.TrimSpace(e), "\n") > 0 {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", tc.name, code, e, tc.want)
@@ -254,7 +269,9 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 // the block and row, before any probe is drawn.
 func TestNonFiniteResidualIsNamed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big.json")
-	os.WriteFile(path, []byte(`{"problem":"quadratic","theta":[1e200,1,1],"blocks":[{"name":"data","points":[[0.5],[0.25]]}]}`), 0o644)
+	if err := os.WriteFile(path, []byte(`{"problem":"quadratic","theta":[1e200,1,1],"blocks":[{"name":"data","points":[[0.5],[0.25]]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, cmd := range [][]string{
 		{"exact", "--snapshot", path},
 		{"estimate", "--snapshot", path, "--probes", "4"},
@@ -265,11 +282,15 @@ func TestNonFiniteResidualIsNamed(t *testing.T) {
 		if code != 2 || !strings.Contains(e, "R(θ) is not finite: block data, row 0 (point 0) is +Inf") {
 			t.Errorf("%v: exit %d, stderr %q", cmd[:1], code, e)
 		}
-		if strings.Contains(out+e, "probes") && cmd[0] == "estimate" && strings.Contains(e, "arrived") {
-			t.Errorf("%v: probes were sent: %q", cmd[:1], e)
+		// The progress line of probes computed (logged at the default
+		// level, so the in-process estimate shows it when it happens).
+		if strings.Contains(out+e, "probes: done") {
+			t.Errorf("%v: probes were computed: %q", cmd[:1], e)
 		}
 	}
-	os.WriteFile(path, []byte(`{"problem":"wave","layers":[2,4611686018427387904,1],"theta":[1,2],"blocks":[]}`), 0o644)
+	if err := os.WriteFile(path, []byte(`{"problem":"wave","layers":[2,4611686018427387904,1],"theta":[1,2],"blocks":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if code, _, e := runCmd(t, "exact", "--snapshot", path); code != 2 || !strings.Contains(e, "more than any memory holds") || strings.Count(strings.TrimSpace(e), "\n") > 0 {
 		t.Errorf("layers with 2^62 units: exit %d, %q", code, e)
 	}
