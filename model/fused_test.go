@@ -12,6 +12,9 @@ import (
 // tanh and with the activations whose derivatives Forward keeps, for a
 // plain cotangent and per-block ones, on one thread and on two.
 func TestFusedBackwardIsTheKernels(t *testing.T) {
+	if !fusedKernels {
+		t.Skip("the SIMD build keeps its vector kernels: no fused pass to compare")
+	}
 	type ev struct {
 		name string
 		s    *Setup
@@ -85,7 +88,7 @@ func TestFusedBackwardIsTheKernels(t *testing.T) {
 			})
 		}
 	}
-	if fusedKernels && fused == 0 {
+	if fused == 0 {
 		t.Fatal("no block took the fused pass")
 	}
 }

@@ -7,6 +7,9 @@ package model
 
 const fusedKernels = true
 
+// vectorKernels reports whether this build's kernels are vector ones.
+const vectorKernels = false
+
 func tanhBias(t, a, b []float64, keep bool)                       { tanhBiasGo(t, a, b, keep) }
 func tanhD1(d1, t []float64)                                      { tanhD1Go(d1, t) }
 func tanhD12(d1, d2, t []float64)                                 { tanhD12Go(d1, d2, t) }

@@ -33,6 +33,9 @@ var haveAVX2 = archsimd.X86.AVX2()
 // The backward pass keeps its vector kernels one by one (fusedShape).
 const fusedKernels = false
 
+// vectorKernels reports whether this build's kernels are vector ones.
+const vectorKernels = true
+
 func bc(x float64) archsimd.Float64x4 { return archsimd.BroadcastFloat64x4(x) }
 
 func load(s []float64) archsimd.Float64x4 { return archsimd.LoadFloat64x4Slice(s) }
