@@ -177,8 +177,9 @@ func TestSketchNeedsJointProbes(t *testing.T) {
 
 // Training with the sketch's block traces: at every step the weights from
 // 30 probes kept as columns agree with the exact weights (small wave
-// network, n = 36), and the run is the same bits with probes fused into
-// the trainer's backward pass or computed by a backend of three workers.
+// network, n = 36), and the run is the same bits with the probes computed
+// by the trainer itself (30 a step, beyond maxFused: one by one on its
+// evaluator) or by a backend of three workers.
 func TestTrainingWithSketchWeights(t *testing.T) {
 	s := smallWave(t)
 	theta0 := s.InitTheta(5)
@@ -186,7 +187,7 @@ func TestTrainingWithSketchWeights(t *testing.T) {
 		cfg := estimateConfig(4)
 		cfg.Estimator, cfg.Alpha, cfg.InitProbes, cfg.StepProbes, cfg.ExactEvery = est, 1, 30, 30, 1
 		cfg.Probe.Quotient = sampler.Exact
-		fusedEqualsBackend(t, s, theta0, cfg, func(i int, rec *StepRecord) {
+		inProcessEqualsBackend(t, s, theta0, cfg, func(i int, rec *StepRecord) {
 			for b, l := range rec.Lambda {
 				if rel := math.Abs(l-rec.ExactLambda[b]) / rec.ExactLambda[b]; rel > 1e-6 {
 					t.Errorf("%s, step %d, block %d: λ = %.10g, exact %.10g", est, i, b, l, rec.ExactLambda[b])

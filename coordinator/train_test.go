@@ -75,16 +75,19 @@ func estimateConfig(steps int) TrainConfig {
 
 // A fused step (probes in the trainer's own backward pass) and probes from a
 // backend of several workers give the same run, to the bit.
+// Two probes a step (at most maxFused): the fused path itself.
 func TestFusedAndBackendRunsAreIdentical(t *testing.T) {
 	s := smallWave(t)
-	fusedEqualsBackend(t, s, s.InitTheta(5), estimateConfig(12), nil)
+	inProcessEqualsBackend(t, s, s.InitTheta(5), estimateConfig(12), nil)
 }
 
-// fusedEqualsBackend trains cfg.Steps steps from theta0 with a backend of
-// three in-process workers and with the probes fused into the trainer's
-// backward pass, calls check (when not nil) with each step's record, and
-// requires the two final θ to be the same bits.
-func fusedEqualsBackend(t *testing.T, s *model.Setup, theta0 []float64, cfg TrainConfig, check func(step int, rec *StepRecord)) {
+// inProcessEqualsBackend trains cfg.Steps steps from theta0 with a backend
+// of three in-process workers, and again with Fused set, where the trainer
+// computes each step's probes itself (in its own backward pass when they
+// are at most maxFused, else one by one on its evaluator); it calls check
+// (when not nil) with each step's record and requires the two final θ to
+// be the same bits.
+func inProcessEqualsBackend(t *testing.T, s *model.Setup, theta0 []float64, cfg TrainConfig, check func(step int, rec *StepRecord)) {
 	t.Helper()
 	run := func(cfg TrainConfig, b Backend) []float64 {
 		tr, err := NewTrainer(s, theta0, cfg, b, model.Options{})
