@@ -206,7 +206,11 @@ type SketchResult struct {
 // and the block traces of its diagonal (without XNysTrace's O(s³) error
 // estimate).
 func (c *ColumnAccumulator) Nystrom() (*sketch.Nystrom, []float64, error) {
-	omega, y, n, s := c.Sketch()
+	return c.nystromOf(c.Sketch())
+}
+
+// nystromOf is Nystrom of the columns Sketch returned.
+func (c *ColumnAccumulator) nystromOf(omega, y []float64, n, s int) (*sketch.Nystrom, []float64, error) {
 	if s == 0 {
 		return nil, nil, errors.New("no probes to sketch")
 	}
@@ -226,11 +230,13 @@ func (c *ColumnAccumulator) Estimate(est Estimator) (*SketchResult, error) {
 	if !est.Sketch() {
 		return nil, fmt.Errorf("%s is not a sketch estimator", est)
 	}
-	ny, nysTraces, err := c.Nystrom()
+	// The columns once, for both estimates (Sketch rebuilds the probe
+	// vectors and copies every column).
+	omega, y, n, s := c.Sketch()
+	ny, nysTraces, err := c.nystromOf(omega, y, n, s)
 	if err != nil {
 		return nil, err
 	}
-	omega, y, n, s := c.Sketch()
 	lay := c.acc.lay
 	sizes := make([]int, len(lay.Blocks))
 	for b, sp := range lay.Blocks {
