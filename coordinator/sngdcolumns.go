@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"ntkbus/sampler"
 )
@@ -103,7 +102,7 @@ func (c *probeColumns) fill(ctx context.Context, tr *Trainer, t int) error {
 			reason = "duplicate"
 		case len(d) != n:
 			reason = "length"
-		case !allFinite(d):
+		case !finiteAll(d...):
 			reason = "non_finite"
 		default:
 			c.put(t, j, d)
@@ -146,13 +145,4 @@ func (c *probeColumns) weighted(plan *sampler.Plan, t int, r, sw []float64) (ome
 		}
 	}
 	return omega, y
-}
-
-func allFinite(v []float64) bool {
-	for _, x := range v {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return false
-		}
-	}
-	return true
 }
