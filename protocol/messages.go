@@ -194,6 +194,9 @@ const (
 	// ReasonQuarantined: a result from a sampler that answered a verified
 	// batch wrongly earlier in the run.
 	ReasonQuarantined Reason = "quarantined"
+	// ReasonSender: a result that names another sampler instance than the
+	// one that took its batch (trust and quarantine go by that name).
+	ReasonSender Reason = "sender"
 )
 
 // MaxSeconds bounds the compute time a result may report (one day): the

@@ -552,3 +552,23 @@ func TestEveryOfferDeclinedEndsTheCall(t *testing.T) {
 		t.Fatalf("the call ran until the context ended: %v", err)
 	}
 }
+
+// A result that names another sampler instance than the one that took its
+// batch is refused (reason "sender"): trust and quarantine go by that name,
+// so a rogue cannot shed a quarantine by renaming itself. The run ends with
+// the fault-free bits.
+func TestAnswerNamingAnotherSamplerIsRefused(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 21})
+	c := newCluster(t)
+	c.samplers(1)
+	r := startRogue(t, c.connectAs(c.emb.Sampler, "rogue"), forged(f.plan.Width(), func(res *protocol.Result) {
+		res.Sampler = "someoneElse1234"
+	}))
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4})
+	f.stepsUntil(t, b, 24, func() bool { return r.answers.Load() >= 2 }, func(step int, got, want *coordinator.Accumulator) {
+		sameBits(t, "with renamed answers", got, want, f.plan.Layout().N)
+	})
+	if st := b.Stats(); st.Rejected[protocol.ReasonSender] < r.answers.Load() {
+		t.Errorf("%d answers of the rogue, %d refused for their sender: %v", r.answers.Load(), st.Rejected[protocol.ReasonSender], st.Rejected)
+	}
+}

@@ -960,6 +960,9 @@ func (b *Backend) accept(c *call, o *offer, data []byte) error {
 	case o == nil || o.bt != bt:
 		b.reject(&protocol.RejectError{Reason: protocol.ReasonRange, Detail: fmt.Sprintf("probes [%d, %d) answered on the reply subject of another batch", r.Lo, r.Hi)}, r)
 		return spent()
+	case o.acked && r.Sampler != o.holder:
+		b.reject(&protocol.RejectError{Reason: protocol.ReasonSender, Detail: fmt.Sprintf("the answer names sampler %s, the batch was taken by %s", r.Sampler, o.holder)}, r)
+		return spent()
 	case b.quarantined[r.Sampler]:
 		b.reject(&protocol.RejectError{Reason: protocol.ReasonQuarantined, Detail: fmt.Sprintf("sampler %s answered a checked batch wrongly earlier in the run", r.Sampler)}, r)
 		return spent()
