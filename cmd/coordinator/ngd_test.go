@@ -24,6 +24,8 @@ func TestNaturalGradientFlagErrors(t *testing.T) {
 		{[]string{"--optimizer", "adam", "--line-search=false"}, "--line-search applies to --optimizer ngd or sngd"},
 		{[]string{"--optimizer", "ngd", "--weights", "exact", "--shared-weight", "pde,top"}, `no block "top"`},
 		{[]string{"--optimizer", "ngd", "--standardize", "sphere"}, `--standardize "sphere"`},
+		// Priced before the points to standardize over are drawn.
+		{[]string{"--standardize", "points", "--points", "200000000,4"}, "over the limit"},
 		{[]string{"--optimizer", "ngd", "--max-memory", "1000"}, "(ngd: --solver cg needs no"},
 	} {
 		args := append(append(append([]string(nil), base...), tc.args...), "--out", filepath.Join(dir, strings.Join(tc.args, "_")))

@@ -572,6 +572,11 @@ func (f *trainFlags) standardization(s *model.Setup, cfg *model.Config) error {
 		if len(f.pf.points) > 0 {
 			counts = f.pf.points
 		}
+		// The points are drawn here, before the run's own memory check:
+		// price at least one evaluator for them first.
+		if err := s.CheckMemory(counts, model.Memory{Evaluators: 1}, f.maxMem); err != nil {
+			return inputError{err}
+		}
 		c, err := s.DrawPoints(seed, 0, counts, nil)
 		if err != nil {
 			return inputError{err}
