@@ -8,11 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -75,7 +73,7 @@ type spectrumPart struct {
 	Seconds       float64  `json:"seconds"`
 }
 
-func runSpectrum(args []string, out io.Writer) error {
+func runSpectrum(args []string, out io.Writer) (err error) {
 	fs := newFlags("spectrum", "--snapshot FILE [--probes S] [--exact] [--json] [--out DIR]")
 	snapPath := fs.String("snapshot", "", "snapshot file (JSON)")
 	probes := fs.Int("probes", 30, "probes S of the sketch (0: no sketch)")
@@ -135,8 +133,16 @@ func runSpectrum(args []string, out io.Writer) error {
 		return err
 	}
 	log := lf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
+	// Stopped by a signal: the shell's status (130, 143), not the
+	// cancelled context's error.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = intr.err()
+		}
+	}()
 	start := time.Now()
 
 	// The exact diagonal: the trace and block shares, and RPCholesky's start.

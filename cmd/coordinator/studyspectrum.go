@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 // runStudySpectrum is the operator-informed spectrum study: the NTK
 // eigenvalues of one network at initialization for several operators T
 // applied to u, widths and depths, with fitted decays.
-func runStudySpectrum(args []string, out io.Writer) error {
+func runStudySpectrum(args []string, out io.Writer) (err error) {
 	fs := newFlags("study spectrum", "[--points 400] [--widths 64,256,1024] [--depths 1,2,3] [flags]")
 	points := fs.Int("points", 400, "collocation points, uniform in [0,1] (1-D) and [0,1]² (2-D), the same for every operator")
 	widths := intList{64, 256, 1024}
@@ -53,8 +51,16 @@ func runStudySpectrum(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "study folder: %s\n", dir)
 	log := lf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
+	// Stopped by a signal: the shell's status (130, 143), not the
+	// cancelled context's error.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = intr.err()
+		}
+	}()
 	start := time.Now()
 	bar := newProgress(os.Stderr, log, "kernels", len(cfg.Widths)*len(cfg.Depths)*(len(cfg.Ops1D)+len(cfg.Ops2D)))
 	curves, err := study.RunSpectrum(ctx, cfg, func(done, total int, c *study.SpectrumCurve) {

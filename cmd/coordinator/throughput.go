@@ -7,10 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -64,7 +62,7 @@ type backendSpeed struct {
 // runStudyThroughput measures how many probes per second a backend delivers
 // at a fixed θ, and for NATS how much of that time the coordinator itself
 // spends: the numbers a user checks before trusting a cluster with a run.
-func runStudyThroughput(args []string, out io.Writer) error {
+func runStudyThroughput(args []string, out io.Writer) (err error) {
 	fs := newFlags("study throughput", "--problem P [--probes N] [--rounds 3] [--nats URL|embedded] [--samplers K]")
 	var pf problemFlags
 	addProblemFlags(fs, &pf)
@@ -107,8 +105,16 @@ func runStudyThroughput(args []string, out io.Writer) error {
 		return err
 	}
 	log := lf.logger(nil)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	intr := watchInterrupts(os.Stderr)
+	defer intr.stop()
+	ctx := intr.ctx
+	// Stopped by a signal: the shell's status (130, 143), not the
+	// cancelled context's error.
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = intr.err()
+		}
+	}()
 
 	opt := model.Options{MaxMemory: *maxMem}
 	local, err := coordinator.NewLocal(setup, coll, settings, *workers, opt)
