@@ -16,9 +16,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:-runs/cluster-$(date +%Y%m%d-%H%M%S)}
-shift $(( $# > 0 ? 1 : 0 ))
-[ "${1:-}" = "--" ] && shift
+out=runs/cluster-$(date +%Y%m%d-%H%M%S)
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then
+  out=$1
+  shift
+fi
+if [ "${1:-}" = "--" ]; then shift; fi
 steps=${STEPS:-20}
 replicas=${REPLICAS:-16}
 base=${BASE_PORT:-14222}

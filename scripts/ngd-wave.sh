@@ -32,22 +32,23 @@ w=(--problem wave --seed 1 --log-level warn --error-every 20)
 
 # sngd over NATS: the coordinator's embedded server, 16 samplers in another
 # process, joining with the sampler password the coordinator drew for the
-# run (it prints the join command on its standard output).
-port=$((20000 + RANDOM % 20000))
+# run (it prints the join command, with the address it took, on its
+# standard output).
 "$coordinator" train --problem wave --seed 1 --error-every 10 --weights fixed --optimizer sngd --probes 32 \
-  --damping 0.1 --steps "$sngd_steps" --listen "127.0.0.1:$port" --samplers 0 --log-level debug \
+  --damping 0.1 --steps "$sngd_steps" --listen "127.0.0.1:0" --samplers 0 --log-level debug \
   --out "$out/sngd" > "$out/sngd.out" 2> "$out/sngd.log" &
 coord=$!
 trap 'kill $coord 2>/dev/null || true; rm -rf "$bin"' EXIT
 join=""
 for _ in $(seq 100); do
-  join=$(grep -o 'NTKBUS_NATS_USER=[^ ]* NTKBUS_NATS_PASSWORD=[^ ]*' "$out/sngd.out" 2>/dev/null || true)
+  join=$(grep -o 'NTKBUS_NATS_USER=[^ ]* NTKBUS_NATS_PASSWORD=[^ ]* sampler --nats [^ ]*' "$out/sngd.out" 2>/dev/null || true)
   [ -n "$join" ] && break
   kill -0 "$coord" 2>/dev/null || { cat "$out/sngd.log" >&2; echo "ngd-wave: the sngd coordinator stopped" >&2; exit 1; }
   sleep 0.2
 done
 [ -n "$join" ] || { echo "ngd-wave: the coordinator printed no join command" >&2; exit 1; }
-env $join "$bin/sampler" --nats "nats://127.0.0.1:$port" --replicas 16 --log-level warn &
+read -r user pass _ _ url <<<"$join"
+env "$user" "$pass" "$bin/sampler" --nats "$url" --replicas 16 --log-level warn &
 samplers=$!
 trap 'kill $samplers $coord 2>/dev/null || true; rm -rf "$bin"' EXIT
 wait "$coord"
