@@ -74,12 +74,6 @@ func (a *Assembler) Start(run string, ref SnapshotRef) {
 	}
 }
 
-// Want reports whether chunk i is still missing.
-func (a *Assembler) Want(i int) bool {
-	_, have := a.parts[i]
-	return a.live && i >= 0 && i < a.ref.Chunks && !have
-}
-
 // Add takes a chunk of the snapshot being assembled. When it completes the
 // snapshot and the SHA-256 matches, it returns the encoded snapshot (valid
 // until the next Start). A chunk of another snapshot is an error.

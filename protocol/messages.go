@@ -221,10 +221,6 @@ const DefaultMaxSnapshot = 256 << 20
 // server whose max payload is below 2 KiB is not supported.
 const MinChunk = 512
 
-// MaxBatchProbes is the most probes one work request may ask for: probe
-// indices are 32-bit.
-const MaxBatchProbes = math.MaxInt32
-
 // RejectError is a message that failed decoding or validation.
 type RejectError struct {
 	Reason Reason
