@@ -102,6 +102,9 @@ echo "building the benchmarks (BLAS=$blas, SIMD=$simd)"
 core=$("$py" -c 'import ctypes
 l = ctypes.CDLL("libopenblas.so.0"); l.openblas_get_corename.restype = ctypes.c_char_p
 print(l.openblas_get_corename().decode())' 2>/dev/null || echo unknown)
+rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || rev="$rev+changes"
+echo "ntkbus $rev, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 echo "$(go version | cut -d' ' -f3), $("$py" -c 'import torch; print("torch", torch.__version__)'), OpenBLAS kernels: $core, CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 
 # go_bench BIN REGEX THREADS: "<work> <seconds> <CPU seconds> <MFLOP>" lines.
