@@ -250,6 +250,15 @@ func (p *spectrumPart) finish(vals []float64, trace float64, top int) {
 func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *model.Setup, coll *model.Collocation, theta, r0 []float64,
 	settings sampler.Settings, step uint32, S, workers int, maxMem int64) (*spectrumPart, []float64, error) {
 	start := time.Now()
+	// Priced before anything is made: the in-process workers' evaluators
+	// and the sketch's columns (and their probe vectors, twice while the
+	// estimate forms).
+	if err := coordinator.Nystrom.CheckProbes("--probes", S); err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	if err := setup.CheckMemory(coll.Counts(), model.Memory{Evaluators: 1 + workers, Columns: 4*S + 16}, maxMem); err != nil {
+		return nil, nil, inputError{err}
+	}
 	opt := model.Options{MaxMemory: maxMem}
 	local, err := coordinator.NewLocal(setup, coll, settings, workers, opt)
 	if err != nil {

@@ -151,6 +151,8 @@ func TestSpectrumSketchAndExact(t *testing.T) {
 		{"spectrum", "--snapshot", snap, "--kind", "block"},
 		{"spectrum", "--snapshot", snap, "--probes", "0", "--exact", "--exact-method", "dense", "--max-memory", "1000"},
 		{"spectrum", "--snapshot", snap, "--probes", "0", "--exact", "--exact-method", "rpcholesky", "--max-memory", "1000"},
+		{"spectrum", "--snapshot", snap, "--probes", "2", "--workers", "100000"},
+		{"spectrum", "--snapshot", snap, "--probes", "5000"},
 	} {
 		if code, _, e := runCmd(t, args...); code != 2 {
 			t.Errorf("%v: exit %d (%s), want 2", args, code, e)
