@@ -297,6 +297,15 @@ func (in *interrupts) err() error {
 	return interrupted{status: st}
 }
 
+// settle turns the error of a command that a signal stopped into the
+// shell's status (130, 143) instead of the cancelled context's error:
+// deferred, after stop, with the command's named result.
+func (in *interrupts) settle(err *error) {
+	if *err != nil && in.ctx.Err() != nil {
+		*err = in.err()
+	}
+}
+
 // stop ends the watch: signals take their default action again.
 func (in *interrupts) stop() {
 	signal.Stop(in.ch)

@@ -136,13 +136,7 @@ func runSpectrum(args []string, out io.Writer) (err error) {
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
-	// Stopped by a signal: the shell's status (130, 143), not the
-	// cancelled context's error.
-	defer func() {
-		if err != nil && ctx.Err() != nil {
-			err = intr.err()
-		}
-	}()
+	defer intr.settle(&err)
 	start := time.Now()
 
 	// The exact diagonal: the trace and block shares, and RPCholesky's start.

@@ -54,13 +54,7 @@ func runStudySpectrum(args []string, out io.Writer) (err error) {
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
-	// Stopped by a signal: the shell's status (130, 143), not the
-	// cancelled context's error.
-	defer func() {
-		if err != nil && ctx.Err() != nil {
-			err = intr.err()
-		}
-	}()
+	defer intr.settle(&err)
 	start := time.Now()
 	bar := newProgress(os.Stderr, log, "kernels", len(cfg.Widths)*len(cfg.Depths)*(len(cfg.Ops1D)+len(cfg.Ops2D)))
 	curves, err := study.RunSpectrum(ctx, cfg, func(done, total int, c *study.SpectrumCurve) {

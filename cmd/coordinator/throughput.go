@@ -108,13 +108,7 @@ func runStudyThroughput(args []string, out io.Writer) (err error) {
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
-	// Stopped by a signal: the shell's status (130, 143), not the
-	// cancelled context's error.
-	defer func() {
-		if err != nil && ctx.Err() != nil {
-			err = intr.err()
-		}
-	}()
+	defer intr.settle(&err)
 
 	opt := model.Options{MaxMemory: *maxMem}
 	local, err := coordinator.NewLocal(setup, coll, settings, *workers, opt)
