@@ -61,7 +61,7 @@ func (e Estimator) Sketch() bool { return e == Nystrom || e == XNysTrace }
 // told otherwise: forward for Hutchinson (the paper's), whose Monte Carlo
 // error is far above any quotient's; exact for the sketches, because
 // inverting the sketch's core amplifies the quotient's error (measured on
-// the wave network: see the README's section on the sketch).
+// the wave network: see docs/sketch.md).
 func (e Estimator) DefaultQuotient() sampler.Quotient {
 	if e.Sketch() {
 		return sampler.Exact

@@ -13,7 +13,7 @@ import (
 //
 //	go test ./protocol -run '^$' -bench Floats
 //
-// see the README for the numbers.
+// see docs/speed.md for the numbers.
 func BenchmarkFloats(b *testing.B) {
 	for _, n := range []int{2000, 50000, 503001} {
 		v := awkwardFloats(n)

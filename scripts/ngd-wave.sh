@@ -6,7 +6,7 @@
 #   adam-ntk  the same with estimated NTK weights (Algorithm 3, α = 10⁻³)
 #   ngd       the exact K (structured, n = 900 < p), damping μ = 0.1 (on
 #             resampled points automatic damping drove μ down to 10⁻⁴ and
-#             η to 2⁻⁹: README), line search, each step on its own points
+#             η to 2⁻⁹: docs/natural-gradient.md), line search, each step on its own points
 #   sngd      the Nyström K̂ of 32 probe columns per step, computed by 16
 #             sampler replicas in another process over an embedded NATS
 #             server: the bus at work (debug log: seconds on columns)

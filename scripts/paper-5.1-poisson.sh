@@ -16,7 +16,7 @@
 #                                      collocation points (no change)
 #   -- --shared-weight left,right      one boundary weight λ_B (halves it)
 # None reaches the paper's range; the default stays the paper's stated
-# setting (README, Results).
+# setting (docs/results.md).
 source "$(dirname "$0")/lib.sh"
 steps=${1:-2000}
 out=${2:-runs/paper-5.1}

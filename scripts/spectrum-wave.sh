@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The spectrum acceptance measurements (README, Results: "spectrum"):
+# The spectrum acceptance measurements (docs/results.md: "spectrum"):
 #
 #  1. the wave network (3×500 tanh, n = 900) at θ₀ and after a 50-step
 #     training run: the sketch's top eigenvalues from 30 probes (exact

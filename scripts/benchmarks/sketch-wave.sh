@@ -7,7 +7,7 @@
 #
 #   scripts/benchmarks/sketch-wave.sh [out=runs/sketch-wave] [trained final.json]
 #
-# Writes $out/table.md (the README's table) and every estimate's JSON.
+# Writes $out/table.md (docs/sketch.md's table) and every estimate's JSON.
 source "$(dirname "$0")/../lib.sh"
 out=${1:-runs/sketch-wave}
 trained=${2:-}
