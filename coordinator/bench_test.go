@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -18,7 +19,7 @@ func newWaveTrainer(b *testing.B, mode WeightMode) *Trainer {
 	}
 	cfg := TrainConfig{
 		Steps: 1 << 30, Mode: mode, Alpha: 1e-3, InitProbes: 2, StepProbes: 1,
-		Probe: sampler.Settings{Seed: 1}, Optimizer: "adam", Schedule: Schedule{LR: 1e-3},
+		Probe: sampler.Settings{Seed: 1}, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3},
 		PointSeed: 1, Fused: true,
 	}
 	tr, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})

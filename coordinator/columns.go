@@ -106,30 +106,44 @@ func (e Estimator) CheckProbes(what string, n int) error {
 
 // ColumnAccumulator keeps the probes of one step as the columns of a sketch:
 // Ω = [c_first … c_last], the probe vectors with the rows where R_i = 0
-// zeroed, and Y = [d_first … d_last] ≈ KΩ with the same rows zeroed (the
-// kernel of the rows the probes see, as Algorithm 2 estimates it). It
-// feeds every result to its Accumulator first, which validates it,
-// refuses duplicates and applies results in probe-index order; the
-// columns are the applied probes in index order, so the sketch is the same
-// bits whatever the arrival order and the number of workers.
+// zeroed, and Y = [d_first … d_last] ≈ KΩ. It feeds every result to its
+// Accumulator first, which validates it, refuses duplicates and applies
+// results in probe-index order; the columns are the applied probes in
+// index order, so a sketch is the same bits whatever the arrival order and
+// the number of workers. It is the one collector of a step's columns: for
+// a sketch estimator of the weights (Sketch, Estimate) and for an
+// optimizer that asks for them (Columns), from Algorithm 3's probes and
+// those computed for the optimizer alike.
 type ColumnAccumulator struct {
 	acc  *Accumulator
+	keep int         // columns kept: probes first … first+keep−1 (0: all)
 	d    [][]float64 // probe first+i's quotient at i (nil until it arrives)
 	free [][]float64
 	g, c []float64
 }
 
-// NewColumnAccumulator returns an empty column accumulator for the probes of step at
-// a base point whose residual is r0; full also keeps the Accumulator's
-// n×n Hutchinson sum. The plan's probes must see every row.
+// NewColumnAccumulator returns an empty column accumulator for the probes
+// of a sketch estimator of step at a base point whose residual is r0; full
+// also keeps the Accumulator's n×n Hutchinson sum. The plan's probes must
+// see every row (Gaussian or Rademacher).
 func NewColumnAccumulator(plan *sampler.Plan, step uint32, r0 []float64, full bool) (*ColumnAccumulator, error) {
 	if plan.Kind != sampler.Gaussian && plan.Kind != sampler.Rademacher {
 		return nil, fmt.Errorf("a sketch needs gaussian or rademacher probes, not %s", plan.Kind)
 	}
+	return newColumns(plan, step, r0, full, 0)
+}
+
+// newColumns is NewColumnAccumulator for any probes with kernel columns
+// (an optimizer's sketch may use block probes), keeping only the first
+// keep columns when keep > 0 (all probes still reach the Accumulator).
+func newColumns(plan *sampler.Plan, step uint32, r0 []float64, full bool, keep int) (*ColumnAccumulator, error) {
+	if plan.Kind == sampler.Param {
+		return nil, fmt.Errorf("%s probes give no kernel columns", plan.Kind)
+	}
 	n := plan.Layout().N
 	return &ColumnAccumulator{
-		acc: NewAccumulator(plan, step, r0, full),
-		g:   make([]float64, n), c: make([]float64, n),
+		acc: NewAccumulator(plan, step, r0, full), keep: keep,
+		g: make([]float64, n), c: make([]float64, n),
 	}, nil
 }
 
@@ -158,11 +172,40 @@ func (c *ColumnAccumulator) Add(j int, d []float64) error {
 		return err
 	}
 	i := j - c.acc.first
+	if c.keep > 0 && i >= c.keep {
+		return nil
+	}
 	for len(c.d) <= i {
 		c.d = append(c.d, nil)
 	}
 	c.d[i] = keepCopy(&c.free, d)
 	return nil
+}
+
+// Applied is the number of probes applied so far.
+func (c *ColumnAccumulator) Applied() int { return c.acc.Applied() }
+
+// Columns returns new Ω and Y (n×s, row-major) of the first s probes, in
+// probe-index order, for an optimizer: Ω masked as Sketch's, Y the probes'
+// quotients as they came (Y = KΩ in every row). The first s probes must
+// have been applied and kept.
+func (c *ColumnAccumulator) Columns(s int) (omega, y []float64) {
+	a := c.acc
+	n := a.lay.N
+	if a.Applied() < s || c.keep > 0 && s > c.keep {
+		panic(fmt.Sprintf("columns: %d asked, %d applied, %d kept", s, a.Applied(), c.keep))
+	}
+	omega, y = make([]float64, n*s), make([]float64, n*s)
+	for i := 0; i < s; i++ {
+		a.plan.Vector(a.step, uint32(a.first+i), c.g)
+		sampler.Cotangent(c.g, a.r0, c.c)
+		d := c.d[i]
+		for r := 0; r < n; r++ {
+			omega[r*s+i] = c.c[r]
+			y[r*s+i] = d[r]
+		}
+	}
+	return omega, y
 }
 
 // Sketch returns Ω and Y (n×s, row-major) of the s probes applied so far,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -319,13 +320,13 @@ func Grid(box [][2]float64, g int) []float64 {
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
 //	eig_1..eig_k, error_max, error_rms, error_l2,
-//	[natural-gradient runs: NaturalColumns],
+//	the optimizer's own columns (ngd, sngd: optim.NaturalColumns),
 //	rejected, verified, mismatches, quarantined (this step's probes: results
 //	refused, batches checked by --verify, of them wrong, samplers quarantined),
 //	seconds.
 //
 // Cells that were not computed at a step are empty.
-func Columns(blocks []string, eig int, natural bool) []string {
+func Columns(blocks []string, eig int, optimizer []string) []string {
 	cols := []string{"step", "loss", "objective", "grad_norm2", "lr", "trace", "accepted"}
 	for _, b := range blocks {
 		cols = append(cols, "loss_"+b)
@@ -340,9 +341,7 @@ func Columns(blocks []string, eig int, natural bool) []string {
 		cols = append(cols, "eig_"+strconv.Itoa(i))
 	}
 	cols = append(cols, "error_max", "error_rms", "error_l2")
-	if natural {
-		cols = append(cols, NaturalColumns()...)
-	}
+	cols = append(cols, optimizer...)
 	return append(cols, "rejected", "verified", "mismatches", "quarantined", "seconds")
 }
 
@@ -350,7 +349,7 @@ func Columns(blocks []string, eig int, natural bool) []string {
 // of steps before keepBefore.
 func (r *Run) openCSV(keepBefore *int) error {
 	path := filepath.Join(r.Dir, csvFile)
-	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.natural != nil), ",")
+	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.method.Columns()), ",")
 	var kept bytes.Buffer
 	kept.WriteString(header + "\n")
 	if keepBefore != nil {
@@ -428,7 +427,7 @@ func (r *Run) Execute(ctx context.Context) error {
 			r.log.Warn("results refused", "step", t, "rejected", n, "rejected_by_reason", rec.Audit.Rejected,
 				"verified", rec.Audit.Verified, "mismatches", rec.Audit.Mismatches, "quarantined", rec.Audit.Quarantined)
 		}
-		logNatural(r.log, rec)
+		logStep(r.log, tr.method.Columns(), rec)
 		if exactFirst != nil && tr.avg != nil && tr.avg.Kernel != nil {
 			if err := r.saveKernels("first", exactFirst); err != nil {
 				return err
@@ -515,8 +514,8 @@ func (r *Run) writeRow(rec *StepRecord) error {
 			b = fmtFloat(b, v)
 		}
 	}
-	if r.Trainer.natural != nil {
-		b = appendNatural(b, rec.Natural)
+	if rec.Optim != nil {
+		b = rec.Optim.AppendCells(b, r.Trainer.method.Columns())
 	}
 	for _, n := range []int64{rec.Audit.Total(), rec.Audit.Verified, rec.Audit.Mismatches, rec.Audit.Quarantined} {
 		b = strconv.AppendInt(append(b, ','), n, 10)
@@ -591,7 +590,7 @@ func ReadMatrixCSV(path string) ([]float64, int, error) {
 }
 
 // checkpointVersion changes whenever checkpointState does.
-const checkpointVersion = 3
+const checkpointVersion = 4
 
 // checkpointState is the trainer's state after a step: everything the next
 // step reads that is not in the config, and the fingerprint of that config.
@@ -601,13 +600,11 @@ type checkpointState struct {
 	Step        int
 	Theta       []float64
 	Lambda      []float64
-	AdamM       []float64
-	AdamV       []float64
 	Avg         *MovingAverage
 	Spaced      *SpacedRule
 	Seconds     float64
-	Natural     *NaturalState // ngd, sngd: the damping
-	Audit       Audit         // the run's refusals and checks up to the checkpoint
+	Optimizer   *optim.State // the optimizer's state (Adam's moments, ngd's damping); nil: none
+	Audit       Audit        // the run's refusals and checks up to the checkpoint
 	// InitProbes are the results of Algorithm 3's initial probes that had
 	// arrived when step 0 was interrupted, so a resume does not redo them.
 	InitProbes []ProbeResult
@@ -637,18 +634,12 @@ func (c RunConfig) Fingerprint() string {
 
 func (tr *Trainer) state() *checkpointState {
 	ck := &checkpointState{Version: checkpointVersion, Step: tr.t, Theta: tr.theta, Lambda: tr.lambda, Avg: tr.avg, Spaced: tr.spaced}
-	if a, ok := tr.opt.(*Adam); ok {
-		ck.AdamM, ck.AdamV = a.M, a.V
-	}
+	ck.Optimizer = tr.method.State()
 	if tr.t == 0 {
 		for j, d := range tr.initDone {
 			ck.InitProbes = append(ck.InitProbes, ProbeResult{J: j, D: d})
 		}
 		sort.Slice(ck.InitProbes, func(a, b int) bool { return ck.InitProbes[a].J < ck.InitProbes[b].J })
-	}
-	if tr.natural != nil {
-		st := tr.natural.state
-		ck.Natural = &st
 	}
 	return ck
 }
@@ -661,24 +652,14 @@ func (tr *Trainer) restore(ck *checkpointState) error {
 	tr.t = ck.Step
 	copy(tr.lambda, ck.Lambda)
 	tr.avg, tr.spaced = ck.Avg, ck.Spaced
-	if a, ok := tr.opt.(*Adam); ok {
-		copy(a.M, ck.AdamM)
-		copy(a.V, ck.AdamV)
-	}
 	if len(ck.InitProbes) > 0 {
 		tr.initDone = map[int][]float64{}
 		for _, p := range ck.InitProbes {
 			tr.initDone[p.J] = p.D
 		}
 	}
-	if tr.natural != nil {
-		if ck.Natural == nil {
-			if tr.t > 0 {
-				return errors.New("checkpoint lacks the natural gradient's damping state")
-			}
-		} else {
-			tr.natural.state = *ck.Natural
-		}
+	if ck.Optimizer != nil {
+		return tr.method.SetState(ck.Optimizer)
 	}
 	return nil
 }
@@ -790,22 +771,17 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("weight %d is %v: weights are positive and finite", b, l)
 		}
 	}
-	switch tc.Optimizer {
-	case "adam":
-		if len(ck.AdamM) != p || len(ck.AdamV) != p {
-			return fmt.Errorf("Adam moments of %d and %d values for p = %d", len(ck.AdamM), len(ck.AdamV), p)
-		}
-		if !finiteAll(ck.AdamM...) || !finiteAll(ck.AdamV...) {
-			return errors.New("Adam moments are not finite")
-		}
-		for _, v := range ck.AdamV {
-			if v < 0 {
-				return errors.New("a negative Adam second moment")
-			}
-		}
-	default:
-		if ck.AdamM != nil || ck.AdamV != nil {
-			return fmt.Errorf("Adam moments for optimizer %s", tc.Optimizer)
+	// The optimizer checks its own state, as it would install it.
+	m, err := optim.New(tc.optimConfig(0), p)
+	if err != nil {
+		return err
+	}
+	if st := m.State(); (ck.Optimizer != nil) != (st != nil) {
+		return fmt.Errorf("optimizer state present: %v, for optimizer %s", ck.Optimizer != nil, tc.Optimizer)
+	}
+	if ck.Optimizer != nil {
+		if err := m.SetState(ck.Optimizer); err != nil {
+			return err
 		}
 	}
 	// The moving average exists from the end of step 0 on, in estimate mode.
@@ -845,13 +821,6 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 		case sp.Accepted < 0 || sp.Rejected < 0 || sp.Accepted+sp.Rejected > ck.Step:
 			return fmt.Errorf("spaced rule counts %d and %d at step %d", sp.Accepted, sp.Rejected, ck.Step)
 		}
-	}
-	natural := IsNatural(tc.Optimizer)
-	if ck.Natural != nil && !natural || ck.Natural == nil && natural && ck.Step > 0 {
-		return fmt.Errorf("natural-gradient state present: %v, for optimizer %s at step %d", ck.Natural != nil, tc.Optimizer, ck.Step)
-	}
-	if st := ck.Natural; st != nil && (!finiteAll(st.Mu) || st.Mu < 0 || !(st.Nu >= 0 && st.Nu <= MaxNu)) {
-		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: μ finite and non-negative, 0 ≤ ν ≤ 2⁶⁰", st.Mu, st.Nu)
 	}
 	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
 		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))

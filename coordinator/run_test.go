@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 )
 
@@ -183,8 +184,8 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		{"NaN in θ", func(ck *checkpointState) { ck.Theta[5] = math.NaN() }, "theta[5] = NaN"},
 		{"short weights", func(ck *checkpointState) { ck.Lambda = ck.Lambda[:2] }, "2 weights for 5 blocks"},
 		{"negative weight", func(ck *checkpointState) { ck.Lambda[1] = -1 }, "weight 1 is -1"},
-		{"short Adam moments", func(ck *checkpointState) { ck.AdamV = ck.AdamV[:3] }, "Adam moments"},
-		{"negative second moment", func(ck *checkpointState) { ck.AdamV[0] = -1 }, "negative Adam"},
+		{"short Adam moments", func(ck *checkpointState) { ck.Optimizer.V = ck.Optimizer.V[:3] }, "Adam moments"},
+		{"negative second moment", func(ck *checkpointState) { ck.Optimizer.V[0] = -1 }, "negative Adam"},
 		{"no moving average", func(ck *checkpointState) { ck.Avg = nil }, "moving average present: false"},
 		{"short traces", func(ck *checkpointState) { ck.Avg.T = ck.Avg.T[:1] }, "moving average of 1 traces"},
 		{"short covariance", func(ck *checkpointState) { ck.Avg.V = ck.Avg.V[:4] }, "moving average of 5 traces, 4 and 25"},
@@ -196,7 +197,7 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		{"another γ", func(ck *checkpointState) { ck.Spaced.Gamma = 0.9 }, "spaced rule"},
 		{"initial probes after step 0", func(ck *checkpointState) { ck.InitProbes = []ProbeResult{{J: 0, D: make([]float64, 36)}} }, "initial probes at step 3"},
 		{"elapsed time", func(ck *checkpointState) { ck.Seconds = math.Inf(1) }, "elapsed time"},
-		{"damping state for adam", func(ck *checkpointState) { ck.Natural = &NaturalState{Mu: 1, Nu: 2} }, "natural-gradient state present: true"},
+		{"damping state for adam", func(ck *checkpointState) { ck.Optimizer.Mu, ck.Optimizer.Nu = 1, 2 }, "damping state for Adam"},
 	} {
 		os.WriteFile(path, good, 0o644)
 		ck := stateOf(t, path)
@@ -277,7 +278,7 @@ func TestRunInputBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := RunConfig{ErrorEvery: 1, Train: TrainConfig{Steps: 1, Mode: ExactWeights, ExactEvery: 1, Optimizer: "adam", Schedule: Schedule{LR: 1e-3}, PointSeed: 1, Eigenvalues: 1 << 40}}
+	cfg := RunConfig{ErrorEvery: 1, Train: TrainConfig{Steps: 1, Mode: ExactWeights, ExactEvery: 1, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1, Eigenvalues: 1 << 40}}
 	if err := cfg.Validate(s); err == nil || !strings.Contains(err.Error(), "eigenvalues of K") {
 		t.Errorf("2⁴⁰ eigenvalues: %v", err)
 	}

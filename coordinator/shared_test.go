@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 )
 
@@ -16,7 +17,7 @@ func TestSharedWeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := TrainConfig{Steps: 1, Mode: ExactWeights, ExactEvery: 1, Optimizer: "adam", Schedule: Schedule{LR: 1e-3}, PointSeed: 1,
+	cfg := TrainConfig{Steps: 1, Mode: ExactWeights, ExactEvery: 1, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1,
 		SharedWeight: []string{"left", "right"}}
 	tr, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})
 	if err != nil {

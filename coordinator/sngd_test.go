@@ -5,102 +5,18 @@ import (
 	"math"
 	"testing"
 
-	"gonum.org/v1/gonum/mat"
-
-	"ntkbus/coordinator/sketch"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
-	"ntkbus/model/rng"
 	"ntkbus/sampler"
 )
-
-// Woodbury through the Nyström eigendecomposition solves (K̂ + μI)z = b as
-// the dense Cholesky solve of the same K̂ does.
-func TestWoodburyOnNystromEqualsDenseSolve(t *testing.T) {
-	const n, s = 80, 12
-	k, _ := decayingKernel(n, 0.6)
-	omega := make([]float64, n*s)
-	st := rng.New(1, rng.DomainProbe, 0, 0)
-	st.FillNormal(omega)
-	var y mat.Dense
-	y.Mul(k, mat.NewDense(n, s, omega))
-	ny, err := sketch.NewNystrom(omega, y.RawMatrix().Data, n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// K̂ column by column from its products, then K̂ + μI by Cholesky.
-	const mu = 1e-5
-	dense := mat.NewSymDense(n, nil)
-	e, col := make([]float64, n), make([]float64, n)
-	for j := 0; j < n; j++ {
-		e[j] = 1
-		ny.MulVec(col, e)
-		e[j] = 0
-		for i := 0; i < j; i++ {
-			dense.SetSym(i, j, col[i])
-		}
-		dense.SetSym(j, j, col[j]+mu)
-	}
-	var ch mat.Cholesky
-	if !ch.Factorize(dense) {
-		t.Fatal("K̂ + μI is not positive definite")
-	}
-	b := make([]float64, n)
-	st.FillNormal(b)
-	var want mat.VecDense
-	if err := ch.SolveVecTo(&want, mat.NewVecDense(n, b)); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]float64, n)
-	ny.SolveShifted(mu, got, b)
-	var num, den float64
-	for i := range got {
-		num += (got[i] - want.AtVec(i)) * (got[i] - want.AtVec(i))
-		den += want.AtVec(i) * want.AtVec(i)
-	}
-	// κ(K̂ + μI) ≈ 1/μ = 10⁵: the dense solve is good to about 10⁵·ε.
-	if r := math.Sqrt(num / den); r > 1e-10 {
-		t.Errorf("Woodbury differs from the dense solve by %.2e relative", r)
-	}
-}
-
-// On a kernel with a decaying spectrum, CG preconditioned by the Nyström
-// sketch of 30 columns converges in far fewer products than plain CG.
-func TestCGPreconditionerSavesIterations(t *testing.T) {
-	const n, s = 300, 30
-	k, _ := decayingKernel(n, 0.8)
-	omega := make([]float64, n*s)
-	st := rng.New(2, rng.DomainProbe, 0, 0)
-	st.FillNormal(omega)
-	var y mat.Dense
-	y.Mul(k, mat.NewDense(n, s, omega))
-	ny, err := sketch.NewNystrom(omega, y.RawMatrix().Data, n, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const mu = 1e-6
-	b := make([]float64, n)
-	st.FillNormal(b)
-	apply := func(dst, v []float64) { mat.NewVecDense(n, dst).MulVec(k, mat.NewVecDense(n, v)) }
-	var cg CG
-	x := make([]float64, n)
-	plain := cg.Solve(apply, nil, mu, b, x, 1e-10, 2000)
-	pre := cg.Solve(apply, func(dst, r []float64) { ny.Precondition(mu, dst, r) }, mu, b, x, 1e-10, 2000)
-	if !pre.Converged || !plain.Converged {
-		t.Fatalf("plain %+v, preconditioned %+v: both must converge", plain, pre)
-	}
-	if 3*pre.Iterations > plain.Iterations {
-		t.Errorf("preconditioned CG took %d products, plain CG %d: want at most a third", pre.Iterations, plain.Iterations)
-	}
-	t.Logf("CG products to 1e-10: plain %d, Nyström-preconditioned (S = %d) %d", plain.Iterations, s, pre.Iterations)
-}
 
 // sngdConfig is a weighted sngd run on a small poisson2d network.
 func sngdConfig(steps, S int) TrainConfig {
 	return TrainConfig{
 		Steps: steps, Mode: ExactWeights, ExactEvery: 2, Optimizer: "sngd", StepProbes: S,
 		Probe:    sampler.Settings{Seed: 5, Quotient: sampler.Exact},
-		Schedule: Schedule{LR: 1}, PointSeed: 4, Counts: []int{40, 16},
-		Natural: NaturalConfig{DampingAuto: true, LineSearch: true, Solver: SolverWoodbury},
+		Schedule: optim.Schedule{LR: 1}, PointSeed: 4, Counts: []int{40, 16},
+		Natural: optim.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: optim.SolverWoodbury},
 	}
 }
 
@@ -117,18 +33,18 @@ func smallPoisson2D(t testing.TB) *model.Setup {
 // Nyström K̂ is K and sngd takes ngd's steps, with NTK weights.
 func TestSNGDWithAFullSketchIsNGD(t *testing.T) {
 	s := smallPoisson2D(t)
-	run := func(cfg TrainConfig) ([]float64, []*NaturalRecord) {
+	run := func(cfg TrainConfig) ([]float64, []*optim.Record) {
 		tr, err := NewTrainer(s, s.InitTheta(3), cfg, nil, model.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var recs []*NaturalRecord
+		var recs []*optim.Record
 		for i := 0; i < cfg.Steps; i++ {
 			rec, err := tr.Step(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			nr := *rec.Natural
+			nr := *rec.Optim
 			recs = append(recs, &nr)
 		}
 		return tr.Theta(), recs
@@ -139,7 +55,7 @@ func TestSNGDWithAFullSketchIsNGD(t *testing.T) {
 	// parameter space, sngd in function space.
 	cfg.Natural.DampingAuto, cfg.Natural.Damping = false, 1e-4
 	got, grec := run(cfg)
-	cfg.Optimizer, cfg.Natural.Solver = "ngd", SolverCholesky
+	cfg.Optimizer, cfg.Natural.Solver = "ngd", optim.SolverCholesky
 	want, wrec := run(cfg)
 	var num, den float64
 	for i := range want {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -66,9 +67,9 @@ type TrainConfig struct {
 	SpacedH0    float64 `json:"spaced_h0"` // h(t) = H0·(1+t)^Gamma; 0: λmax(Λ_0)·‖R(θ_0)‖²
 	SpacedGamma float64 `json:"spaced_gamma"`
 
-	Optimizer string        `json:"optimizer"` // "gd", "adam", or the natural gradients "ngd" and "sngd"
-	Schedule  Schedule      `json:"schedule"`
-	Natural   NaturalConfig `json:"natural"` // ngd and sngd
+	Optimizer string              `json:"optimizer"` // a method of package optim: gd, adam, ngd, sngd
+	Schedule  optim.Schedule      `json:"schedule"`
+	Natural   optim.NaturalConfig `json:"natural"` // ngd and sngd
 
 	Resample  bool   `json:"resample"`   // draw new collocation points every step
 	PointSeed uint64 `json:"point_seed"` // seed of the points
@@ -126,25 +127,17 @@ func (c *TrainConfig) Validate(blocks int) error {
 	default:
 		return fmt.Errorf("weight mode %d", c.Mode)
 	}
-	switch c.Optimizer {
-	case "gd", "adam":
-	case "ngd", "sngd":
-		if err := c.Natural.validate(c.Optimizer); err != nil {
+	oc := c.optimConfig(0)
+	if err := oc.Validate(); err != nil {
+		return err
+	}
+	if c.needsColumns() && c.Mode != Estimated {
+		if err := c.Probe.Validate(); err != nil {
 			return err
 		}
-		if c.needsColumns() && c.Mode != Estimated {
-			if c.StepProbes < 1 {
-				return fmt.Errorf("sketch columns S = %d: want at least 1", c.StepProbes)
-			}
-			if err := c.Probe.Validate(); err != nil {
-				return err
-			}
-		}
-		if c.needsColumns() && c.Probe.Kind == sampler.Param {
-			return errors.New("parameter-space probes give no kernel columns to sketch: use gaussian, rademacher or block probes")
-		}
-	default:
-		return fmt.Errorf("optimizer %q: want gd, adam, ngd or sngd", c.Optimizer)
+	}
+	if c.needsColumns() && c.Probe.Kind == sampler.Param {
+		return errors.New("parameter-space probes give no kernel columns to sketch: use gaussian, rademacher or block probes")
 	}
 	if len(c.SharedWeight) > 0 && c.Mode != ExactWeights {
 		return errors.New("a shared weight needs exact weights")
@@ -160,7 +153,7 @@ func (c *TrainConfig) Validate(blocks int) error {
 	if c.Spaced && !(c.SpacedGamma >= 0 && c.SpacedGamma < 1) {
 		return fmt.Errorf("spaced-update exponent γ = %v: want 0 ≤ γ < 1, so that h(t) = o(t)", c.SpacedGamma)
 	}
-	return c.Schedule.validate()
+	return nil
 }
 
 // StepRecord is what one step did, for the run's log.
@@ -185,7 +178,7 @@ type StepRecord struct {
 	// (--verify), by the backend and the accumulator.
 	Audit Audit
 
-	Natural *NaturalRecord // what a natural-gradient step did (ngd, sngd)
+	Optim *optim.Record // what the optimizer's step did
 }
 
 // Trainer runs PINN training with NTK loss weights. Step is pure
@@ -197,8 +190,10 @@ type Trainer struct {
 	ev      model.Evaluator
 	prober  *sampler.Prober
 	plan    *sampler.Plan
-	opt     Optimizer
-	natural *natural // ngd and sngd: the step is taken here, not by opt
+	method  optim.Method
+	needs   optim.Needs
+	problem optim.Problem
+	orec    optim.Record
 
 	theta  []float64
 	points *model.Collocation
@@ -208,7 +203,7 @@ type Trainer struct {
 	avg    *MovingAverage
 	spaced *SpacedRule
 	acc    *Accumulator
-	cols   *ColumnAccumulator // sketch estimators: the step's columns, fed through acc
+	cols   *ColumnAccumulator // the step's columns (sketch estimators, an optimizer's sketch), fed through acc
 	e      Estimate
 
 	perBlock [][]float64
@@ -269,18 +264,10 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 	for b := range tr.perBlock {
 		tr.perBlock[b] = make([]float64, lay.P)
 	}
-	switch cfg.Optimizer {
-	case "gd":
-		tr.opt, err = NewGD(cfg.Schedule)
-	case "adam":
-		tr.opt, err = NewAdam(cfg.Schedule, lay.P)
-	case "ngd", "sngd":
-		tr.opt, err = NewGD(cfg.Schedule) // the schedule of η; the step is natural's
-		tr.natural = newNatural(cfg, opt.MaxMemory)
-	}
-	if err != nil {
+	if tr.method, err = optim.New(cfg.optimConfig(opt.MaxMemory), lay.P); err != nil {
 		return nil, err
 	}
+	tr.needs = tr.method.Needs()
 	if cfg.NeedsProbes() {
 		if cfg.Mode == Estimated && backend == nil && !cfg.Fused {
 			return nil, errors.New("estimated weights need a backend to compute probes, or fused in-process probes")
@@ -352,7 +339,9 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	direct := false // the gradient Jᵀ Λ R is in tr.grad already, not per block
 	switch cfg.Mode {
 	case Fixed:
-		tr.weightedGradient(r)
+		if tr.needs.Gradient {
+			tr.weightedGradient(r)
+		}
 		direct = true
 		rec.Trace = math.NaN()
 	case ExactWeights:
@@ -437,20 +426,27 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			}
 		}
 	}
-	if tr.natural != nil {
+	if !tr.needs.Gradient {
 		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
 	}
-	rec.LR = tr.opt.LR(t)
 	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
 		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
 	}
-	if tr.natural != nil {
-		if err := tr.natural.step(ctx, tr, t, r, rec); err != nil {
-			return nil, err
+	if cfg.needsColumns() && cfg.Mode != Estimated {
+		// The optimizer's columns, computed when it asks for them.
+		if tr.cols == nil {
+			var err error
+			if tr.cols, err = newColumns(tr.plan, uint32(t), r, false, cfg.StepProbes); err != nil {
+				return nil, err
+			}
+		} else {
+			tr.cols.Reset(uint32(t), r)
 		}
-	} else {
-		tr.opt.Step(tr.theta, tr.grad, t)
 	}
+	if err := tr.optimStep(ctx, t, r, rec); err != nil {
+		return nil, err
+	}
+	rec.LR = tr.orec.LR
 	tr.t++
 	return rec, nil
 }
@@ -476,7 +472,7 @@ func (tr *Trainer) resetRecord(B int) {
 	rec.ExactLambda = nil
 	rec.Eigenvalues = nil
 	rec.Audit = Audit{}
-	rec.Natural = nil
+	rec.Optim = nil
 }
 
 // exactWeights computes the exact block traces at the base point and their
@@ -571,6 +567,14 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			return err
 		}
 		tr.cols, tr.acc = cols, cols.Accumulator()
+	case tr.acc == nil && cfg.needsColumns():
+		// Hutchinson's weights, and the optimizer's columns from the same
+		// probes.
+		cols, err := newColumns(tr.plan, uint32(t), r, cfg.Kernel, cfg.StepProbes)
+		if err != nil {
+			return err
+		}
+		tr.cols, tr.acc = cols, cols.Accumulator()
 	case tr.acc == nil:
 		tr.acc = NewAccumulator(tr.plan, uint32(t), r, cfg.Kernel)
 	case tr.cols != nil:
@@ -592,7 +596,6 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.add(j, tr.ds[j]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
-			tr.keepColumn(j, tr.ds[j])
 		}
 	case tr.backend == nil:
 		// In process, one probe at a time on the trainer's own evaluator.
@@ -612,7 +615,6 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
 			tr.keepInit(t, j, tr.ds[0], m)
-			tr.keepColumn(j, tr.ds[0])
 		}
 		tr.gradients(r)
 	default:
@@ -637,7 +639,6 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 				return nil
 			}
 			tr.keepInit(t, j, d, m)
-			tr.keepColumn(j, d)
 			return nil
 		}
 		var err error
@@ -657,7 +658,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 	}
 	tr.initDone = nil
 	var sk *SketchResult
-	if tr.cols != nil {
+	if cfg.Estimator.Sketch() {
 		var err error
 		if sk, err = tr.cols.Estimate(cfg.Estimator); err != nil {
 			return err
@@ -801,11 +802,11 @@ func (tr *Trainer) shareWeight(w []float64) {
 // (each needs its own work memory); more go one by one.
 const maxFused = 4
 
-// gradients sets the per-block gradients Jᵀ R_b at the base point. A
-// natural-gradient step needs none (it takes Jᵀ Λ^{1/2} z instead): the
-// backward pass is skipped.
+// gradients sets the per-block gradients Jᵀ R_b at the base point. An
+// optimizer that needs no gradient (a natural gradient takes Jᵀ Λ^{1/2} z
+// instead) skips the backward pass.
 func (tr *Trainer) gradients(r []float64) {
-	if tr.natural != nil {
+	if !tr.needs.Gradient {
 		return
 	}
 	if len(tr.cots) != 1 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -25,7 +26,7 @@ func TestPoisson1DExactWeightsConverges(t *testing.T) {
 	}
 	cfg := TrainConfig{
 		Steps: 2000, Mode: ExactWeights, ExactEvery: 1,
-		Optimizer: "gd", Schedule: Schedule{LR: 3e-6}, PointSeed: 1,
+		Optimizer: "gd", Schedule: optim.Schedule{LR: 3e-6}, PointSeed: 1,
 	}
 	tr, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})
 	if err != nil {
@@ -67,7 +68,7 @@ func estimateConfig(steps int) TrainConfig {
 	return TrainConfig{
 		Steps: steps, Mode: Estimated, Alpha: 0.1, InitProbes: 40, StepProbes: 2,
 		Probe:     sampler.Settings{Seed: 7},
-		Optimizer: "adam", Schedule: Schedule{LR: 1e-3, Decay: 0.9, Every: 5},
+		Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3, Decay: 0.9, Every: 5},
 		Resample: true, PointSeed: 3, Counts: []int{12, 12, 4, 4, 4},
 		ExactEvery: 4,
 	}
@@ -303,7 +304,7 @@ func TestZeroResidualBlockKeepsItsWeight(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := TrainConfig{Steps: 5, Mode: Estimated, Alpha: 0.5, InitProbes: 10, StepProbes: 2,
-		Probe: sampler.Settings{Seed: 1}, Optimizer: "adam", Schedule: Schedule{LR: 1e-3}, PointSeed: 1, Fused: true}
+		Probe: sampler.Settings{Seed: 1}, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1, Fused: true}
 	tr, err := NewTrainer(s, s.InitTheta(1), cfg, nil, model.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"ntkbus/coordinator"
 	"ntkbus/coordinator/natsbus"
+	"ntkbus/coordinator/optim"
 	"ntkbus/coordinator/report"
 	"ntkbus/model"
 )
@@ -182,7 +183,7 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 		ExactEvery: f.exactEvery, Eigenvalues: f.eig,
 		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Estimator: est, Kernel: f.kernel,
 		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
-		Optimizer: f.optimizer, Schedule: coordinator.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
+		Optimizer: f.optimizer, Schedule: optim.Schedule{LR: f.lr, Decay: f.decay, Every: f.decayEvery},
 		Natural:  natural,
 		Resample: resample, PointSeed: pointSeed, Counts: f.pf.points,
 		Fused: true,
@@ -365,14 +366,14 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 	// (sngd, CG's preconditioner) keeps its columns, test matrix and
 	// weighted columns.
 	hint := ""
-	if coordinator.IsNatural(tc.Optimizer) {
+	if optim.IsNatural(tc.Optimizer) {
 		p := setup.NumParams()
 		n := 0
 		for b, c := range counts(setup, tc.Counts) {
 			n += c * setup.Problem.Blocks[b].Components
 		}
 		switch {
-		case tc.Natural.Solver != coordinator.SolverCholesky:
+		case tc.Natural.Solver != optim.SolverCholesky:
 		case p > n:
 			m.NTK = true
 			m.Kernels += 2
@@ -454,7 +455,7 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 		},
 		Progress: func(rec *coordinator.StepRecord, done, total int) {
 			status := fmt.Sprintf("loss %.3e λ %s", rec.Loss, lambdas(blocks, rec.Lambda))
-			if nr := rec.Natural; nr != nil {
+			if nr := rec.Optim; nr != nil && optim.IsNatural(rc.Train.Optimizer) {
 				status += fmt.Sprintf(" μ %.2g η %.2g", nr.Mu, nr.Eta)
 				if nr.Rejected {
 					status += " rejected"
@@ -495,15 +496,15 @@ func counts(s *model.Setup, c []int) []int {
 // own defaults where a flag was not set: η = 1; sngd solves by Woodbury
 // with S = 100 sketch columns; ngd with CG draws no preconditioner columns
 // (beyond Algorithm 3's); sketch columns use exact quotients.
-func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
-	nc := coordinator.NaturalConfig{LineSearch: f.lineSearch, Solver: f.solver, CGTol: f.cgTol, CGMaxIter: f.cgMaxIter}
-	if !coordinator.IsNatural(f.optimizer) {
+func (f *trainFlags) natural() (optim.NaturalConfig, error) {
+	nc := optim.NaturalConfig{LineSearch: f.lineSearch, Solver: f.solver, CGTol: f.cgTol, CGMaxIter: f.cgMaxIter}
+	if !optim.IsNatural(f.optimizer) {
 		for _, name := range []string{"damping", "damping-start", "line-search", "solver", "cg-tol", "cg-max-iter"} {
 			if f.set[name] {
 				return nc, badInput("--%s applies to --optimizer ngd or sngd, not %s", name, f.optimizer)
 			}
 		}
-		return coordinator.NaturalConfig{}, nil
+		return optim.NaturalConfig{}, nil
 	}
 	if f.damping == "auto" {
 		nc.DampingAuto = true
@@ -528,15 +529,15 @@ func (f *trainFlags) natural() (coordinator.NaturalConfig, error) {
 		if f.set["solver"] {
 			return nc, badInput("--solver: sngd solves with its sketch by Woodbury; the solvers are ngd's")
 		}
-		nc.Solver = coordinator.SolverWoodbury
+		nc.Solver = optim.SolverWoodbury
 		if !f.set["probes"] {
 			f.stepProbes = 100
 		}
 	}
-	if f.optimizer == "ngd" && nc.Solver == coordinator.SolverCG && !f.set["probes"] && f.weights != "estimate" {
+	if f.optimizer == "ngd" && nc.Solver == optim.SolverCG && !f.set["probes"] && f.weights != "estimate" {
 		f.stepProbes = 0
 	}
-	if !f.set["quotient"] && (f.optimizer == "sngd" || nc.Solver == coordinator.SolverCG) {
+	if !f.set["quotient"] && (f.optimizer == "sngd" || nc.Solver == optim.SolverCG) {
 		f.probe.quotient = "exact"
 	}
 	return nc, nil

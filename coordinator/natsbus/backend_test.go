@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/protocol"
 	"ntkbus/sampler"
@@ -470,7 +471,7 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 	setup, _ := model.NewSetup(model.Config{Problem: "wave", Layers: smallLayers})
 	cfg := coordinator.TrainConfig{
 		Steps: 6, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 12, StepProbes: 3,
-		Probe: sampler.Settings{Seed: 4}, Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3},
+		Probe: sampler.Settings{Seed: 4}, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3},
 		Resample: true, PointSeed: 9, Counts: smallCounts,
 	}
 	theta0 := setup.InitTheta(2)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -73,7 +74,7 @@ func BenchmarkWaveOverhead(b *testing.B) {
 	}
 	cfg := coordinator.TrainConfig{
 		Steps: 1 << 20, Mode: coordinator.Estimated, Alpha: 1e-3, InitProbes: 16, StepProbes: 16,
-		Probe: s, Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3}, Resample: true, PointSeed: 1,
+		Probe: s, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3}, Resample: true, PointSeed: 1,
 	}
 	tr, err := coordinator.NewTrainer(setup, setup.InitTheta(1), cfg, be, model.Options{})
 	if err != nil {

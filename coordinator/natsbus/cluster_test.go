@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 	"ntkbus/sampler/worker"
@@ -121,7 +122,7 @@ func TestClusterNodeRestartMidRun(t *testing.T) {
 	setup, _ := model.NewSetup(model.Config{Problem: "wave", Layers: smallLayers})
 	cfg := coordinator.TrainConfig{
 		Steps: 12, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 24, StepProbes: 6,
-		Probe: sampler.Settings{Seed: 3}, Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3},
+		Probe: sampler.Settings{Seed: 3}, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3},
 		Resample: true, PointSeed: 2, Counts: smallCounts,
 	}
 	theta0 := setup.InitTheta(1)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/sampler"
 )
@@ -17,8 +18,8 @@ func TestSNGDOverNATSEqualsInProcess(t *testing.T) {
 	for _, mode := range []coordinator.WeightMode{coordinator.Fixed, coordinator.Estimated} {
 		cfg := coordinator.TrainConfig{
 			Steps: 4, Mode: mode, Alpha: 0.2, InitProbes: 5, StepProbes: 8,
-			Probe: sampler.Settings{Seed: 4, Quotient: sampler.Exact}, Optimizer: "sngd", Schedule: coordinator.Schedule{LR: 1},
-			Natural:  coordinator.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: coordinator.SolverWoodbury},
+			Probe: sampler.Settings{Seed: 4, Quotient: sampler.Exact}, Optimizer: "sngd", Schedule: optim.Schedule{LR: 1},
+			Natural:  optim.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: optim.SolverWoodbury},
 			Resample: true, PointSeed: 9, Counts: smallCounts,
 		}
 		theta0 := setup.InitTheta(2)

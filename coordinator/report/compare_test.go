@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 )
 
@@ -21,11 +22,11 @@ func TestCompareRuns(t *testing.T) {
 	var dirs []string
 	for _, opt := range []string{"adam", "ngd"} {
 		cfg := coordinator.RunConfig{Model: s.Config, Seed: 1, ErrorGrid: 11, ErrorEvery: 2, Train: coordinator.TrainConfig{
-			Steps: 6, Mode: coordinator.Fixed, Optimizer: opt, Schedule: coordinator.Schedule{LR: 1e-3}, PointSeed: 1, Counts: []int{30, 12},
+			Steps: 6, Mode: coordinator.Fixed, Optimizer: opt, Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1, Counts: []int{30, 12},
 		}}
 		if opt == "ngd" {
 			cfg.Train.Schedule.LR = 1
-			cfg.Train.Natural = coordinator.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: coordinator.SolverCholesky}
+			cfg.Train.Natural = optim.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: optim.SolverCholesky}
 		}
 		dir := filepath.Join(root, opt)
 		r, err := coordinator.NewRun(dir, cfg, nil, coordinator.RunOptions{})

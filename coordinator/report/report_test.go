@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/optim"
 	"ntkbus/coordinator/study"
 	"ntkbus/model"
 	"ntkbus/sampler"
@@ -50,7 +51,7 @@ func TestRunFigures(t *testing.T) {
 	cfg := coordinator.RunConfig{Model: s.Config, Seed: 1, Train: coordinator.TrainConfig{
 		Steps: 30, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 20, StepProbes: 2, Kernel: true,
 		Probe: sampler.Settings{Seed: 1}, ExactEvery: 5, Eigenvalues: 3,
-		Optimizer: "adam", Schedule: coordinator.Schedule{LR: 1e-3}, PointSeed: 1, Fused: true,
+		Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1, Fused: true,
 	}, ErrorEvery: 5}
 	r, err := coordinator.NewRun(dir, cfg, nil, coordinator.RunOptions{})
 	if err != nil {

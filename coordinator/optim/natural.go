@@ -1,18 +1,18 @@
-package coordinator
+package optim
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
+	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/lapack/lapack64"
 
+	"ntkbus/coordinator/sketch"
 	"ntkbus/model"
 )
 
@@ -97,9 +97,6 @@ const MaxCGIter = 1_000_000
 // keeps rejecting.
 const MaxNu = 0x1p60
 
-// IsNatural reports whether the optimizer is ngd or sngd.
-func IsNatural(optimizer string) bool { return optimizer == "ngd" || optimizer == "sngd" }
-
 func (c *NaturalConfig) validate(optimizer string) error {
 	if c.Damping < 0 || math.IsNaN(c.Damping) || math.IsInf(c.Damping, 0) {
 		return fmt.Errorf("damping μ = %v: want a positive number, or auto", c.Damping)
@@ -125,42 +122,17 @@ func (c *NaturalConfig) validate(optimizer string) error {
 	return nil
 }
 
-// NaturalState is the damping's state after a step: part of a checkpoint.
-type NaturalState struct {
-	Mu float64 // μ of the next step (0: not chosen yet)
-	Nu float64 // the factor μ grows by after the next rejection (Nielsen's ν)
-}
-
-// NaturalRecord is what one natural-gradient step did.
-type NaturalRecord struct {
-	Mu            float64 // damping of this step's solve
-	Eta           float64 // step length taken, or the last one tried when rejected
-	SolveResidual float64 // ‖(K̃ + μI)z − R̃‖ / ‖R̃‖ with the exact K̃
-	Predicted     float64 // Φ's decrease predicted by the Gauss–Newton model at Eta
-	Actual        float64 // Φ's actual decrease at Eta
-	Rejected      bool    // θ was left unchanged: no η passed the line search
-	Evals         int     // evaluations of Φ by the line search
-	CGIterations  int     // products with K̃ in the CG solve (cg solver)
-	// ColumnSeconds is the wall-clock time spent computing or waiting for
-	// the step's sketch columns (logged, not in train.csv: it is no part of
-	// the run's numbers).
-	ColumnSeconds float64
-}
-
-// NaturalColumns are train.csv's columns of a natural-gradient step.
-func NaturalColumns() []string {
-	return []string{"mu", "eta", "solve_residual", "predicted_decrease", "actual_decrease", "step_rejected", "line_search_evals", "cg_iterations"}
-}
-
-// natural is the optimizer's work memory and damping state.
+// natural is the ngd and sngd method: its work memory and damping state.
 type natural struct {
 	cfg       NaturalConfig
-	sketch    bool  // sngd
-	maxMemory int64 // bound on the dense K̃ and its factor
-	state     NaturalState
-	rec       NaturalRecord
+	sched     Schedule
+	sketch    bool // sngd
+	columns   int  // probe columns per step (sngd's sketch, CG's preconditioner)
+	maxMemory int64
+	mu, nu    float64 // the damping state (Nielsen's ν)
+	rec       *Record
 
-	sw, rt, z, sz, kz []float64 // √λ per row, R̃, z, √λ⊙z, K̃z
+	sw, rt, z, sz, kz []float64 // √w per row, R̃, z, √w⊙z, K̃z
 	v, thetaTry, rTry []float64
 	diag              []float64
 	k                 []float64 // exact K (cholesky), kept while θ and the points stay
@@ -168,21 +140,37 @@ type natural struct {
 	a                 []float64 // K̃ + μI, then its Cholesky factor
 	cg                CG
 	jv                []float64
-	cols              *probeColumns // the step's probe columns (sngd, CG preconditioner)
-	jac, jt, ej, g    []float64     // p ≤ n: J, J̃ = Λ^{1/2}J, a unit vector, J̃ᵀR̃
-	gres              []float64     // p ≤ n: the Gramian solve's residual
-	gram              []float64     // p ≤ n: J̃ᵀJ̃ + μI, then its Cholesky factor
+	jac, jt, ej, g    []float64 // p ≤ n: J, J̃ = W^{1/2}J, a unit vector, J̃ᵀR̃
+	gres              []float64 // p ≤ n: the Gramian solve's residual
+	gram              []float64 // p ≤ n: J̃ᵀJ̃ + μI, then its Cholesky factor
 }
 
-func newNatural(cfg TrainConfig, maxMemory int64) *natural {
+func newNatural(cfg Config) *natural {
+	maxMemory := cfg.MaxMemory
 	if maxMemory <= 0 {
 		maxMemory = model.DefaultMaxMemory
 	}
-	nt := &natural{cfg: cfg.Natural, sketch: cfg.Optimizer == "sngd", maxMemory: maxMemory, state: NaturalState{Mu: cfg.Natural.Damping, Nu: 2}}
-	if cfg.needsColumns() {
-		nt.cols = &probeColumns{s: cfg.StepProbes, step: -1}
+	return &natural{cfg: cfg.Natural, sched: cfg.Schedule, sketch: cfg.Name == "sngd", columns: cfg.Columns,
+		maxMemory: maxMemory, mu: cfg.Natural.Damping, nu: 2}
+}
+
+func (nt *natural) Needs() Needs { return Needs{Columns: nt.columns} }
+
+func (nt *natural) Columns() []string { return NaturalColumns }
+
+func (nt *natural) State() *State { return &State{Mu: nt.mu, Nu: nt.nu} }
+
+func (nt *natural) SetState(st *State) error {
+	switch {
+	case st == nil:
+		return errors.New("no natural-gradient damping state")
+	case st.M != nil || st.V != nil:
+		return errors.New("Adam moments for a natural gradient")
+	case math.IsNaN(st.Mu) || math.IsInf(st.Mu, 0) || st.Mu < 0 || !(st.Nu >= 0 && st.Nu <= MaxNu):
+		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: μ finite and non-negative, 0 ≤ ν ≤ 2⁶⁰", st.Mu, st.Nu)
 	}
-	return nt
+	nt.mu, nt.nu = st.Mu, st.Nu
+	return nil
 }
 
 func (nt *natural) grow(n, p int) {
@@ -196,33 +184,33 @@ func (nt *natural) grow(n, p int) {
 	}
 }
 
-// step takes the natural-gradient step of a trainer whose step t has its
-// residual r at the base point and its weights in place.
-func (nt *natural) step(ctx context.Context, tr *Trainer, t int, r []float64, rec *StepRecord) error {
-	lay := tr.ev.Layout()
+// Step takes the natural-gradient step at p's base point.
+func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
+	ev := p.Eval
+	lay := ev.Layout()
 	n := lay.N
 	nt.grow(n, lay.P)
-	nt.rec = NaturalRecord{}
-	rec.Natural = &nt.rec
-	if tr.cfg.Resample {
+	*rec = Record{}
+	nt.rec = rec
+	if p.NewPoints {
 		nt.kValid = false
 	}
 	for b, sp := range lay.Blocks {
-		s := math.Sqrt(tr.lambda[b])
+		s := math.Sqrt(p.Weights[b])
 		for i := sp.Off; i < sp.Off+sp.Len; i++ {
 			nt.sw[i] = s
-			nt.rt[i] = s * r[i]
+			nt.rt[i] = s * p.Residual[i]
 		}
 	}
 
 	// The diagonal of K̃ sets μ's start and bounds.
 	dense := nt.cfg.Solver == SolverCholesky
 	if dense {
-		if err := nt.exactKernel(tr); err != nil {
-			return fmt.Errorf("step %d: %w", t, err)
+		if err := nt.exactKernel(ev); err != nil {
+			return fmt.Errorf("step %d: %w", p.Step, err)
 		}
 	} else {
-		tr.ev.Diagonal(nt.diag)
+		ev.Diagonal(nt.diag)
 	}
 	var trace, maxDiag float64
 	for i, d := range nt.diag {
@@ -230,51 +218,51 @@ func (nt *natural) step(ctx context.Context, tr *Trainer, t int, r []float64, re
 		trace += d
 		maxDiag = math.Max(maxDiag, d)
 	}
-	if nt.state.Mu == 0 {
-		nt.state.Mu = dampingStart * maxDiag
+	if nt.mu == 0 {
+		nt.mu = dampingStart * maxDiag
 	}
-	nt.state.Mu = nt.clamp(nt.state.Mu, trace)
+	nt.mu = nt.clamp(nt.mu, trace)
 
 	var err error
 	switch {
 	case nt.sketch:
-		err = nt.solveSketch(ctx, tr, t, r)
+		err = nt.solveSketch(ctx, p)
 	case nt.cfg.Solver == SolverCG:
-		err = nt.solveCG(ctx, tr, t, r)
+		err = nt.solveCG(ctx, p)
 	case nt.jac != nil:
 		err = nt.solveGramian(trace)
 	default:
 		err = nt.solveCholesky(trace)
 	}
 	if err != nil {
-		return fmt.Errorf("step %d: %w", t, err)
+		return fmt.Errorf("step %d: %w", p.Step, err)
 	}
-	nt.rec.Mu = nt.state.Mu
+	rec.Mu = nt.mu
 
 	if !dense || nt.jac == nil {
-		// v = Jᵀ Λ^{1/2} z, one backward pass; for the inexact solvers
-		// K̃z = Λ^{1/2} J v exactly, one forward-mode pass.
+		// v = Jᵀ W^{1/2} z, one backward pass; for the inexact solvers
+		// K̃z = W^{1/2} J v exactly, one forward-mode pass.
 		for i := range nt.sz {
 			nt.sz[i] = nt.sw[i] * nt.z[i]
 		}
-		tr.ev.Backward([]model.Cotangent{{V: nt.sz, Dst: nt.v}})
+		ev.Backward([]model.Cotangent{{V: nt.sz, Dst: nt.v}})
 		if !dense {
-			tr.ev.JVP(nt.v, nt.jv)
+			ev.JVP(nt.v, nt.jv)
 			for i := range nt.kz {
 				nt.kz[i] = nt.sw[i] * nt.jv[i]
 			}
 		}
-		nt.rec.SolveResidual = nt.residual()
+		rec.SolveResidual = nt.residual()
 	}
 	slope := floats.Dot(nt.rt, nt.kz) // −∇Φ·(−v): the decrease per unit η
 	curv := floats.Dot(nt.kz, nt.kz)  // ‖J̃ v‖²
-	nt.lineSearch(tr, t, rec.Objective, slope, curv)
+	nt.lineSearch(p, slope, curv)
 	nt.adapt(trace)
-	if !nt.rec.Rejected {
-		copy(tr.theta, nt.thetaTry)
+	if !rec.Rejected {
+		copy(p.Theta, nt.thetaTry)
 		nt.kValid = false
 	}
-	rec.LR = tr.opt.LR(t)
+	rec.LR = nt.sched.At(p.Step)
 	return nil
 }
 
@@ -282,8 +270,8 @@ func (nt *natural) step(ctx context.Context, tr *Trainer, t int, r []float64, re
 // step leaves θ and, without resampling, the points), the exact K — or,
 // when p ≤ n, the Jacobian J, from which the step is solved in parameter
 // space — and sets the diagonal of K.
-func (nt *natural) exactKernel(tr *Trainer) error {
-	lay := tr.ev.Layout()
+func (nt *natural) exactKernel(ev model.Evaluator) error {
+	lay := ev.Layout()
 	n, p := lay.N, lay.P
 	if nt.kValid {
 		return nil
@@ -292,7 +280,7 @@ func (nt *natural) exactKernel(tr *Trainer) error {
 		if need := 8 * (2*int64(n)*int64(p) + int64(p)*int64(p)); need > nt.maxMemory {
 			return fmt.Errorf("the %d×%d Jacobian needs %.1f GiB, over the memory limit of %.1f GiB: train with --solver cg, or raise --max-memory", n, p, float64(need)/(1<<30), float64(nt.maxMemory)/(1<<30))
 		}
-		nt.jacobian(tr)
+		nt.jacobian(ev)
 		nt.kValid = true
 		return nil
 	}
@@ -302,7 +290,7 @@ func (nt *natural) exactKernel(tr *Trainer) error {
 		}
 		nt.k, nt.a = make([]float64, n*n), make([]float64, n*n)
 	}
-	if err := tr.ev.NTK(nt.k); err != nil {
+	if err := ev.NTK(nt.k); err != nil {
 		return fmt.Errorf("%w (or train with --solver cg, which needs no dense K)", err)
 	}
 	for i := 0; i < n; i++ {
@@ -316,8 +304,8 @@ func (nt *natural) exactKernel(tr *Trainer) error {
 // forward-mode product, and K's diagonal from its rows. For p ≤ n (a small
 // network on many points) this is far cheaper than the structured NTK,
 // whose cost grows with n² and the residual's derivative streams.
-func (nt *natural) jacobian(tr *Trainer) {
-	lay := tr.ev.Layout()
+func (nt *natural) jacobian(ev model.Evaluator) {
+	lay := ev.Layout()
 	n, p := lay.N, lay.P
 	if len(nt.jac) != n*p {
 		nt.jac, nt.jt = make([]float64, n*p), make([]float64, n*p)
@@ -326,7 +314,7 @@ func (nt *natural) jacobian(tr *Trainer) {
 	col := nt.jv
 	for j := 0; j < p; j++ {
 		nt.ej[j] = 1
-		tr.ev.JVP(nt.ej, col)
+		ev.JVP(nt.ej, col)
 		nt.ej[j] = 0
 		for i, v := range col {
 			nt.jac[i*p+j] = v
@@ -360,7 +348,7 @@ func (nt *natural) solveGramian(trace float64) error {
 	if err != nil {
 		return err
 	}
-	mu := nt.state.Mu
+	mu := nt.mu
 	impl.Dgemv(blas.NoTrans, n, p, 1, nt.jt, p, nt.v, 1, 0, nt.kz, 1)
 	for i := range nt.z {
 		nt.z[i] = (nt.rt[i] - nt.kz[i]) / mu
@@ -379,7 +367,7 @@ func (nt *natural) solveGramian(trace float64) error {
 // the factorization fails (not positive definite in floating point).
 func (nt *natural) factor(trace float64, name string, a []float64, dim int, x, b []float64, fill func(mu float64)) error {
 	for try := 0; ; try++ {
-		mu := nt.state.Mu
+		mu := nt.mu
 		fill(mu)
 		tri, ok := lapack64.Potrf(blas64.Symmetric{N: dim, Stride: dim, Data: a, Uplo: blas.Upper})
 		if ok {
@@ -390,7 +378,7 @@ func (nt *natural) factor(trace float64, name string, a []float64, dim int, x, b
 		if try == cholRetries {
 			return fmt.Errorf("Cholesky of %s failed up to μ = %.3g", name, mu)
 		}
-		nt.state.Mu = nt.clamp(10*mu, trace)
+		nt.mu = nt.clamp(10*mu, trace)
 	}
 }
 
@@ -412,7 +400,7 @@ func (nt *natural) solveCholesky(trace float64) error {
 	if err != nil {
 		return err
 	}
-	// K̃z = Λ^{1/2} K Λ^{1/2} z.
+	// K̃z = W^{1/2} K W^{1/2} z.
 	for i := range nt.sz {
 		nt.sz[i] = nt.sw[i] * nt.z[i]
 	}
@@ -423,14 +411,14 @@ func (nt *natural) solveCholesky(trace float64) error {
 	return nil
 }
 
-// applyKernel sets dst = K̃ v = Λ^{1/2} J Jᵀ Λ^{1/2} v at the base point: one
-// backward pass and one forward-mode pass.
-func (nt *natural) applyKernel(tr *Trainer, dst, v []float64) {
+// applyKernel sets dst = K̃ v = W^{1/2} J Jᵀ W^{1/2} v at the base point:
+// one backward pass and one forward-mode pass.
+func (nt *natural) applyKernel(ev model.Evaluator, dst, v []float64) {
 	for i := range nt.sz {
 		nt.sz[i] = nt.sw[i] * v[i]
 	}
-	tr.ev.Backward([]model.Cotangent{{V: nt.sz, Dst: nt.v}})
-	tr.ev.JVP(nt.v, nt.jv)
+	ev.Backward([]model.Cotangent{{V: nt.sz, Dst: nt.v}})
+	ev.JVP(nt.v, nt.jv)
 	for i := range dst {
 		dst[i] = nt.sw[i] * nt.jv[i]
 	}
@@ -439,21 +427,71 @@ func (nt *natural) applyKernel(tr *Trainer, dst, v []float64) {
 // solveCG solves (K̃ + μI)z = R̃ by conjugate gradients on the exact
 // products, preconditioned by the Nyström sketch of the step's probe
 // columns when the run draws any.
-func (nt *natural) solveCG(ctx context.Context, tr *Trainer, t int, r []float64) error {
-	precond, err := nt.preconditioner(ctx, tr, t, r)
+func (nt *natural) solveCG(ctx context.Context, p *Problem) error {
+	precond, err := nt.preconditioner(ctx, p)
 	if err != nil {
 		return err
 	}
-	res := nt.cg.Solve(func(dst, v []float64) { nt.applyKernel(tr, dst, v) }, precond, nt.state.Mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
+	res := nt.cg.Solve(func(dst, v []float64) { nt.applyKernel(p.Eval, dst, v) }, precond, nt.mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
 	nt.rec.CGIterations = res.Iterations
 	return nil
+}
+
+// nystrom returns the Nyström approximation of K̃ from the step's probe
+// columns: the test matrix W^{-1/2}Ω and the columns W^{1/2}Y, since
+// K̃ W^{-1/2}Ω = W^{1/2} K Ω.
+func (nt *natural) nystrom(ctx context.Context, p *Problem) (*sketch.Nystrom, error) {
+	start := time.Now()
+	omega, y, err := p.Columns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nt.rec.ColumnSeconds = time.Since(start).Seconds()
+	n, s := len(nt.sw), nt.columns
+	for i := 0; i < n; i++ {
+		for j := 0; j < s; j++ {
+			omega[i*s+j] /= nt.sw[i]
+			y[i*s+j] *= nt.sw[i]
+		}
+	}
+	ny, err := sketch.NewNystrom(omega, y, n, s)
+	if err != nil {
+		return nil, fmt.Errorf("Nyström sketch of K̃ from %d columns: %w", s, err)
+	}
+	return ny, nil
+}
+
+// solveSketch solves (K̂ + μI)z = R̃ by Woodbury through the sketch's
+// eigendecomposition: O(nS) per solve after the O(nS²) sketch.
+func (nt *natural) solveSketch(ctx context.Context, p *Problem) error {
+	ny, err := nt.nystrom(ctx, p)
+	if err != nil {
+		return err
+	}
+	ny.SolveShifted(nt.mu, nt.z, nt.rt)
+	return nil
+}
+
+// preconditioner returns the randomized Nyström preconditioner of K̃ + μI
+// (Frangella, Tropp & Udell 2023) from the step's columns, or nil when the
+// run draws none.
+func (nt *natural) preconditioner(ctx context.Context, p *Problem) (func(dst, v []float64), error) {
+	if nt.columns == 0 {
+		return nil, nil
+	}
+	ny, err := nt.nystrom(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	mu := nt.mu
+	return func(dst, v []float64) { ny.Precondition(mu, dst, v) }, nil
 }
 
 // residual is ‖K̃z + μz − R̃‖ / ‖R̃‖.
 func (nt *natural) residual() float64 {
 	var num, den float64
 	for i, k := range nt.kz {
-		d := k + nt.state.Mu*nt.z[i] - nt.rt[i]
+		d := k + nt.mu*nt.z[i] - nt.rt[i]
 		num += d * d
 		den += nt.rt[i] * nt.rt[i]
 	}
@@ -466,10 +504,9 @@ func (nt *natural) residual() float64 {
 // lineSearch tries θ − ηv from η = the schedule's rate, halving η while
 // the Armijo condition fails (only the first η without a line search),
 // and leaves the accepted θ in thetaTry or marks the step rejected.
-func (nt *natural) lineSearch(tr *Trainer, t int, phi0, slope, curv float64) {
-	eta := tr.opt.LR(t)
-	lay := tr.ev.Layout()
-	rec := &nt.rec
+func (nt *natural) lineSearch(p *Problem, slope, curv float64) {
+	eta := nt.sched.At(p.Step)
+	rec := nt.rec
 	if !(slope > 0) || math.IsInf(slope, 0) {
 		// Not a descent direction: only an inexact solve can do this.
 		rec.Rejected = true
@@ -477,21 +514,14 @@ func (nt *natural) lineSearch(tr *Trainer, t int, phi0, slope, curv float64) {
 		return
 	}
 	for k := 0; ; k++ {
-		for i, th := range tr.theta {
+		for i, th := range p.Theta {
 			nt.thetaTry[i] = th - eta*nt.v[i]
 		}
-		tr.ev.Residual(nt.thetaTry, nt.rTry)
-		var phi float64
-		for b, sp := range lay.Blocks {
-			var ss float64
-			for _, x := range nt.rTry[sp.Off : sp.Off+sp.Len] {
-				ss += x * x
-			}
-			phi += tr.lambda[b] * ss / 2
-		}
+		p.Eval.Residual(nt.thetaTry, nt.rTry)
+		phi := p.ObjectiveAt(nt.rTry)
 		rec.Evals++
 		rec.Eta = eta
-		rec.Actual = phi0 - phi
+		rec.Actual = p.Objective - phi
 		rec.Predicted = eta*slope - eta*eta*curv/2
 		if rec.Actual >= ArmijoC*eta*slope { // false for NaN
 			return
@@ -522,24 +552,24 @@ func (nt *natural) lineSearch(tr *Trainer, t int, phi0, slope, curv float64) {
 // deeply, without ρ, 2.8·10⁻⁷–2.1·10⁻⁶, and sngd with 64 columns then
 // stalled at 3·10⁻² (4·10⁻⁵ with this rule).
 func (nt *natural) adapt(trace float64) {
-	st := &nt.state
+	rec := nt.rec
 	switch {
-	case nt.rec.Rejected:
-		st.Mu *= st.Nu
-		st.Nu = min(2*st.Nu, MaxNu)
+	case rec.Rejected:
+		nt.mu *= nt.nu
+		nt.nu = min(2*nt.nu, MaxNu)
 	case !nt.cfg.DampingAuto:
-		st.Mu, st.Nu = nt.cfg.Damping, 2
-	case nt.rec.Evals-1 >= DeepBacktrack:
-		st.Mu *= math.Pow(2, float64(nt.rec.Evals-DeepBacktrack))
-		st.Nu = 2
-	case nt.rec.Actual < RatioGood*nt.rec.Predicted:
-		st.Mu *= 2
-		st.Nu = 2
+		nt.mu, nt.nu = nt.cfg.Damping, 2
+	case rec.Evals-1 >= DeepBacktrack:
+		nt.mu *= math.Pow(2, float64(rec.Evals-DeepBacktrack))
+		nt.nu = 2
+	case rec.Actual < RatioGood*rec.Predicted:
+		nt.mu *= 2
+		nt.nu = 2
 	default:
-		st.Mu /= 2
-		st.Nu = 2
+		nt.mu /= 2
+		nt.nu = 2
 	}
-	st.Mu = nt.clamp(st.Mu, trace)
+	nt.mu = nt.clamp(nt.mu, trace)
 }
 
 // clamp keeps μ within [floor, 10¹²]·Tr K̃, the floor of the step's solve.
@@ -552,54 +582,4 @@ func (nt *natural) clamp(mu, trace float64) float64 {
 		mu = math.Min(math.Max(mu, floor*trace), dampingCeil*trace)
 	}
 	return mu
-}
-
-// needsColumns reports whether the run keeps each step's probe columns:
-// sngd's sketch, or the CG preconditioner's.
-func (c *TrainConfig) needsColumns() bool {
-	return c.Optimizer == "sngd" || c.Optimizer == "ngd" && c.Natural.Solver == SolverCG && c.StepProbes > 0
-}
-
-// NeedsProbes reports whether a run draws probes: Algorithm 3's, or the
-// columns of a sketch.
-func (c *TrainConfig) NeedsProbes() bool { return c.Mode == Estimated || c.needsColumns() }
-
-// appendNatural appends the NaturalColumns cells of a step's record.
-func appendNatural(b []byte, nr *NaturalRecord) []byte {
-	if nr == nil {
-		return append(b, ",,,,,,,,"...)
-	}
-	for _, v := range []float64{nr.Mu, nr.Eta, nr.SolveResidual, nr.Predicted, nr.Actual} {
-		b = fmtFloat(append(b, ','), v)
-	}
-	rej := byte('0')
-	if nr.Rejected {
-		rej = '1'
-	}
-	b = append(b, ',', rej, ',')
-	b = strconv.AppendInt(b, int64(nr.Evals), 10)
-	b = append(b, ',')
-	return strconv.AppendInt(b, int64(nr.CGIterations), 10)
-}
-
-// logNatural logs a natural-gradient step: every step at debug level, a
-// rejected one at info level.
-func logNatural(log hclog.Logger, rec *StepRecord) {
-	nr := rec.Natural
-	if nr == nil {
-		return
-	}
-	args := []any{"step", rec.Step, "mu", nr.Mu, "eta", nr.Eta, "solve_residual", nr.SolveResidual,
-		"predicted_decrease", nr.Predicted, "actual_decrease", nr.Actual, "line_search_evals", nr.Evals}
-	if nr.CGIterations > 0 {
-		args = append(args, "cg_iterations", nr.CGIterations)
-	}
-	if nr.ColumnSeconds > 0 {
-		args = append(args, "columns_seconds", nr.ColumnSeconds)
-	}
-	if nr.Rejected {
-		log.Info("step rejected: θ unchanged, μ grown", args...)
-		return
-	}
-	log.Debug("natural gradient step", args...)
 }
