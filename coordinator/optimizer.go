@@ -104,7 +104,7 @@ func (tr *Trainer) fillColumns(ctx context.Context, t, lo, S int) error {
 func (tr *Trainer) optimStep(ctx context.Context, t int, r []float64, rec *StepRecord) error {
 	p := &tr.problem
 	*p = optim.Problem{
-		Step: t, Theta: tr.theta, Residual: r, Weights: tr.lambda, Objective: rec.Objective,
+		Step: t, Theta: tr.theta, Residual: r, Weights: tr.w, Objective: rec.Objective,
 		Eval: tr.ev, NewPoints: tr.cfg.Resample,
 	}
 	if tr.needs.Gradient {

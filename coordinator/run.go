@@ -316,7 +316,7 @@ func Grid(box [][2]float64, g int) []float64 {
 
 // Columns lists train.csv's columns for blocks named as given.
 //
-//	step, loss (Σ_b mean squared residual), objective (½Σ λ_b‖R_b‖²),
+//	step, loss (Σ_b mean squared residual), objective (½Σ w_b‖R_b‖², w_b = λ_b or λ_b/n_b),
 //	grad_norm2, lr, trace, accepted,
 //	loss_<b>, lambda_<b>, lambda_<b>_lo, lambda_<b>_hi, exact_lambda_<b> per block,
 //	eig_1..eig_k, error_max, error_rms, error_l2,

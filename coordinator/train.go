@@ -46,6 +46,12 @@ func ParseWeightMode(s string) (WeightMode, error) {
 	return 0, fmt.Errorf("unknown weight mode %q (want one of %v)", s, modeNames)
 }
 
+// The losses of TrainConfig.Loss.
+const (
+	LossSum  = "sum"
+	LossMean = "mean"
+)
+
 // TrainConfig describes a training run. Everything that changes its result
 // is here, so a run is reproduced from its config and seed.
 type TrainConfig struct {
@@ -53,6 +59,10 @@ type TrainConfig struct {
 	Mode  WeightMode `json:"mode"`
 
 	FixedWeights []float64 `json:"fixed_weights"` // Fixed mode; nil means all ones
+	// Loss is how a block's squares enter the objective: LossSum
+	// (Σ_b λ_b ‖R_b‖², the paper's; "" is the same) or LossMean
+	// (Σ_b λ_b ‖R_b‖²/n_b, the PINN libraries' and the ENGD papers').
+	Loss string `json:"loss,omitempty"`
 	ExactEvery   int       `json:"exact_every"`   // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
 	Eigenvalues  int       `json:"eigenvalues"`   // with exact weights, also log the largest eigenvalues of K (small problems)
 
@@ -87,6 +97,9 @@ type TrainConfig struct {
 func (c *TrainConfig) Validate(blocks int) error {
 	if c.Steps < 0 {
 		return errors.New("steps must not be negative")
+	}
+	if c.Loss != "" && c.Loss != LossSum && c.Loss != LossMean {
+		return fmt.Errorf("loss %q: want mean or sum", c.Loss)
 	}
 	switch c.Mode {
 	case Fixed:
@@ -161,7 +174,7 @@ type StepRecord struct {
 	Step      int
 	BlockMSE  []float64 // mean squared residual per block
 	Loss      float64   // Σ_b BlockMSE (each block counts equally)
-	Objective float64   // ½ Σ_b λ_b ‖R_b‖², what the step descends
+	Objective float64   // ½ Σ_b w_b ‖R_b‖² (w_b = λ_b, or λ_b/n_b with the mean loss), what the step descends
 	GradNorm2 float64   // ‖Jᵀ Λ R‖²
 	LR        float64
 
@@ -200,6 +213,7 @@ type Trainer struct {
 	t      int // the next step
 
 	lambda []float64
+	w      []float64 // w_b = λ_b, or λ_b/n_b with Loss "mean": Φ = ½ Σ_b w_b ‖R_b‖²
 	avg    *MovingAverage
 	spaced *SpacedRule
 	acc    *Accumulator
@@ -258,7 +272,7 @@ func NewTrainer(setup *model.Setup, theta0 []float64, cfg TrainConfig, backend B
 		cfg: cfg, setup: setup, backend: backend, ev: ev,
 		theta: append([]float64(nil), theta0...), points: pts,
 		grad: make([]float64, lay.P), diag: make([]float64, lay.N), traces: make([]float64, B),
-		lambda: make([]float64, B), obs: make([]bool, B),
+		lambda: make([]float64, B), w: make([]float64, B), obs: make([]bool, B),
 	}
 	tr.perBlock = make([][]float64, B)
 	for b := range tr.perBlock {
@@ -340,6 +354,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 	switch cfg.Mode {
 	case Fixed:
 		if tr.needs.Gradient {
+			tr.effectiveWeights()
 			tr.weightedGradient(r)
 		}
 		direct = true
@@ -390,7 +405,8 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		copy(rec.LambdaHi, tr.lambda)
 	}
 
-	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b λ_b Jᵀ R_b.
+	// Losses, and the corrector step θ_{t+1} = θ_t − η Σ_b w_b Jᵀ R_b.
+	tr.effectiveWeights()
 	for b, sp := range lay.Blocks {
 		var ss float64
 		for _, v := range r[sp.Off : sp.Off+sp.Len] {
@@ -400,13 +416,16 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			rec.BlockMSE[b] = ss / float64(sp.Len)
 		}
 		rec.Loss += rec.BlockMSE[b]
-		rec.Objective += tr.lambda[b] * ss / 2
+		rec.Objective += tr.w[b] * ss / 2
 	}
-	if direct {
+	switch {
+	case !tr.needs.Gradient:
+		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
+	case direct:
 		for _, g := range tr.grad {
 			rec.GradNorm2 += g * g
 		}
-	} else {
+	default:
 		// One pass over the per-block gradients, adding in block order:
 		// a chunk of the gradient at a time, so it stays in cache while
 		// each block's chunk is added and its squares are summed (in the
@@ -416,7 +435,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			g := tr.grad[i0:min(i0+chunk, len(tr.grad))]
 			clear(g)
 			for b, pb := range tr.perBlock {
-				lb, src := tr.lambda[b], pb[i0:i0+len(g)]
+				lb, src := tr.w[b], pb[i0:i0+len(g)]
 				for j := range g {
 					g[j] += lb * src[j]
 				}
@@ -425,9 +444,6 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 				rec.GradNorm2 += v * v
 			}
 		}
-	}
-	if !tr.needs.Gradient {
-		rec.GradNorm2 = math.NaN() // its step needs no gradient; see gradients
 	}
 	if math.IsNaN(rec.Objective) || math.IsInf(rec.Objective, 0) {
 		return nil, fmt.Errorf("step %d: the loss is %v: training diverged (lower the learning rate)", t, rec.Objective)
@@ -816,7 +832,18 @@ func (tr *Trainer) gradients(r []float64) {
 	tr.ev.Backward(tr.cots)
 }
 
-// weightedGradient sets tr.grad = Jᵀ Λ R at the base point in one backward
+// effectiveWeights sets w_b from the loss weights λ_b: λ_b, or λ_b/n_b
+// (n_b the block's rows) for the per-block mean of squares.
+func (tr *Trainer) effectiveWeights() {
+	for b, sp := range tr.ev.Layout().Blocks {
+		tr.w[b] = tr.lambda[b]
+		if tr.cfg.Loss == LossMean && sp.Len > 0 {
+			tr.w[b] /= float64(sp.Len)
+		}
+	}
+}
+
+// weightedGradient sets tr.grad = Jᵀ W R at the base point in one backward
 // pass, when the weights are known before it (fixed weights): one weight
 // gradient per layer instead of one per block, and no sum over blocks.
 func (tr *Trainer) weightedGradient(r []float64) {
@@ -826,7 +853,7 @@ func (tr *Trainer) weightedGradient(r []float64) {
 	}
 	for b, sp := range lay.Blocks {
 		for i := sp.Off; i < sp.Off+sp.Len; i++ {
-			tr.lr[i] = tr.lambda[b] * r[i]
+			tr.lr[i] = tr.w[b] * r[i]
 		}
 	}
 	if len(tr.cots) != 1 {

@@ -327,3 +327,55 @@ func TestZeroResidualBlockKeepsItsWeight(t *testing.T) {
 		}
 	}
 }
+
+// The mean loss weighs block b's squares by λ_b/n_b: a mean-loss run with
+// weights λ is, to the bit, the sum-loss run with weights λ_b/n_b — for
+// Adam (the gradient) and ngd (the weighted K̃) — and its objective is
+// ½ Σ_b λ_b ‖R_b‖²/n_b.
+func TestMeanLossIsSumOverBlockSizes(t *testing.T) {
+	s := smallPoisson2D(t)
+	counts := []int{30, 12}
+	for _, opt := range []string{"adam", "ngd"} {
+		cfg := TrainConfig{Steps: 4, Mode: Fixed, FixedWeights: []float64{2, 3}, Loss: LossMean, Optimizer: opt,
+			Schedule: optim.Schedule{LR: 1e-2}, PointSeed: 1, Counts: counts,
+			Natural: optim.NaturalConfig{DampingAuto: true, LineSearch: true, Solver: optim.SolverCholesky}}
+		run := func(cfg TrainConfig) ([]float64, []float64) {
+			tr, err := NewTrainer(s, s.InitTheta(2), cfg, nil, model.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var obj []float64
+			for i := 0; i < cfg.Steps; i++ {
+				rec, err := tr.Step(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 && cfg.Loss == LossMean {
+					var want float64
+					for b, l := range cfg.FixedWeights {
+						want += l * rec.BlockMSE[b] / 2
+					}
+					if math.Abs(rec.Objective-want) > 1e-14*want {
+						t.Errorf("%s: objective %v, want ½ Σ λ_b MSE_b = %v", opt, rec.Objective, want)
+					}
+				}
+				obj = append(obj, rec.Objective)
+			}
+			return tr.Theta(), obj
+		}
+		mean, mobj := run(cfg)
+		cfg.Loss = LossSum
+		cfg.FixedWeights = []float64{2 / float64(counts[0]), 3 / float64(counts[1])}
+		sum, sobj := run(cfg)
+		for i := range mean {
+			if math.Float64bits(mean[i]) != math.Float64bits(sum[i]) {
+				t.Fatalf("%s: θ differs at %d after %d steps: %v vs %v", opt, i, cfg.Steps, mean[i], sum[i])
+			}
+		}
+		for i := range mobj {
+			if mobj[i] != sobj[i] {
+				t.Errorf("%s: step %d objective %v (mean) vs %v (sum)", opt, i, mobj[i], sobj[i])
+			}
+		}
+	}
+}

@@ -35,6 +35,7 @@ type trainFlags struct {
 	steps       int
 	weights     string
 	fixed       string
+	loss        string
 	alpha       float64
 	initProbes  int
 	stepProbes  int
@@ -80,6 +81,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.steps, "steps", 1000, "training steps")
 	fs.StringVar(&f.weights, "weights", "estimate", "loss weights: estimate (Algorithm 3), exact (Algorithm 1), or fixed (a plain PINN)")
 	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
+	fs.StringVar(&f.loss, "loss", "", "how a block's squares enter the loss: mean (Σ_b λ_b‖R_b‖²/n_b; the default with --weights fixed) or sum (Σ_b λ_b‖R_b‖², the paper's; the default with NTK weights)")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
 	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3); sngd: the sketch's columns S (default 100), also Algorithm 3's m; ngd --solver cg: the preconditioner's columns (default 0)")
@@ -178,8 +180,17 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 			fixed = append(fixed, v)
 		}
 	}
+	loss := f.loss
+	switch {
+	case loss == "" && mode == coordinator.Fixed:
+		loss = coordinator.LossMean
+	case loss == "":
+		loss = coordinator.LossSum
+	case loss != coordinator.LossMean && loss != coordinator.LossSum:
+		return rc, badInput("--loss %q: want mean or sum", f.loss)
+	}
 	rc.Train = coordinator.TrainConfig{
-		Steps: f.steps, Mode: mode, FixedWeights: fixed,
+		Steps: f.steps, Mode: mode, FixedWeights: fixed, Loss: loss,
 		ExactEvery: f.exactEvery, Eigenvalues: f.eig,
 		Alpha: f.alpha, InitProbes: f.initProbes, StepProbes: f.stepProbes, Probe: settings, Estimator: est, Kernel: f.kernel,
 		Spaced: f.spaced, SpacedH0: f.spacedH0, SpacedGamma: f.spacedGamma,
