@@ -62,9 +62,9 @@ type TrainConfig struct {
 	// Loss is how a block's squares enter the objective: LossSum
 	// (Σ_b λ_b ‖R_b‖², the paper's; "" is the same) or LossMean
 	// (Σ_b λ_b ‖R_b‖²/n_b, the PINN libraries' and the ENGD papers').
-	Loss string `json:"loss,omitempty"`
-	ExactEvery   int       `json:"exact_every"`   // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
-	Eigenvalues  int       `json:"eigenvalues"`   // with exact weights, also log the largest eigenvalues of K (small problems)
+	Loss        string `json:"loss,omitempty"`
+	ExactEvery  int    `json:"exact_every"` // Exact mode: recompute every k steps (default 1); Estimated mode: also log the exact weights every k steps (0: never)
+	Eigenvalues int    `json:"eigenvalues"` // with exact weights, also log the largest eigenvalues of K (small problems)
 
 	Alpha      float64          `json:"alpha"`       // Algorithm 3's rate α
 	InitProbes int              `json:"init_probes"` // N probes at θ_0
