@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math"
 	"os"
@@ -23,7 +24,6 @@ import (
 
 	"ntkbus/coordinator/optim"
 	"ntkbus/model"
-	"ntkbus/sampler"
 )
 
 // RunConfig is what a run folder's config.json holds: enough to start the
@@ -38,6 +38,20 @@ type RunConfig struct {
 	// DefaultErrorEvery). It does not depend on Steps, so that a run
 	// extended to N steps writes the rows a run of N steps writes.
 	ErrorEvery int `json:"error_every"`
+	// Transport is where the run's probes are computed, as the command
+	// that started it chose: a resumed run computes them there again
+	// unless told otherwise. It changes no bit of the run.
+	Transport *Transport `json:"transport,omitempty"`
+}
+
+// Transport names where a run's probes are computed.
+type Transport struct {
+	// NATS is "off" (goroutines in the coordinator's process), "embedded"
+	// (a NATS server in its process) or the URL of a NATS server, without
+	// credentials (they are given again on resume).
+	NATS     string `json:"nats"`
+	Samplers int    `json:"samplers"` // samplers in the coordinator's process on NATS
+	Workers  int    `json:"workers"`  // goroutines with NATS off
 }
 
 // DefaultErrorEvery is the default of RunConfig.ErrorEvery.
@@ -46,6 +60,10 @@ const DefaultErrorEvery = 10
 // RunOptions are the parts of a run that do not change its numbers.
 type RunOptions struct {
 	CheckpointEvery int // steps between checkpoints (0: only at the end)
+	// CheckpointSeconds bounds the wall-clock time between checkpoints
+	// (0: DefaultCheckpointSeconds), so that a long run stopped by kill -9
+	// does few steps again.
+	CheckpointSeconds float64
 	// Progress is called after every step with the step's record.
 	Progress func(rec *StepRecord, done, total int)
 	// ProbeProgress is called as the initial probes of Algorithm 3 arrive.
@@ -56,13 +74,22 @@ type RunOptions struct {
 	Eval     model.Options
 }
 
+// DefaultCheckpointSeconds is the default of RunOptions.CheckpointSeconds.
+const DefaultCheckpointSeconds = 120
+
 // Run is a training run writing to its folder:
 //
 //	config.json     the RunConfig
 //	train.csv       one row per step (see Columns)
-//	checkpoint.gob  the state after the last checkpointed step
+//	checkpoint.gob  the state after the last checkpointed step, from the
+//	                moment the folder holds a run (config.json)
+//	probes.log      the probes computed since that checkpoint (runs that
+//	                draw probes), so that no probe is computed twice
 //	final.json      a snapshot of the final θ (feed it to "coordinator exact")
 //	summary.json    the last step's numbers and the run's time
+//
+// A run stopped in any way (an error, a signal, kill -9) resumes from its
+// checkpoint and probe log and ends as the run that never stopped.
 type Run struct {
 	Dir     string
 	Config  RunConfig
@@ -72,6 +99,10 @@ type Run struct {
 	log      hclog.Logger
 	csv      *os.File
 	w        *bufio.Writer
+	csvHash  hash.Hash // SHA-256 of train.csv as written
+	csvBytes int64     // its length
+	probes   *probeLog // nil for runs that draw no probes
+	lastCk   time.Time // when the last checkpoint was written
 	grid     []float64
 	start    time.Time
 	elapsed  float64 // seconds of earlier sessions (resume)
@@ -90,6 +121,9 @@ const (
 	finalFile      = "final.json"
 	summaryFile    = "summary.json"
 )
+
+// MaxConfigBytes bounds a config.json (a problem file's text included).
+const MaxConfigBytes = 16 << 20
 
 // MaxErrorGrid bounds the points of the solution error's grid.
 const MaxErrorGrid = 1_000_000
@@ -156,15 +190,44 @@ func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run folder: %w", err)
 	}
-	if err := model.WriteFileAtomic(filepath.Join(dir, configFile), append(data, '\n')); err != nil {
-		return nil, err
-	}
 	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, fingerprint: cfg.Fingerprint()}
+	// train.csv's header, the probe log and the checkpoint of step 0 come
+	// before config.json, which makes the folder a run: a run folder always
+	// has a checkpoint to resume from.
 	if err := r.openCSV(nil); err != nil {
 		return nil, err
 	}
+	if cfg.Train.NeedsProbes() {
+		if r.probes, err = newProbeLog(filepath.Join(dir, probesFile), r.fingerprint, probeWidth(&cfg, setup)); err != nil {
+			r.csv.Close()
+			return nil, err
+		}
+		if backend != nil {
+			tr.backend = &loggedBackend{Backend: backend, log: r.probes}
+		}
+	}
 	r.init()
+	err = r.checkpoint()
+	if err == nil {
+		err = model.WriteFileAtomic(filepath.Join(dir, configFile), append(data, '\n'))
+	}
+	if err != nil {
+		r.close()
+		return nil, err
+	}
 	return r, nil
+}
+
+// probeWidth is the number of values of one probe's result.
+func probeWidth(cfg *RunConfig, setup *model.Setup) int {
+	return cfg.Train.Probe.Width(setup.Problem, counts(setup, cfg.Train.Counts))
+}
+
+func counts(setup *model.Setup, c []int) []int {
+	if c == nil {
+		return setup.Problem.DefaultCounts()
+	}
+	return c
 }
 
 // ErrFinished is returned by ResumeRun for a run that has done all its
@@ -176,6 +239,7 @@ var ErrFinished = errors.New("the run is finished")
 type RunState struct {
 	Config RunConfig
 	Step   int // the next step of the checkpoint
+	Probes int // probe results of that step and later ones in the probe log
 }
 
 // Finished reports whether the run has done all its steps.
@@ -185,6 +249,26 @@ func (s *RunState) Finished() bool { return s.Step >= s.Config.Train.Steps }
 // checkpoint must be this configuration's (its fingerprint) and whole (every
 // array's length and values, the step range).
 func ReadRun(dir string) (*RunState, error) {
+	ld, err := loadRun(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &RunState{Config: ld.cfg, Step: ld.ck.Step, Probes: ld.probes.read}, nil
+}
+
+// loaded is a run folder read and checked in full, before anything in it
+// is changed: its configuration, its checkpoint (checksum and contents),
+// train.csv's rows up to the checkpoint (their checksum) and the probe log
+// (its chain of checksums).
+type loaded struct {
+	cfg     RunConfig
+	setup   *model.Setup
+	ck      *checkpointState
+	csvHash hash.Hash
+	probes  *probeLog
+}
+
+func loadRun(dir string) (*loaded, error) {
 	cfg, err := ReadRunConfig(dir)
 	if err != nil {
 		return nil, err
@@ -200,7 +284,39 @@ func ReadRun(dir string) (*RunState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RunState{Config: cfg, Step: ck.Step}, nil
+	h, err := checkCSV(filepath.Join(dir, csvFile), ck)
+	if err != nil {
+		return nil, err
+	}
+	ld := &loaded{cfg: cfg, setup: setup, ck: ck, csvHash: h, probes: &probeLog{}}
+	if cfg.Train.NeedsProbes() {
+		lim := limitsOf(&cfg, probeWidth(&cfg, setup))
+		if ld.probes, err = readProbeLog(filepath.Join(dir, probesFile), ck.Fingerprint, ck.Step, lim); err != nil {
+			return nil, err
+		}
+	}
+	return ld, nil
+}
+
+// checkCSV checks that train.csv begins with the bytes the checkpoint
+// says it had (their length and SHA-256) and returns their hash, to go on
+// from. What follows them (rows after the checkpoint) is dropped by the
+// resume and computed again.
+func checkCSV(path string, ck *checkpointState) (hash.Hash, error) {
+	f, err := model.OpenRegular(path, -1)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyN(h, f, ck.CSVBytes)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("resume: read %s: %w", path, err)
+	}
+	if n != ck.CSVBytes || !bytes.Equal(h.Sum(nil), ck.CSVSum) {
+		return nil, fmt.Errorf("%s: its first %d bytes (the header and the rows before step %d) are not those the checkpoint was written with (their SHA-256 differs): the file was changed or damaged; restore it, or start the run again", path, ck.CSVBytes, ck.Step)
+	}
+	return h, nil
 }
 
 // ExtendRun sets the length of the run in dir to steps (config.json), after
@@ -231,25 +347,15 @@ func ExtendRun(dir string, steps int) error {
 // after the checkpoint are dropped and computed again, so the finished run
 // is the one that never stopped. A finished run gives ErrFinished.
 func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
-	cfg, err := ReadRunConfig(dir)
+	ld, err := loadRun(dir)
 	if err != nil {
 		return nil, err
 	}
-	setup, err := model.NewSetup(cfg.Model)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	if err := cfg.Validate(setup); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", dir, configFile, err)
-	}
-	ck, err := readCheckpoint(filepath.Join(dir, checkpointFile), &cfg, setup)
-	if err != nil {
-		return nil, err
-	}
+	cfg, ck := ld.cfg, ld.ck
 	if ck.Step >= cfg.Train.Steps {
 		return nil, fmt.Errorf("%s: %w at step %d", dir, ErrFinished, ck.Step)
 	}
-	tr, err := NewTrainer(setup, ck.Theta, cfg.Train, backend, opt.Eval)
+	tr, err := NewTrainer(ld.setup, ck.Theta, cfg.Train, backend, opt.Eval)
 	if err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
 	}
@@ -257,12 +363,32 @@ func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
 		return nil, fmt.Errorf("resume %s: %s: %w", dir, checkpointFile, err)
 	}
 	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint, audit: ck.Audit.Clone()}
-	if err := r.openCSV(&ck.Step); err != nil {
+	// Everything is checked: from here on the folder is written.
+	r.csvHash, r.csvBytes = ld.csvHash, ck.CSVBytes
+	if err := r.openCSV(&ck.CSVBytes); err != nil {
 		return nil, err
 	}
+	if cfg.Train.NeedsProbes() {
+		r.probes = ld.probes
+		if err := r.probes.open(); err != nil {
+			r.close()
+			return nil, err
+		}
+		if backend != nil {
+			tr.backend = &loggedBackend{Backend: backend, log: r.probes}
+		}
+	}
 	r.init()
-	r.log.Info("resumed", "dir", dir, "step", ck.Step)
+	r.log.Info("resumed", "dir", dir, "step", ck.Step, "probes_kept", ld.probes.read)
 	return r, nil
+}
+
+// close closes the run's open files.
+func (r *Run) close() {
+	if r.csv != nil {
+		r.csv.Close()
+	}
+	r.probes.Close()
 }
 
 func (r *Run) init() {
@@ -271,6 +397,7 @@ func (r *Run) init() {
 		r.log = hclog.NewNullLogger()
 	}
 	r.log = r.log.Named("run")
+	r.start, r.lastCk = time.Now(), time.Now()
 	r.Trainer.OnProbe = r.opt.ProbeProgress
 	p := r.Trainer.setup.Problem
 	if p.Exact != nil && r.Config.ErrorEvery > 0 {
@@ -345,38 +472,34 @@ func Columns(blocks []string, eig int, optimizer []string) []string {
 	return append(cols, "rejected", "verified", "mismatches", "quarantined", "seconds")
 }
 
-// openCSV opens train.csv: new with a header, or (resume) keeping the rows
-// of steps before keepBefore.
-func (r *Run) openCSV(keepBefore *int) error {
+// openCSV opens train.csv for appending: new with a header, or (resume)
+// cut to the keep bytes that loadRun checked.
+func (r *Run) openCSV(keep *int64) error {
 	path := filepath.Join(r.Dir, csvFile)
-	header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.method.Columns()), ",")
-	var kept bytes.Buffer
-	kept.WriteString(header + "\n")
-	if keepBefore != nil {
-		old, err := os.ReadFile(path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if keep == nil {
+		header := strings.Join(Columns(r.Trainer.Layout().BlockNames(), r.Config.Train.Eigenvalues, r.Trainer.method.Columns()), ",") + "\n"
+		if err := model.WriteFileAtomic(path, []byte(header)); err != nil {
 			return err
 		}
-		lines := strings.Split(string(old), "\n")
-		for _, line := range lines[min(1, len(lines)):] {
-			if line == "" {
-				continue
-			}
-			step, err := strconv.Atoi(line[:strings.IndexByte(line+",", ',')])
-			if err != nil || step >= *keepBefore {
-				continue
-			}
-			kept.WriteString(line + "\n")
-		}
+		r.csvHash = sha256.New()
+		r.csvHash.Write([]byte(header))
+		r.csvBytes = int64(len(header))
 	}
-	if err := model.WriteFileAtomic(path, kept.Bytes()); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	r.csv, r.w = f, bufio.NewWriter(f)
+	if keep != nil {
+		if err := f.Truncate(*keep); err != nil {
+			f.Close()
+			return fmt.Errorf("resume: %w", err)
+		}
+	}
+	if _, err := f.Seek(r.csvBytes, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	r.csv, r.w = f, bufio.NewWriter(io.MultiWriter(f, r.csvHash))
 	return nil
 }
 
@@ -384,10 +507,9 @@ func (r *Run) openCSV(keepBefore *int) error {
 // the final snapshot and summary. It returns ctx's error if interrupted,
 // after writing a checkpoint of the last completed step.
 func (r *Run) Execute(ctx context.Context) error {
-	defer r.csv.Close()
+	defer r.close()
 	tr := r.Trainer
 	total := r.Config.Train.Steps
-	r.start = time.Now()
 	r.log.Info("run started", "dir", r.Dir, "problem", tr.setup.Problem.Name, "mode", r.Config.Train.Mode, "steps", total, "from", tr.t, "p", tr.ev.Layout().P, "n", tr.ev.Layout().N)
 	for tr.t < total {
 		if err := ctx.Err(); err != nil {
@@ -413,9 +535,16 @@ func (r *Run) Execute(ctx context.Context) error {
 		}
 		rec, err := tr.Step(ctx)
 		if err != nil {
-			r.w.Flush()
-			if errors.Is(err, context.Canceled) {
-				r.checkpoint()
+			// A step that failed before changing the trainer's state
+			// (while its probes came in, the long part) leaves a
+			// checkpoint of the steps done so far; otherwise the last
+			// one stands. The probe log keeps the probes either way.
+			if !tr.touched {
+				if cerr := r.checkpoint(); cerr != nil {
+					return errors.Join(err, cerr)
+				}
+			} else {
+				r.w.Flush()
 			}
 			return err
 		}
@@ -437,7 +566,12 @@ func (r *Run) Execute(ctx context.Context) error {
 		if r.opt.Progress != nil {
 			r.opt.Progress(rec, t+1, total)
 		}
-		if r.opt.CheckpointEvery > 0 && tr.t%r.opt.CheckpointEvery == 0 && tr.t < total {
+		every := r.opt.CheckpointEvery > 0 && tr.t%r.opt.CheckpointEvery == 0
+		secs := r.opt.CheckpointSeconds
+		if secs == 0 {
+			secs = DefaultCheckpointSeconds
+		}
+		if (every || time.Since(r.lastCk).Seconds() >= secs) && tr.t < total {
 			if err := r.checkpoint(); err != nil {
 				return err
 			}
@@ -523,6 +657,7 @@ func (r *Run) writeRow(rec *StepRecord) error {
 	b = fmtFloat(append(b, ','), r.elapsed+time.Since(r.start).Seconds())
 	b = append(b, '\n')
 	_, err := r.w.Write(b)
+	r.csvBytes += int64(len(b))
 	return err
 }
 
@@ -590,7 +725,7 @@ func ReadMatrixCSV(path string) ([]float64, int, error) {
 }
 
 // checkpointVersion changes whenever checkpointState does.
-const checkpointVersion = 4
+const checkpointVersion = 5
 
 // checkpointState is the trainer's state after a step: everything the next
 // step reads that is not in the config, and the fingerprint of that config.
@@ -605,25 +740,21 @@ type checkpointState struct {
 	Seconds     float64
 	Optimizer   *optim.State // the optimizer's state (Adam's moments, ngd's damping); nil: none
 	Audit       Audit        // the run's refusals and checks up to the checkpoint
-	// InitProbes are the results of Algorithm 3's initial probes that had
-	// arrived when step 0 was interrupted, so a resume does not redo them.
-	InitProbes []ProbeResult
-}
-
-// ProbeResult is one probe's result in a checkpoint.
-type ProbeResult struct {
-	J int
-	D []float64
+	// CSVBytes and CSVSum are the length and SHA-256 of train.csv at
+	// the checkpoint: a resume checks them and goes on from there.
+	CSVBytes int64
+	CSVSum   []byte
 }
 
 // Fingerprint identifies a run's configuration: everything that fixes its
 // numbers (model, seeds, points, training and probe settings, the error
 // grid) except its length, which ExtendRun changes, and where probes are
-// computed, which changes no bit.
+// computed (Backend, Transport, Fused), which changes no bit.
 func (c RunConfig) Fingerprint() string {
 	c.Train.Steps = 0
 	c.Train.Fused = false
 	c.Backend = ""
+	c.Transport = nil
 	data, err := json.Marshal(c)
 	if err != nil {
 		panic(fmt.Sprintf("run config does not encode: %v", err)) // every field is plain data
@@ -635,29 +766,14 @@ func (c RunConfig) Fingerprint() string {
 func (tr *Trainer) state() *checkpointState {
 	ck := &checkpointState{Version: checkpointVersion, Step: tr.t, Theta: tr.theta, Lambda: tr.lambda, Avg: tr.avg, Spaced: tr.spaced}
 	ck.Optimizer = tr.method.State()
-	if tr.t == 0 {
-		for j, d := range tr.initDone {
-			ck.InitProbes = append(ck.InitProbes, ProbeResult{J: j, D: d})
-		}
-		sort.Slice(ck.InitProbes, func(a, b int) bool { return ck.InitProbes[a].J < ck.InitProbes[b].J })
-	}
 	return ck
 }
 
 // restore installs a checkpoint that readCheckpoint has checked.
 func (tr *Trainer) restore(ck *checkpointState) error {
-	if w := tr.plan.Width(); len(ck.InitProbes) > 0 && len(ck.InitProbes[0].D) != w {
-		return fmt.Errorf("initial probes have %d values, this run's probes %d", len(ck.InitProbes[0].D), w)
-	}
 	tr.t = ck.Step
 	copy(tr.lambda, ck.Lambda)
 	tr.avg, tr.spaced = ck.Avg, ck.Spaced
-	if len(ck.InitProbes) > 0 {
-		tr.initDone = map[int][]float64{}
-		for _, p := range ck.InitProbes {
-			tr.initDone[p.J] = p.D
-		}
-	}
 	if ck.Optimizer != nil {
 		return tr.method.SetState(ck.Optimizer)
 	}
@@ -673,20 +789,27 @@ func (r *Run) checkpoint() error {
 	ck.Fingerprint = r.fingerprint
 	ck.Seconds = r.elapsed + time.Since(r.start).Seconds()
 	ck.Audit = r.audit
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
-		return fmt.Errorf("checkpoint: %w", err)
-	}
-	if err := model.WriteFileAtomic(filepath.Join(r.Dir, checkpointFile), buf.Bytes()); err != nil {
+	ck.CSVBytes, ck.CSVSum = r.csvBytes, r.csvHash.Sum(nil)
+	data, err := encodeCheckpoint(ck)
+	if err != nil {
 		return err
+	}
+	if err := model.WriteFileAtomic(filepath.Join(r.Dir, checkpointFile), data); err != nil {
+		return err
+	}
+	r.lastCk = time.Now()
+	if r.probes != nil {
+		if err := r.probes.checkpointed(ck.Step); err != nil {
+			return err
+		}
 	}
 	r.log.Debug("checkpoint written", "step", ck.Step)
 	return nil
 }
 
 // checkpointBytes bounds the size of a checkpoint of cfg: θ and two Adam
-// moments, the weights, the moving average (with its kernel), the
-// initial probes, and room for gob's framing.
+// moments, the weights, the moving average (with its kernel), and room
+// for gob's framing.
 func checkpointBytes(cfg *RunConfig, setup *model.Setup) (int64, int, int) {
 	p := setup.NumParams()
 	B := len(setup.Problem.Blocks)
@@ -700,13 +823,7 @@ func checkpointBytes(cfg *RunConfig, setup *model.Setup) (int64, int, int) {
 			n += c * setup.Problem.Blocks[b].Components
 		}
 	}
-	// A checkpoint keeps at most the first InitKept initial probes.
-	width := n
-	if cfg.Train.Probe.Kind == sampler.Param {
-		width = B
-	}
-	kept := InitKept(cfg.Train.InitProbes, width)
-	floats := float64(3*p+4*B+3*B*B) + float64(kept)*float64(width+2)
+	floats := float64(3*p+4*B+3*B*B) + 64
 	if cfg.Train.Kernel {
 		floats += float64(n) * float64(n)
 	}
@@ -719,33 +836,74 @@ func checkpointBytes(cfg *RunConfig, setup *model.Setup) (int64, int, int) {
 // or a crafted one is an error that says so, never a panic or a wrong run.
 func readCheckpoint(path string, cfg *RunConfig, setup *model.Setup) (*checkpointState, error) {
 	limit, n, B := checkpointBytes(cfg, setup)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("resume: read %s: %w", path, err)
-	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, a...))
 	}
-	if int64(len(data)) > limit {
-		return nil, bad("larger than this run's checkpoints can be (%d bytes): it is not this run's", limit)
+	data, err := model.ReadFileLimit(path, limit+checkpointHeaderBytes)
+	if err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
 	}
-	var ck checkpointState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&ck); err != nil {
-		return nil, bad("unreadable (%v): it is torn or not a checkpoint", err)
-	}
-	if ck.Version != checkpointVersion {
-		return nil, bad("format %d, this version reads %d: start the run again", ck.Version, checkpointVersion)
+	ck, err := decodeCheckpoint(data)
+	if err != nil {
+		return nil, bad("%v", err)
 	}
 	if ck.Fingerprint != cfg.Fingerprint() {
-		return nil, bad("written by another run (its configuration's fingerprint differs from config.json's): resume it from its own folder")
+		return nil, bad("written for another configuration than %s holds (config.json was changed, or the checkpoint is another run's): resume a run from its own folder, as it was written", configFile)
 	}
-	if err := checkState(&ck, cfg, setup, n, B); err != nil {
+	if err := checkState(ck, cfg, setup, n, B); err != nil {
 		return nil, bad("%v", err)
+	}
+	return ck, nil
+}
+
+// A checkpoint file is one header line, then the gob of a checkpointState:
+//
+//	ntkbus checkpoint <version> sha256 <64 hex digits of the gob's SHA-256>
+//
+// The checksum covers the whole state, so a changed bit anywhere (the
+// header's digits included) is found before anything in it is used.
+const checkpointMagic = "ntkbus checkpoint"
+
+// checkpointHeaderBytes bounds the header line.
+const checkpointHeaderBytes = 128
+
+// encodeCheckpoint returns a checkpoint file's bytes.
+func encodeCheckpoint(ck *checkpointState) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	head := fmt.Sprintf("%s %d sha256 %s\n", checkpointMagic, ck.Version, hex.EncodeToString(sum[:]))
+	return append([]byte(head), buf.Bytes()...), nil
+}
+
+// decodeCheckpoint checks a checkpoint file's header and checksum and
+// decodes its state (whose fields checkState checks).
+func decodeCheckpoint(data []byte) (*checkpointState, error) {
+	line, _, ok := bytes.Cut(data[:min(len(data), checkpointHeaderBytes)], []byte("\n"))
+	if !ok {
+		return nil, errors.New("no header line: it is torn, or not a checkpoint")
+	}
+	body := data[len(line)+1:]
+	var version int
+	var sum string
+	if n, err := fmt.Sscanf(string(line), checkpointMagic+" %d sha256 %64s", &version, &sum); n != 2 || err != nil || string(line) != fmt.Sprintf("%s %d sha256 %s", checkpointMagic, version, sum) {
+		return nil, errors.New("its header is not a checkpoint's: it is torn, changed, or not a checkpoint")
+	}
+	if version != checkpointVersion {
+		return nil, fmt.Errorf("format %d, this version reads %d: start the run again", version, checkpointVersion)
+	}
+	want := sha256.Sum256(body)
+	if sum != hex.EncodeToString(want[:]) {
+		return nil, errors.New("its contents do not match their SHA-256: the file was changed or damaged since it was written; restore it, or start the run again")
+	}
+	var ck checkpointState
+	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&ck); err != nil {
+		return nil, fmt.Errorf("unreadable (%v)", err)
+	}
+	if ck.Version != version {
+		return nil, fmt.Errorf("format %d in a file of format %d", ck.Version, version)
 	}
 	return &ck, nil
 }
@@ -830,27 +988,8 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("audit: %d rejected for a reason of %d bytes", n, len(reason))
 		}
 	}
-	if len(ck.InitProbes) > 0 {
-		if ck.Step != 0 || tc.Mode != Estimated {
-			return fmt.Errorf("initial probes at step %d in %s mode", ck.Step, tc.Mode)
-		}
-		width := n
-		if tc.Probe.Kind == sampler.Param {
-			width = B
-		}
-		// Only the first InitKept probes are ever kept (keepInit).
-		kept := InitKept(tc.InitProbes, width)
-		if len(ck.InitProbes) > kept {
-			return fmt.Errorf("%d initial probes, a checkpoint of this run keeps at most %d", len(ck.InitProbes), kept)
-		}
-		for i, pr := range ck.InitProbes {
-			if pr.J < 0 || pr.J >= kept || i > 0 && pr.J <= ck.InitProbes[i-1].J {
-				return fmt.Errorf("initial probe index %d out of order or outside 0..%d", pr.J, kept-1)
-			}
-			if len(pr.D) != width || !finiteAll(pr.D...) {
-				return fmt.Errorf("initial probe %d: %d values (want %d finite ones)", pr.J, len(pr.D), width)
-			}
-		}
+	if ck.CSVBytes < 0 || len(ck.CSVSum) != sha256.Size {
+		return fmt.Errorf("train.csv's length %d and checksum of %d bytes", ck.CSVBytes, len(ck.CSVSum))
 	}
 	return nil
 }
@@ -874,7 +1013,7 @@ func finiteAll(v ...float64) bool {
 func ReadRunConfig(dir string) (RunConfig, error) {
 	var cfg RunConfig
 	path := filepath.Join(dir, configFile)
-	data, err := os.ReadFile(path)
+	data, err := model.ReadFileLimit(path, MaxConfigBytes)
 	if err != nil {
 		return cfg, fmt.Errorf("resume %s: %w", dir, err)
 	}

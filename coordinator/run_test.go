@@ -3,12 +3,14 @@ package coordinator
 import (
 	"bytes"
 	"context"
-	"encoding/gob"
+	"crypto/sha256"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ntkbus/coordinator/optim"
 	"ntkbus/model"
@@ -104,20 +106,20 @@ func stateOf(t *testing.T, path string) *checkpointState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ck checkpointState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&ck); err != nil {
+	ck, err := decodeCheckpoint(data)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &ck
+	return ck
 }
 
 func writeState(t *testing.T, path string, ck *checkpointState) {
 	t.Helper()
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(ck); err != nil {
+	data, err := encodeCheckpoint(ck)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -176,7 +178,7 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		mut  func(ck *checkpointState)
 		want string
 	}{
-		{"another fingerprint", func(ck *checkpointState) { ck.Fingerprint = "00" }, "written by another run"},
+		{"another fingerprint", func(ck *checkpointState) { ck.Fingerprint = "00" }, "written for another configuration"},
 		{"another version", func(ck *checkpointState) { ck.Version = 1 }, "format 1"},
 		{"step beyond the run", func(ck *checkpointState) { ck.Step = 7 }, "step 7 is outside"},
 		{"negative step", func(ck *checkpointState) { ck.Step = -1 }, "outside"},
@@ -195,7 +197,9 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		{"infinite kernel", func(ck *checkpointState) { ck.Avg.Kernel[3] = math.Inf(1) }, "kernel is not finite"},
 		{"no spaced rule", func(ck *checkpointState) { ck.Spaced = nil }, "spaced-update state present: false"},
 		{"another γ", func(ck *checkpointState) { ck.Spaced.Gamma = 0.9 }, "spaced rule"},
-		{"initial probes after step 0", func(ck *checkpointState) { ck.InitProbes = []ProbeResult{{J: 0, D: make([]float64, 36)}} }, "initial probes at step 3"},
+		{"no checksum of train.csv", func(ck *checkpointState) { ck.CSVSum = nil }, "checksum of 0 bytes"},
+		{"another train.csv", func(ck *checkpointState) { ck.CSVSum[0] ^= 1 }, "train.csv: its first"},
+		{"a longer train.csv", func(ck *checkpointState) { ck.CSVBytes += 1 << 20 }, "train.csv: its first"},
 		{"elapsed time", func(ck *checkpointState) { ck.Seconds = math.Inf(1) }, "elapsed time"},
 		{"damping state for adam", func(ck *checkpointState) { ck.Optimizer.Mu, ck.Optimizer.Nu = 1, 2 }, "damping state for Adam"},
 	} {
@@ -212,27 +216,6 @@ func TestCheckpointIsCheckedInFull(t *testing.T) {
 		}
 	}
 	os.WriteFile(path, good, 0o644)
-
-	// Initial probes of an interrupted step 0: indices in order and in
-	// range, one result of the probes' width each.
-	ck := stateOf(t, path)
-	ck.Step, ck.Avg, ck.Spaced = 0, nil, nil
-	for _, tc := range []struct {
-		name  string
-		probe []ProbeResult
-		want  string
-	}{
-		{"index out of range", []ProbeResult{{J: 8, D: make([]float64, 36)}}, "outside 0..7"},
-		{"indices out of order", []ProbeResult{{J: 2, D: make([]float64, 36)}, {J: 1, D: make([]float64, 36)}}, "out of order"},
-		{"short result", []ProbeResult{{J: 0, D: make([]float64, 35)}}, "35 values"},
-		{"too many", make([]ProbeResult, 9), "9 initial probes"},
-	} {
-		ck.InitProbes = tc.probe
-		writeState(t, path, ck)
-		if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
-		}
-	}
 }
 
 // FuzzCheckpoint: no checkpoint file makes reading, restoring or running
@@ -248,6 +231,13 @@ func FuzzCheckpoint(f *testing.F) {
 	setup, _ := model.NewSetup(cfg.Model)
 	fdir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fuzzer's bytes are the state under a valid header and
+		// checksum, so that they reach the decoder and the checks.
+		if body, ok := bytes.CutPrefix(data, good[:bytes.IndexByte(good, '\n')+1]); ok {
+			data = body
+		}
+		sum := sha256.Sum256(data)
+		data = append([]byte(fmt.Sprintf("%s %d sha256 %x\n", checkpointMagic, checkpointVersion, sum)), data...)
 		path := filepath.Join(fdir, "ck.gob")
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
@@ -298,5 +288,121 @@ func TestRunInputBounds(t *testing.T) {
 	}
 	if m, n, err := ReadMatrixCSV(path); err != nil || n != 2 || m[3] != 4 {
 		t.Errorf("a 2×2 matrix: %v, %d, %v", m, n, err)
+	}
+}
+
+// A checkpoint with one bit flipped, anywhere, is refused before any of it
+// is used, with one line that names the file; a FIFO or a directory in its
+// place is refused without blocking, and a file larger than any checkpoint
+// of the run before it is read.
+func TestCheckpointDetectsEveryFlippedBit(t *testing.T) {
+	dir, _ := checkpointRun(t)
+	path := filepath.Join(dir, checkpointFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range good {
+		// One bit of every byte, cycling through the eight positions.
+		data := append([]byte(nil), good...)
+		data[i] ^= 1 << (i % 8)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadRun(dir)
+		if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("bit %d of byte %d flipped: %v", i%8, i, err)
+		}
+	}
+	if err := os.WriteFile(path, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRun(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	os.Remove(path)
+	if err := syscallMkfifo(path); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := ReadRun(dir); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file (a FIFO)") {
+			t.Errorf("a FIFO as the checkpoint: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("reading a FIFO as the checkpoint blocks")
+	}
+	os.Remove(path)
+	if err := os.WriteFile(path, make([]byte, 64<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), "the most this file may be") {
+		t.Errorf("a 64 MiB checkpoint of a small run: %v", err)
+	}
+}
+
+// The probe log of a run interrupted in step 0: a record cut short (a kill
+// during a write) is dropped, and a changed bit anywhere is an error that
+// names the file, found before the folder is changed.
+func TestProbeLogIsChecked(t *testing.T) {
+	s := smallWave(t)
+	cfg := RunConfig{Model: s.Config, Seed: 2, Train: estimateConfig(2)}
+	dir := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := NewRun(dir, cfg, localFor(t, s, cfg, 1), RunOptions{ProbeProgress: func(done, total int) {
+		if done == 10 {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(ctx); err == nil {
+		t.Fatal("the interrupted run reported success")
+	}
+	path := filepath.Join(dir, probesFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadRun(dir)
+	if err != nil || st.Probes < 10 {
+		t.Fatalf("the log of the interrupted run: %v probes, %v", st, err)
+	}
+	header := bytes.IndexByte(good, '\n') + 1
+	record := (len(good) - header) / st.Probes
+	if err := os.WriteFile(path, good[:len(good)-record/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cut, err := ReadRun(dir); err != nil || cut.Probes != st.Probes-1 {
+		t.Errorf("a last record cut short: %v probes (want %d), %v", cut, st.Probes-1, err)
+	}
+	for _, at := range []int{3, header - 2, header + 5, header + record + 100, len(good) - 1} {
+		data := append([]byte(nil), good...)
+		data[at] ^= 4
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadRun(dir)
+		if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("byte %d of %d changed: %v", at, len(good), err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(after, data) {
+			t.Errorf("byte %d changed: reading the run changed the log", at)
+		}
+	}
+	os.Remove(path)
+	if err := syscallMkfifo(path); err == nil {
+		if _, err := ReadRun(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("a FIFO as the probe log: %v", err)
+		}
+	}
+	// Without its log a run resumes, and computes the probes again.
+	os.Remove(path)
+	if st, err := ReadRun(dir); err != nil || st.Probes != 0 {
+		t.Errorf("no log: %v, %v", st, err)
 	}
 }

@@ -236,11 +236,11 @@ type Trainer struct {
 	shared   []bool // blocks of cfg.SharedWeight
 	rec      StepRecord
 
-	// initDone holds the initial probes' results while step 0 runs (those
-	// with an index below initKeep), so that an interrupted run's
-	// checkpoint keeps them and a resume does not compute them again.
-	initDone    map[int][]float64
-	initArrived int
+	initArrived int // initial probes in, for OnProbe
+	// touched is set once a step has changed the state a checkpoint
+	// keeps (θ, the weights, the moving average, the optimizer's): until
+	// then a step that fails leaves the trainer as it was before it.
+	touched bool
 	// OnProbe, when set, is called as the initial probes arrive.
 	OnProbe func(done, total int)
 }
@@ -346,6 +346,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 		}
 	}
 	r := tr.prober.SetBase(tr.theta, uint32(t))
+	tr.touched = false
 	rec := &tr.rec
 	tr.resetRecord(B)
 	rec.Step = t
@@ -366,6 +367,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			if err != nil {
 				return nil, err
 			}
+			tr.touched = true
 			tr.shareWeight(cand)
 			tr.decide(t, cand, r, rec)
 			rec.Trace = tr0
@@ -459,6 +461,7 @@ func (tr *Trainer) Step(ctx context.Context) (*StepRecord, error) {
 			tr.cols.Reset(uint32(t), r)
 		}
 	}
+	tr.touched = true // the optimizer changes θ and its own state
 	if err := tr.optimStep(ctx, t, r, rec); err != nil {
 		return nil, err
 	}
@@ -618,11 +621,8 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		if len(tr.ds) == 0 {
 			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
 		}
-		tr.addInitDone(t)
+		tr.initArrived = 0
 		for j := 0; j < m; j++ {
-			if tr.haveInit(t, j) {
-				continue
-			}
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("step %d probes: %w", t, err)
 			}
@@ -630,10 +630,12 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
-			tr.keepInit(t, j, tr.ds[0], m)
+			tr.arrived(t, m)
 		}
 		tr.gradients(r)
 	default:
+		// On the backend (a run's goes through its probe log, which
+		// serves the probes an interrupted session computed).
 		w := &Work{ID: uint64(t) + 1, PointsID: tr.pointsID(t), Step: uint32(t), Theta: tr.theta, Points: tr.points, PointSeed: cfg.PointSeed}
 		if cfg.Resample {
 			w.Counts = tr.points.Counts()
@@ -646,23 +648,15 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}()
 		before := AuditOf(tr.backend)
 		audit := &tr.rec.Audit
-		emit := func(j int, d []float64) error {
-			if tr.haveInit(t, j) {
-				return nil // kept from before an interruption
-			}
+		tr.initArrived = 0
+		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
 			if err := tr.add(j, d); err != nil {
 				audit.Reject(RefusalReason(err))
 				return nil
 			}
-			tr.keepInit(t, j, d, m)
+			tr.arrived(t, m)
 			return nil
-		}
-		var err error
-		for _, rg := range tr.missing(t, m) {
-			if err = tr.backend.Probes(ctx, w, rg[0], rg[1], emit); err != nil {
-				break
-			}
-		}
+		})
 		wg.Wait()
 		audit.Add(AuditOf(tr.backend).Since(before))
 		if err != nil {
@@ -672,7 +666,7 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			return fmt.Errorf("step %d: %d of %d probes arrived (%d rejected)", t, tr.acc.Applied(), m, audit.Total())
 		}
 	}
-	tr.initDone = nil
+	tr.touched = true // the moving average changes from here on
 	var sk *SketchResult
 	if cfg.Estimator.Sketch() {
 		var err error
@@ -724,71 +718,22 @@ func (tr *Trainer) add(j int, d []float64) error {
 	return tr.acc.Add(j, d)
 }
 
-// addInitDone adds the initial probes kept from an interrupted step 0 to
-// the accumulator (it applies them in index order with the rest) and
-// returns the first probe still to compute.
-func (tr *Trainer) addInitDone(t int) int {
-	if t != 0 {
-		return 0
-	}
-	if tr.initDone == nil {
-		tr.initDone = map[int][]float64{}
-	}
-	for j, d := range tr.initDone {
-		tr.add(j, d) // validated when the checkpoint was read
-	}
-	tr.initArrived = len(tr.initDone)
-	return tr.acc.Applied()
-}
-
-// InitKeepBytes bounds the memory of the initial probes a checkpoint keeps:
-// those with an index below InitKeepBytes/(8·width) (37,000 wave probes).
+// InitKeepBytes bounds the memory of the probes a resumed run reads back
+// from its probe log (37,000 wave probes): the rest are computed again.
 const InitKeepBytes = 256 << 20
 
-// InitKept is how many of the initial probes, of the given width, an
-// interrupted step 0 keeps.
+// InitKept is how many probes of the given width a resumed run reads back
+// from its probe log at most.
 func InitKept(probes, width int) int {
 	return min(probes, InitKeepBytes/(8*max(1, width)))
 }
 
-// missing returns the ranges of probes [0, m) still to compute: all of
-// them, except at step 0 after an interruption, where the probes kept in
-// the checkpoint leave gaps (merged into one range when they are many).
-func (tr *Trainer) missing(t, m int) [][2]int {
-	lo := tr.addInitDone(t)
-	var rs [][2]int
-	for j := lo; j < m; j++ {
-		if tr.haveInit(t, j) {
-			continue
-		}
-		if k := len(rs) - 1; k >= 0 && rs[k][1] == j {
-			rs[k][1] = j + 1
-		} else {
-			rs = append(rs, [2]int{j, j + 1})
-		}
-	}
-	if len(rs) > 16 {
-		rs = [][2]int{{rs[0][0], rs[len(rs)-1][1]}}
-	}
-	return rs
-}
-
-// haveInit reports whether initial probe j is already in.
-func (tr *Trainer) haveInit(t, j int) bool {
-	_, ok := tr.initDone[j]
-	return t == 0 && ok
-}
-
-// keepInit keeps a copy of initial probe j's result for a checkpoint and
-// reports progress.
-func (tr *Trainer) keepInit(t, j int, d []float64, m int) {
+// arrived counts an initial probe in and reports progress.
+func (tr *Trainer) arrived(t, m int) {
 	if t != 0 {
 		return
 	}
 	tr.initArrived++
-	if j < InitKept(m, len(d)) {
-		tr.initDone[j] = append([]float64(nil), d...)
-	}
 	if tr.OnProbe != nil {
 		tr.OnProbe(tr.initArrived, m)
 	}

@@ -60,17 +60,9 @@ const MaxSnapshotBytes = 512 << 20
 // ReadSnapshot reads and parses a snapshot file. Errors name the file and
 // what is wrong; Resolve checks the contents.
 func ReadSnapshot(path string) (*Snapshot, error) {
-	f, err := os.Open(path)
+	data, err := ReadFileLimit(path, MaxSnapshotBytes)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSnapshotBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("read snapshot: %w", err)
-	}
-	if len(data) > MaxSnapshotBytes {
-		return nil, fmt.Errorf("snapshot %s: larger than %s, the most a snapshot may be", path, formatBytes(MaxSnapshotBytes))
 	}
 	s, err := ParseSnapshot(data)
 	if err != nil {

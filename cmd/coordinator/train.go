@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -256,6 +257,15 @@ func runTrain(args []string, out io.Writer) error {
 			return nil
 		}
 		rc = st.Config
+		if st.Probes > 0 {
+			fmt.Fprintf(out, "run %s: resuming at step %d with %d probes already computed\n", dir, st.Step, st.Probes)
+		}
+		if msg := f.keepTransport(rc.Transport); msg != "" {
+			if err := f.bus.check(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "run %s: %s\n", dir, msg)
+		}
 	} else {
 		if rc, err = f.runConfig(); err != nil {
 			return err
@@ -286,6 +296,7 @@ func runTrain(args []string, out io.Writer) error {
 	defer closeBus()
 	rc.Train.Fused = !f.bus.useNATS()
 	rc.Backend = desc
+	rc.Transport = f.transport()
 	var run *coordinator.Run
 	if f.resume != "" {
 		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log, out))
@@ -311,6 +322,45 @@ func runTrain(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
 	return nil
+}
+
+// transport is where this command computes probes, for config.json.
+func (f *trainFlags) transport() *coordinator.Transport {
+	t := &coordinator.Transport{NATS: "off", Samplers: f.bus.samplers, Workers: f.workers}
+	if f.bus.useNATS() {
+		t.NATS = f.bus.nf.URL
+		if u, err := url.Parse(t.NATS); err == nil && u.User != nil {
+			u.User = nil // credentials are given again, never stored
+			t.NATS = u.String()
+		}
+	}
+	return t
+}
+
+// keepTransport makes a resumed run compute its probes where it was
+// started (t, from its config.json), except where the command line says
+// otherwise, and says where that is.
+func (f *trainFlags) keepTransport(t *coordinator.Transport) string {
+	if t == nil {
+		return ""
+	}
+	if !f.set["nats"] && !f.set["local"] {
+		if t.NATS == "off" {
+			f.bus.local = true
+		} else {
+			f.bus.local, f.bus.nf.URL = false, t.NATS
+		}
+	}
+	if !f.set["samplers"] && t.Samplers >= 0 {
+		f.bus.samplers = t.Samplers
+	}
+	if !f.set["workers"] && t.Workers >= 1 {
+		f.workers = t.Workers
+	}
+	if !f.bus.useNATS() {
+		return fmt.Sprintf("probes on %d goroutines in this process, as the run was started (--nats embedded or --nats URL changes it)", f.workers)
+	}
+	return fmt.Sprintf("probes on NATS %s with %d samplers in this process, as the run was started (--local, --nats or --samplers changes it)", f.bus.nf.URL, f.bus.samplers)
 }
 
 // resumeFlags are the train flags that --resume accepts: they change where

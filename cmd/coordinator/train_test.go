@@ -245,9 +245,9 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 		data       []byte
 		want       string
 	}{
-		{"another run's checkpoint", "checkpoint.gob", ckB, "written by another run"},
-		{"a torn checkpoint", "checkpoint.gob", ckB[:len(ckB)/2], "unreadable"},
-		{"an empty checkpoint", "checkpoint.gob", nil, "unreadable"},
+		{"another run's checkpoint", "checkpoint.gob", ckB, "written for another configuration"},
+		{"a torn checkpoint", "checkpoint.gob", ckB[:len(ckB)/2], "do not match their SHA-256"},
+		{"an empty checkpoint", "checkpoint.gob", nil, "no header line"},
 		{"the old key style", "config.json", bytes.Replace(cfgA, []byte(`"init_probes"`), []byte(`"InitProbes"`), 1), `key style of an earlier version ("InitProbes")`},
 		{"an unknown key", "config.json", bytes.Replace(cfgA, []byte(`"alpha"`), []byte(`"alpah"`), 1), `unknown field "alpah"`},
 	} {

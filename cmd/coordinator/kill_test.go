@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// loggedStep returns the step of the last whole record in a run's probe
+// log and the number of records, or -1 while it holds none.
+func loggedStep(path string) (step, records int) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return -1, 0
+	}
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return -1, 0
+	}
+	fields := strings.Fields(string(data[:nl]))
+	width, _ := strconv.Atoi(fields[len(fields)-1])
+	size := 12 + 8*width + 32
+	records = (len(data) - nl - 1) / size
+	if records == 0 {
+		return -1, 0
+	}
+	off := nl + 1 + (records-1)*size
+	return int(binary.LittleEndian.Uint32(data[off:])), records
+}
+
+// killWhen starts the coordinator with a, waits until its probe log shows
+// ready, and kills it with SIGKILL: no handler runs, nothing is flushed.
+func killWhen(t *testing.T, root, run string, a []string, ready func(step, records int) bool) {
+	t.Helper()
+	cmd, out, stderr := child(t, root, a...)
+	go rest(out)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if step, n := loggedStep(filepath.Join(run, "probes.log")); ready(step, n) {
+			break
+		}
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			t.Fatalf("the run did not reach the point to kill it at:\n%s", stderr)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(run, "summary.json")); err == nil {
+		t.Fatal("the run finished before it was killed: the test checks nothing")
+	}
+}
+
+// sameRun compares two run folders' results, to the bit but for the
+// wall-clock seconds.
+func sameRun(t *testing.T, want, got string) {
+	t.Helper()
+	for _, f := range []string{"train.csv", "summary.json", "final.json"} {
+		if a, b := withoutSeconds(t, filepath.Join(want, f)), withoutSeconds(t, filepath.Join(got, f)); a != b {
+			t.Errorf("%s of the killed and resumed run differs from the uninterrupted run's", f)
+		}
+	}
+}
+
+// A run killed with SIGKILL during its initial probes (over the embedded
+// NATS server, the default) resumes with --resume alone: on NATS again,
+// with the probes computed before the kill, and ends as the run that was
+// never stopped, to the bit.
+func TestKilledDuringInitialProbesResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	root := t.TempDir()
+	full, killed := filepath.Join(root, "full"), filepath.Join(root, "killed")
+	base := args(tinyRun, "--steps", "3", "--init-probes", "4000", "--probes", "2", "--alpha", "0.3",
+		"--samplers", "2", "--listen", "127.0.0.1:0")
+	if code, _, e := runCmd(t, args(base, "--out", full)...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d: %s", code, e)
+	}
+	killWhen(t, root, killed, args(base, "--out", killed), func(step, n int) bool { return step == 0 && n >= 200 })
+	for _, f := range []string{"config.json", "checkpoint.gob", "train.csv", "probes.log"} {
+		if _, err := os.Stat(filepath.Join(killed, f)); err != nil {
+			t.Fatalf("after kill -9: %v", err)
+		}
+	}
+	_, kept := loggedStep(filepath.Join(killed, "probes.log"))
+	code, out, e := runCmd(t, "train", "--resume", killed, "--listen", "127.0.0.1:0", "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, e)
+	}
+	if !strings.Contains(out, "resuming at step 0 with "+strconv.Itoa(kept)+" probes already computed") {
+		t.Errorf("the resume does not say it keeps the %d probes:\n%s", kept, out)
+	}
+	if !strings.Contains(out, "probes on NATS embedded with 2 samplers in this process, as the run was started") || !strings.Contains(out, "embedded NATS server:") {
+		t.Errorf("the resume does not compute on NATS as the run did:\n%s", out)
+	}
+	sameRun(t, full, killed)
+}
+
+// A --local run killed with SIGKILL in the middle of a step (its probes on
+// in-process goroutines, logged as they come) resumes on goroutines, not on
+// an embedded NATS server, and ends as the run that was never stopped.
+func TestKilledDuringAStepResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	root := t.TempDir()
+	full, killed := filepath.Join(root, "full"), filepath.Join(root, "killed")
+	base := args(tinyRun, "--local", "--workers", "2", "--steps", "4", "--init-probes", "50", "--probes", "4000", "--alpha", "0.3",
+		"--checkpoint-every", "3", "--resample", "true")
+	if code, _, e := runCmd(t, args(base, "--out", full)...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d: %s", code, e)
+	}
+	killWhen(t, root, killed, args(base, "--out", killed), func(step, n int) bool { return step == 2 && n >= 500 })
+	code, out, e := runCmd(t, "train", "--resume", killed, "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, e)
+	}
+	// From the checkpoint at step 0, with the probes of steps 0, 1 and
+	// part of 2 from the log.
+	if !strings.Contains(out, "resuming at step 0 with") || !strings.Contains(out, "probes on 2 goroutines in this process, as the run was started") {
+		t.Errorf("the resume does not start from the checkpoint at step 0 with the logged probes, on goroutines:\n%s", out)
+	}
+	if strings.Contains(out, "NATS") {
+		t.Errorf("a --local run resumed on NATS:\n%s", out)
+	}
+	sameRun(t, full, killed)
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package model
+
+const nonBlock = 0
