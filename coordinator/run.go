@@ -38,6 +38,9 @@ type RunConfig struct {
 	// DefaultErrorEvery). It does not depend on Steps, so that a run
 	// extended to N steps writes the rows a run of N steps writes.
 	ErrorEvery int `json:"error_every"`
+	// Stop ends the run early once it has converged (StopRules); it
+	// changes when the run ends, not its steps.
+	Stop StopRules `json:"stop"`
 	// Transport is where the run's probes are computed, as the command
 	// that started it chose: a resumed run computes them there again
 	// unless told otherwise. It changes no bit of the run.
@@ -112,6 +115,7 @@ type Run struct {
 	// fingerprint of Config as config.json holds it, for checkpoints
 	fingerprint string
 	audit       Audit // the run's refusals and checks, over every session
+	stopState   stopState
 }
 
 const (
@@ -136,6 +140,9 @@ func (c *RunConfig) Validate(setup *model.Setup) error {
 	}
 	if c.ErrorEvery < 1 {
 		return fmt.Errorf("error every %d steps: want a positive period", c.ErrorEvery)
+	}
+	if err := c.Stop.Validate(); err != nil {
+		return err
 	}
 	if g := c.ErrorGrid; g != 0 && (g < 2 || math.Pow(float64(g), float64(setup.Problem.Dim)) > MaxErrorGrid) {
 		return fmt.Errorf("error grid of %d points per coordinate in %d-D: want at least 2, and at most %d points in all", g, setup.Problem.Dim, MaxErrorGrid)
@@ -362,7 +369,11 @@ func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
 	if err := tr.restore(ck); err != nil {
 		return nil, fmt.Errorf("resume %s: %s: %w", dir, checkpointFile, err)
 	}
-	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint, audit: ck.Audit.Clone()}
+	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, elapsed: ck.Seconds, fingerprint: ck.Fingerprint, audit: ck.Audit.Clone(), stopState: ck.Stop}
+	if r.stopState.Reason != "" {
+		// A run a stop rule had ended, extended: its rules start afresh.
+		r.stopState = stopState{}
+	}
 	// Everything is checked: from here on the folder is written.
 	r.csvHash, r.csvBytes = ld.csvHash, ck.CSVBytes
 	if err := r.openCSV(&ck.CSVBytes); err != nil {
@@ -566,6 +577,17 @@ func (r *Run) Execute(ctx context.Context) error {
 		if r.opt.Progress != nil {
 			r.opt.Progress(rec, t+1, total)
 		}
+		var e *model.ErrorNorms
+		if r.hasError {
+			e = &r.lastErr
+		}
+		if reason := r.stop(rec, e); reason != "" {
+			if err := r.endEarly(t, reason); err != nil {
+				return err
+			}
+			total = tr.t
+			r.log.Info("run converged: stopping", "step", t, "reason", reason, "loss", rec.Loss)
+		}
 		every := r.opt.CheckpointEvery > 0 && tr.t%r.opt.CheckpointEvery == 0
 		secs := r.opt.CheckpointSeconds
 		if secs == 0 {
@@ -598,7 +620,7 @@ func (r *Run) Execute(ctx context.Context) error {
 			return err
 		}
 	}
-	r.log.Info("run finished", "dir", r.Dir, "steps", total, "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds(),
+	r.log.Info("run finished", "dir", r.Dir, "steps", total, "stop_reason", r.stopReason(), "loss", r.lastRec.Loss, "seconds", r.elapsed+time.Since(r.start).Seconds(),
 		"rejected", r.audit.Total(), "rejected_by_reason", r.audit.Rejected, "verified", r.audit.Verified, "mismatches", r.audit.Mismatches, "quarantined", r.audit.Quarantined)
 	return nil
 }
@@ -740,6 +762,7 @@ type checkpointState struct {
 	Seconds     float64
 	Optimizer   *optim.State // the optimizer's state (Adam's moments, ngd's damping); nil: none
 	Audit       Audit        // the run's refusals and checks up to the checkpoint
+	Stop        stopState    // the stall rule's memory; why the run ended early
 	// CSVBytes and CSVSum are the length and SHA-256 of train.csv at
 	// the checkpoint: a resume checks them and goes on from there.
 	CSVBytes int64
@@ -752,6 +775,7 @@ type checkpointState struct {
 // computed (Backend, Transport, Fused), which changes no bit.
 func (c RunConfig) Fingerprint() string {
 	c.Train.Steps = 0
+	c.Stop = StopRules{}
 	c.Train.Fused = false
 	c.Backend = ""
 	c.Transport = nil
@@ -789,6 +813,7 @@ func (r *Run) checkpoint() error {
 	ck.Fingerprint = r.fingerprint
 	ck.Seconds = r.elapsed + time.Since(r.start).Seconds()
 	ck.Audit = r.audit
+	ck.Stop = r.stopState
 	ck.CSVBytes, ck.CSVSum = r.csvBytes, r.csvHash.Sum(nil)
 	data, err := encodeCheckpoint(ck)
 	if err != nil {
@@ -980,6 +1005,9 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("spaced rule counts %d and %d at step %d", sp.Accepted, sp.Rejected, ck.Step)
 		}
 	}
+	if err := ck.Stop.check(ck.Step); err != nil {
+		return err
+	}
 	if a := ck.Audit; a.Verified < 0 || a.Mismatches < 0 || a.Quarantined < 0 || a.Mismatches > a.Verified || len(a.Rejected) > maxAuditReasons {
 		return fmt.Errorf("audit counts %d verified, %d mismatches, %d quarantined, %d reasons", a.Verified, a.Mismatches, a.Quarantined, len(a.Rejected))
 	}
@@ -1072,6 +1100,17 @@ type Summary struct {
 	Verified         int64            `json:"verified"`
 	Mismatches       int64            `json:"mismatches"`
 	Quarantined      int64            `json:"quarantined"`
+	// StopReason is why the run ended: "steps" (all its steps), or a stop
+	// rule: "target_error", "target_loss", "stall".
+	StopReason string `json:"stop_reason"`
+}
+
+// stopReason is why the run ended (or will, at its last step).
+func (r *Run) stopReason() string {
+	if r.stopState.Reason != "" {
+		return r.stopState.Reason
+	}
+	return StopSteps
 }
 
 func (r *Run) finish() error {
@@ -1086,6 +1125,7 @@ func (r *Run) finish() error {
 		Seconds: r.elapsed + time.Since(r.start).Seconds(), BLAS: model.BLASBackend(), FinalTheta: finalFile,
 		Rejected: r.audit.Total(), RejectedByReason: map[string]int64{},
 		Verified: r.audit.Verified, Mismatches: r.audit.Mismatches, Quarantined: r.audit.Quarantined,
+		StopReason: r.stopReason(),
 	}
 	for k, v := range r.audit.Rejected {
 		s.RejectedByReason[k] = v

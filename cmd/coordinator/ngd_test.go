@@ -90,3 +90,62 @@ func TestTrainNaturalGradient(t *testing.T) {
 		}
 	}
 }
+
+// The stop flags: the stall rule is on by default for ngd (config.json),
+// --target-loss ends the run early with the reason in summary.json, and
+// --resume may change the rules (they only end a run sooner) and extend a
+// stopped run.
+func TestTrainStopRules(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run")
+	code, _, e := runCmd(t, "train", "--problem", "poisson1d", "--layers", "1,20,1", "--points", "40,1,1", "--seed", "2",
+		"--weights", "fixed", "--optimizer", "ngd", "--steps", "200", "--target-loss", "1e-4", "--out", out, "--log-level", "error", "--figures=false")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	var sum struct {
+		Steps      int    `json:"steps"`
+		StopReason string `json:"stop_reason"`
+	}
+	read := func(name string, v any) {
+		t.Helper()
+		data, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read("summary.json", &sum)
+	if sum.StopReason != "target_loss" || sum.Steps >= 200 {
+		t.Fatalf("summary: %+v; want stop_reason target_loss before step 200", sum)
+	}
+	var rc struct {
+		Stop struct {
+			TargetLoss    float64 `json:"target_loss"`
+			StallSteps    int     `json:"stall_steps"`
+			StallDecrease float64 `json:"stall_decrease"`
+		} `json:"stop"`
+	}
+	read("config.json", &rc)
+	if rc.Stop.TargetLoss != 1e-4 || rc.Stop.StallSteps != 100 || rc.Stop.StallDecrease != 0.01 {
+		t.Errorf("config.json stop rules: %+v; want the target and ngd's default stall rule", rc.Stop)
+	}
+	// Extended without the target (and a shorter stall rule), it runs on.
+	stopped := sum.Steps
+	code, _, e = runCmd(t, "train", "--resume", out, "--steps", "400", "--target-loss", "0", "--stall-steps", "30", "--log-level", "error", "--figures=false")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, e)
+	}
+	read("summary.json", &sum)
+	rc.Stop.TargetLoss = -1 // absent (omitted as 0) must read as 0
+	read("config.json", &rc)
+	if rc.Stop.TargetLoss > 0 || rc.Stop.StallSteps != 30 || sum.Steps <= stopped+30 || sum.StopReason == "target_loss" {
+		t.Errorf("extended run: %+v, rules %+v; want it past step %d", sum, rc.Stop, stopped+30)
+	}
+	code, _, _ = runCmd(t, "train", "--resume", out, "--stall-steps", "-3", "--log-level", "error")
+	if code != 2 {
+		t.Errorf("--stall-steps -3: exit %d, want 2", code)
+	}
+}

@@ -37,6 +37,7 @@ type trainFlags struct {
 	weights     string
 	fixed       string
 	loss        string
+	stop        coordinator.StopRules
 	alpha       float64
 	initProbes  int
 	stepProbes  int
@@ -83,6 +84,10 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.weights, "weights", "estimate", "loss weights: estimate (Algorithm 3), exact (Algorithm 1), or fixed (a plain PINN)")
 	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
 	fs.StringVar(&f.loss, "loss", "", "how a block's squares enter the loss: mean (Σ_b λ_b‖R_b‖²/n_b; the default with --weights fixed) or sum (Σ_b λ_b‖R_b‖², the paper's; the default with NTK weights)")
+	fs.Float64Var(&f.stop.TargetError, "target-error", 0, "stop once the relative L² error (evaluated every --error-every steps) is at most this (0: no target)")
+	fs.Float64Var(&f.stop.TargetLoss, "target-loss", 0, "stop once the loss (Σ_b mean squared residual) is at most this (0: no target)")
+	fs.IntVar(&f.stop.StallSteps, "stall-steps", -1, "stop when the loss has not fallen by --stall-decrease in this many steps (0: never; default 100 for ngd and sngd, 0 for gd and adam)")
+	fs.Float64Var(&f.stop.StallDecrease, "stall-decrease", 0.01, "the relative decrease of the loss the stall rule waits for")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
 	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3); sngd: the sketch's columns S (default 100), also Algorithm 3's m; ngd --solver cg: the preconditioner's columns (default 0)")
@@ -139,6 +144,10 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 		}
 	}
 	rc.ErrorEvery = f.errEvery
+	rc.Stop = f.stopRules(f.optimizer)
+	if err := rc.Stop.Validate(); err != nil {
+		return rc, inputError{err}
+	}
 	pointSeed, probeSeed := f.pointSeed, f.probeSeed
 	if pointSeed == 0 {
 		pointSeed = f.seed
@@ -244,6 +253,22 @@ func runTrain(args []string, out io.Writer) error {
 		st, err := coordinator.ReadRun(dir)
 		if err != nil {
 			return inputError{err}
+		}
+		if stopSet(set) {
+			rules := f.stopRules(st.Config.Train.Optimizer)
+			old := st.Config.Stop
+			for name, keep := range map[string]func(){
+				"target-error": func() { rules.TargetError = old.TargetError }, "target-loss": func() { rules.TargetLoss = old.TargetLoss },
+				"stall-steps": func() { rules.StallSteps = old.StallSteps }, "stall-decrease": func() { rules.StallDecrease = old.StallDecrease },
+			} {
+				if !set[name] {
+					keep()
+				}
+			}
+			if err := coordinator.SetStopRules(dir, rules); err != nil {
+				return inputError{err}
+			}
+			st.Config.Stop = rules
 		}
 		if set["steps"] && f.steps != st.Config.Train.Steps {
 			if err := coordinator.ExtendRun(dir, f.steps); err != nil {
@@ -363,10 +388,31 @@ func (f *trainFlags) keepTransport(t *coordinator.Transport) string {
 	return fmt.Sprintf("probes on NATS %s with %d samplers in this process, as the run was started (--local, --nats or --samplers changes it)", f.bus.nf.URL, f.bus.samplers)
 }
 
+// stopRules are the stop flags, the stall rule's default (-1) resolved for
+// the optimizer: on for the natural gradients, which reach their floor in
+// hundreds of steps and then only spend time, off for gd and adam.
+func (f *trainFlags) stopRules(optimizer string) coordinator.StopRules {
+	s := f.stop
+	if s.StallSteps == -1 {
+		s.StallSteps = 0
+		if optim.IsNatural(optimizer) {
+			s.StallSteps = 100
+		}
+	}
+	return s
+}
+
+// stopSet reports whether a stop flag was given.
+func stopSet(set map[string]bool) bool {
+	return set["target-error"] || set["target-loss"] || set["stall-steps"] || set["stall-decrease"]
+}
+
 // resumeFlags are the train flags that --resume accepts: they change where
-// and how the work is done, not its numbers (--steps extends the run).
+// and how the work is done, or when it ends, not its numbers (--steps
+// extends the run; the stop rules only end it sooner).
 func resumeFlags() map[string]bool {
-	ok := map[string]bool{"resume": true, "steps": true, "workers": true, "checkpoint-every": true, "max-memory": true, "figures": true}
+	ok := map[string]bool{"resume": true, "steps": true, "workers": true, "checkpoint-every": true, "max-memory": true, "figures": true,
+		"target-error": true, "target-loss": true, "stall-steps": true, "stall-decrease": true}
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	var b busFlags
 	b.register(fs, "", 0)
