@@ -105,7 +105,7 @@ func (tr *Trainer) optimStep(ctx context.Context, t int, r []float64, rec *StepR
 	p := &tr.problem
 	*p = optim.Problem{
 		Step: t, Theta: tr.theta, Residual: r, Weights: tr.w, Objective: rec.Objective,
-		Eval: tr.ev, NewPoints: tr.cfg.Resample,
+		Eval: tr.ev, NewPoints: tr.cfg.Resample, Progress: tr.OnWork,
 	}
 	if tr.needs.Gradient {
 		p.Gradient = tr.grad

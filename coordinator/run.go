@@ -71,6 +71,10 @@ type RunOptions struct {
 	Progress func(rec *StepRecord, done, total int)
 	// ProbeProgress is called as the initial probes of Algorithm 3 arrive.
 	ProbeProgress func(done, total int)
+	// StepStart is called as each step starts.
+	StepStart func(step, total int)
+	// WorkProgress is told how the long parts of a step go (Trainer.OnWork).
+	WorkProgress func(what string, done, total int)
 	// AfterRun is called with the finished run (plots, reports).
 	AfterRun func(r *Run) error
 	Log      hclog.Logger
@@ -410,6 +414,7 @@ func (r *Run) init() {
 	r.log = r.log.Named("run")
 	r.start, r.lastCk = time.Now(), time.Now()
 	r.Trainer.OnProbe = r.opt.ProbeProgress
+	r.Trainer.OnWork = r.opt.WorkProgress
 	p := r.Trainer.setup.Problem
 	if p.Exact != nil && r.Config.ErrorEvery > 0 {
 		g := r.Config.ErrorGrid
@@ -543,6 +548,9 @@ func (r *Run) Execute(ctx context.Context) error {
 			if err := tr.ExactKernel(exactFirst); err != nil {
 				return err
 			}
+		}
+		if r.opt.StepStart != nil {
+			r.opt.StepStart(t, total)
 		}
 		rec, err := tr.Step(ctx)
 		if err != nil {

@@ -243,6 +243,9 @@ type Trainer struct {
 	touched bool
 	// OnProbe, when set, is called as the initial probes arrive.
 	OnProbe func(done, total int)
+	// OnWork, when set, is told how the long parts of a step go: the
+	// probes of a step after the first on a backend, an optimizer's solve.
+	OnWork func(what string, done, total int)
 }
 
 // NewTrainer prepares a run from θ_0. backend computes probes (the initial
@@ -655,6 +658,9 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 				return nil
 			}
 			tr.arrived(t, m)
+			if t > 0 && tr.OnWork != nil {
+				tr.OnWork("probes", tr.acc.Applied(), m)
+			}
 			return nil
 		})
 		wg.Wait()

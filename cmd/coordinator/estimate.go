@@ -155,6 +155,9 @@ func runEstimate(args []string, out io.Writer) error {
 		return badInput("snapshot %s: %v", *snapPath, err)
 	}
 	log := lf.logger(nil)
+	log.Info("estimate", "problem", setup.Problem.Name, "n", check.Layout().N, "p", check.Layout().P, "probes", *probes, "estimator", est.String())
+	bar := newProgress(os.Stderr, log, "probes", *probes)
+	defer bar.finish()
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
@@ -192,7 +195,7 @@ func runEstimate(args []string, out io.Writer) error {
 		*batch = 8 * *workers
 	}
 	w := &coordinator.Work{ID: 1, PointsID: 1, Step: uint32(*step), Theta: theta, Points: coll}
-	bar := newProgress(os.Stderr, log, "probes", *probes)
+	bar.from(0)
 	res, err := coordinator.EstimateAt(ctx, backend, plan, w, r0, coordinator.EstimateOptions{
 		Probes: *probes, Batch: *batch, RelError: *relErr, Kernel: *kernelOut != "" && !est.Sketch(), Estimator: est,
 		Progress: func(done, total int, e coordinator.Estimate) {

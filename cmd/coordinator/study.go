@@ -150,6 +150,10 @@ func runStudyErrors(args []string, out io.Writer) error {
 		return inputError{err}
 	}
 	log := lf.logger(nil)
+	log.Info("study errors", "problem", setup.Problem.Name, "variants", strings.Join(cfg.Variants, ","), "N", ns, "M", *M)
+	bar := newProgress(os.Stderr, log, "probes", 0)
+	defer bar.finish()
+	bar.note("the exact K at the snapshot (the reference)")
 	opt := model.Options{MaxMemory: *maxMem}
 	ev, err := setup.NewEvaluator(coll, opt)
 	if err != nil {
@@ -179,7 +183,6 @@ func runStudyErrors(args []string, out io.Writer) error {
 			b.close()
 		}
 	}()
-	bar := newProgress(os.Stderr, log, "probes", 1)
 	var total int64
 	runner := &study.Runner{
 		Config: cfg, Dir: dir, Setup: setup, Points: coll, Theta: theta, Ref: ref, Layout: lay, R0: r0,
@@ -196,8 +199,10 @@ func runStudyErrors(args []string, out io.Writer) error {
 		},
 		Progress: func(done, tot int64, rep *study.Rep) {
 			if total == 0 {
+				// The first repetition of this session: what came
+				// before it (a resumed study's) is not this session's rate.
 				total = tot
-				bar = newProgress(os.Stderr, log, "probes", int(tot))
+				bar.resize(int(tot), int(done)-rep.N)
 			}
 			bar.update(int(done), fmt.Sprintf("%s N=%d", rep.Variant, rep.N))
 		},

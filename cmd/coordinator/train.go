@@ -241,9 +241,10 @@ func runTrain(args []string, out io.Writer) error {
 		return badInput("--steps %d: want at least 1", f.steps)
 	}
 	var (
-		rc  coordinator.RunConfig
-		dir string
-		err error
+		rc   coordinator.RunConfig
+		dir  string
+		err  error
+		from int // the step the run starts at
 	)
 	if f.resume != "" {
 		dir = f.resume
@@ -281,7 +282,7 @@ func runTrain(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "run %s is finished (%d steps; its results are in summary.json); extend it with: coordinator train --resume %s --steps N\n", dir, st.Step, dir)
 			return nil
 		}
-		rc = st.Config
+		rc, from = st.Config, st.Step
 		if st.Probes > 0 {
 			fmt.Fprintf(out, "run %s: resuming at step %d with %d probes already computed\n", dir, st.Step, st.Probes)
 		}
@@ -307,10 +308,21 @@ func runTrain(args []string, out io.Writer) error {
 		return err
 	}
 	log := f.logf.logger(nil)
+	// The first line, before anything slow starts (servers, samplers).
+	if f.resume != "" {
+		fmt.Fprintf(out, "train: resuming %s at step %d of %d\n", dir, from, rc.Train.Steps)
+	} else {
+		fmt.Fprintf(out, "train: %s\n", describeRun(rc))
+	}
+	bar := newProgress(os.Stderr, log, "train", rc.Train.Steps).from(from)
+	defer bar.finish()
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
 	evalOpt := model.Options{MaxMemory: f.maxMem}
+	if rc.Train.NeedsProbes() {
+		bar.note("starting where probes are computed")
+	}
 	backend, desc, closeBus, err := f.backend(ctx, rc, dir, log, out, evalOpt)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -324,9 +336,9 @@ func runTrain(args []string, out io.Writer) error {
 	rc.Transport = f.transport()
 	var run *coordinator.Run
 	if f.resume != "" {
-		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log, out))
+		run, err = coordinator.ResumeRun(dir, backend, runOptions(rc, f, log, out, bar))
 	} else {
-		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log, out))
+		run, err = coordinator.NewRun(dir, rc, backend, runOptions(rc, f, log, out, bar))
 	}
 	if err != nil {
 		return inputError{err}
@@ -338,6 +350,7 @@ func runTrain(args []string, out io.Writer) error {
 		return intr.err()
 	}
 	if err != nil {
+		fmt.Fprintf(out, "stopped at step %d; the run keeps its checkpoint and every probe computed: resume with: coordinator train --resume %s\n", run.Trainer.Next(), run.Dir)
 		return err
 	}
 	if nb, ok := backend.(*natsbus.Backend); ok {
@@ -526,7 +539,7 @@ func (f *trainFlags) backend(ctx context.Context, rc coordinator.RunConfig, dir 
 	return bs.backend, bs.desc, bs.close, nil
 }
 
-func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io.Writer) coordinator.RunOptions {
+func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io.Writer, bar *progress) coordinator.RunOptions {
 	steps := rc.Train.Steps
 	ck := f.ckEvery
 	if ck == 0 {
@@ -536,9 +549,9 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 	if s, err := model.NewSetup(rc.Model); err == nil {
 		blocks = s.Problem.BlockNames()
 	}
-	bar := newProgress(os.Stderr, log, "train", steps)
-	probes := newProgress(os.Stderr, log, "initial probes", rc.Train.InitProbes)
+	probes := bar.child("initial probes", rc.Train.InitProbes)
 	figures := func(r *coordinator.Run) error {
+		bar.note("drawing the figures")
 		files, err := report.RunFigures(r.Dir)
 		if err != nil {
 			return fmt.Errorf("figures: %w", err)
@@ -549,15 +562,30 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 	if !f.figures {
 		figures = nil
 	}
+	var step int
 	return coordinator.RunOptions{
 		AfterRun:        figures,
 		CheckpointEvery: ck,
 		Log:             log,
 		Eval:            model.Options{MaxMemory: f.maxMem},
+		StepStart: func(t, total int) {
+			step = t
+			bar.note(fmt.Sprintf("step %d running", t))
+			if t == 0 && rc.Train.Mode == coordinator.Estimated {
+				probes.begin(0)
+			}
+		},
 		ProbeProgress: func(done, total int) {
 			probes.update(done, "at θ₀ (Algorithm 3's K̂₀)")
 			if done == total {
 				probes.finish()
+			}
+		},
+		WorkProgress: func(what string, done, total int) {
+			if total > 0 {
+				bar.note(fmt.Sprintf("step %d: %s %d/%d", step, what, done, total))
+			} else {
+				bar.note(fmt.Sprintf("step %d: %s %d", step, what, done))
 			}
 		},
 		Progress: func(rec *coordinator.StepRecord, done, total int) {
@@ -569,11 +597,24 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 				}
 			}
 			bar.update(done, status)
-			if done == total {
-				bar.finish()
-			}
 		},
 	}
+}
+
+// describeRun says in one line what a new run does.
+func describeRun(rc coordinator.RunConfig) string {
+	s := fmt.Sprintf("problem %s, %d steps, %s weights, %s", rc.Model.Problem, rc.Train.Steps, rc.Train.Mode, rc.Train.Optimizer)
+	if setup, err := model.NewSetup(rc.Model); err == nil {
+		n := 0
+		for b, c := range counts(setup, rc.Train.Counts) {
+			n += c * setup.Problem.Blocks[b].Components
+		}
+		s += fmt.Sprintf(" (p = %d, n = %d)", setup.NumParams(), n)
+	}
+	if rc.Train.Mode == coordinator.Estimated {
+		s += fmt.Sprintf("; %d initial probes, %d per step", rc.Train.InitProbes, rc.Train.StepProbes)
+	}
+	return s
 }
 
 // lambdas formats weights with their block names: "pde=70.1 u0=4.2".

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"ntkbus/protocol"
 )
@@ -19,6 +20,9 @@ import (
 // binary itself), to send it real signals.
 func TestMain(m *testing.M) {
 	if os.Getenv("NTKBUS_TEST_COORDINATOR") == "1" {
+		if d, err := time.ParseDuration(os.Getenv("NTKBUS_TEST_PROGRESS_EVERY")); err == nil {
+			testProgressEvery = d
+		}
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -432,7 +432,13 @@ func (nt *natural) solveCG(ctx context.Context, p *Problem) error {
 	if err != nil {
 		return err
 	}
-	res := nt.cg.Solve(func(dst, v []float64) { nt.applyKernel(p.Eval, dst, v) }, precond, nt.mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
+	products := 0
+	res := nt.cg.Solve(func(dst, v []float64) {
+		nt.applyKernel(p.Eval, dst, v)
+		if products++; p.Progress != nil {
+			p.Progress("cg products", products, nt.cfg.CGMaxIter)
+		}
+	}, precond, nt.mu, nt.rt, nt.z, nt.cfg.CGTol, nt.cfg.CGMaxIter)
 	nt.rec.CGIterations = res.Iterations
 	return nil
 }

@@ -61,6 +61,11 @@ type Problem struct {
 	// NewPoints reports that the points differ from the last step's
 	// (resampling), so nothing kept from it about K is valid.
 	NewPoints bool
+	// Progress, when not nil, is told how a long part of the step goes (a
+	// solve's iterations): what, done of total (0: not known). It only
+	// reports, for the progress lines of a run; call it as often as is
+	// cheap (it is a function call).
+	Progress func(what string, done, total int)
 }
 
 // ObjectiveAt is Φ at the residual r of some θ under p's weights.
