@@ -10,12 +10,19 @@ import (
 // length, non_finite, duplicate, time, mismatch, quarantined, ...), and
 // the checks of --verify: batches recomputed in the coordinator and
 // compared bit for bit, those whose bits differed, and the sampler
-// instances quarantined for it.
+// identities quarantined for a mismatch or an implausible result. An
+// identity is what the bus's server vouches for (a credential), never a
+// name a sampler gives itself.
 type Audit struct {
 	Rejected    map[string]int64
 	Verified    int64
 	Mismatches  int64
 	Quarantined int64
+	// Quarantines names the quarantined identities, with the reason.
+	Quarantines map[string]string
+	// RefusedFrom counts refused messages by the identity that sent them
+	// (duplicates and stale answers, which honest samplers send, aside).
+	RefusedFrom map[string]int64
 }
 
 // Total is the number of rejected results.
@@ -48,6 +55,20 @@ func (a *Audit) Add(b Audit) {
 	a.Verified += b.Verified
 	a.Mismatches += b.Mismatches
 	a.Quarantined += b.Quarantined
+	for id, why := range b.Quarantines {
+		if a.Quarantines == nil {
+			a.Quarantines = map[string]string{}
+		}
+		a.Quarantines[id] = why
+	}
+	for id, v := range b.RefusedFrom {
+		if v != 0 {
+			if a.RefusedFrom == nil {
+				a.RefusedFrom = map[string]int64{}
+			}
+			a.RefusedFrom[id] += v
+		}
+	}
 }
 
 // Since is what a counted after an earlier reading b of the same counters.
@@ -59,12 +80,30 @@ func (a Audit) Since(b Audit) Audit {
 			d.Rejected[k] = v
 		}
 	}
+	for id, why := range a.Quarantines {
+		if _, before := b.Quarantines[id]; !before {
+			if d.Quarantines == nil {
+				d.Quarantines = map[string]string{}
+			}
+			d.Quarantines[id] = why
+		}
+	}
+	for id, v := range a.RefusedFrom {
+		if v -= b.RefusedFrom[id]; v != 0 {
+			if d.RefusedFrom == nil {
+				d.RefusedFrom = map[string]int64{}
+			}
+			d.RefusedFrom[id] = v
+		}
+	}
 	return d
 }
 
 // Clone is a copy that shares nothing with a.
 func (a Audit) Clone() Audit {
 	a.Rejected = maps.Clone(a.Rejected)
+	a.Quarantines = maps.Clone(a.Quarantines)
+	a.RefusedFrom = maps.Clone(a.RefusedFrom)
 	return a
 }
 

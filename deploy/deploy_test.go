@@ -99,7 +99,7 @@ func TestNATSConfigParses(t *testing.T) {
 	subjects := protocol.Subjects{Prefix: protocol.DefaultPrefix}
 	samePermissions(t, "sampler", s.Permissions, natsbus.SamplerPermissions(subjects, "sampler"))
 	samePermissions(t, "coordinator", c.Permissions, natsbus.CoordinatorPermissions(subjects, "coordinator"))
-	if slices.Contains(s.Permissions.Subscribe.Allow, "ntkbus.work") || slices.Contains(s.Permissions.Subscribe.Allow, "_INBOX.>") {
+	if slices.Contains(s.Permissions.Subscribe.Allow, "ntkbus.pull.>") || slices.Contains(s.Permissions.Subscribe.Allow, "_INBOX.>") {
 		t.Errorf("a sampler may subscribe to %v", s.Permissions.Subscribe.Allow)
 	}
 }
@@ -178,10 +178,9 @@ func (v *violations) has(t *testing.T, what string) {
 
 // Live, with the deploy config: everything a sampler credential must not
 // do is refused by the server (each refusal is reported to the client),
-// and what it needs works: taking work from the queue group and answering
-// it (twice: the acknowledgement and the result), asking for snapshot
-// chunks under its own name with replies on its own inbox. No client gets
-// in without a password.
+// and what it needs works: pulling work and asking for snapshot chunks
+// under its own name with the answers on its own inbox, and publishing
+// results under its own name. No client gets in without a password.
 func TestSamplerDenialsOnARealServer(t *testing.T) {
 	port, rport := freePort(t), freePort(t)
 	natsEnv(t, "perm", port, rport, []int{rport})
@@ -211,31 +210,27 @@ func TestSamplerDenialsOnARealServer(t *testing.T) {
 
 	// What the coordinator sees on the subjects a rogue sampler targets.
 	seen := make(chan string, 16)
-	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x", "_INBOX.coord"} {
+	for _, subj := range []string{"ntkbus.announce.run1", "ntkbus.results.run1.x", "ntkbus.pull.run1.x", "_INBOX_coordinator.x"} {
 		subj := subj
 		if _, err := coord.Subscribe(subj, func(m *nats.Msg) { seen <- subj }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	coord.Flush()
-	// Publishing work, an announcement, a result, to the coordinator's
-	// inbox, or a chunk request in another credential's name.
-	for _, subj := range []string{"ntkbus.work", "ntkbus.announce.run1", "ntkbus.results.run1.x", "_INBOX.coord", "ntkbus.snap.run1.coordinator"} {
+	// Publishing an announcement, a result, a pull or a chunk request in
+	// another credential's name, to the coordinator's inbox, or on
+	// JetStream's API.
+	for _, subj := range []string{"ntkbus.announce.run1", "ntkbus.results.run1.x", "ntkbus.pull.run1.x", "ntkbus.snap.run1.coordinator", "_INBOX_coordinator.x", "$JS.API.STREAM.LIST"} {
 		sampler.Publish(subj, []byte("forged"))
 		v.has(t, fmt.Sprintf("Publish to %q", subj))
 	}
-	// Reading work beside the queue group, another instance's work, every
-	// subject, results, chunk requests, the coordinator's or another
-	// credential's inboxes, other services.
-	for _, subj := range []string{"ntkbus.work", "ntkbus.work.*", "ntkbus.>", ">", "ntkbus.results.>", "ntkbus.snap.>", "_INBOX.>", "_INBOX_coordinator.>", "_INBOX_other.>", "$SRV.>"} {
+	// Reading pulls, results, chunk requests, every subject, the
+	// coordinator's or another credential's inboxes, other services,
+	// JetStream acknowledgements.
+	for _, subj := range []string{"ntkbus.pull.>", "ntkbus.>", ">", "ntkbus.results.>", "ntkbus.snap.>", "_INBOX.>", "_INBOX_coordinator.>", "_INBOX_other.>", "$SRV.>", "$JS.ACK.>"} {
 		sampler.Subscribe(subj, func(*nats.Msg) {})
 		v.has(t, fmt.Sprintf("Subscription to %q", subj))
 	}
-	// The work subject in another queue group, or a wildcard in the samplers' own.
-	sampler.QueueSubscribe("ntkbus.work", "rogue", func(*nats.Msg) {})
-	v.has(t, `Subscription to "ntkbus.work" using queue "rogue"`)
-	sampler.QueueSubscribe("ntkbus.>", "ntkbus-samplers", func(*nats.Msg) {})
-	v.has(t, `Subscription to "ntkbus.>" using queue "ntkbus-samplers"`)
 	sampler.Flush()
 	select {
 	case s := <-seen:
@@ -243,45 +238,44 @@ func TestSamplerDenialsOnARealServer(t *testing.T) {
 	default:
 	}
 
-	// What it needs works: the queue group, answering twice, chunks.
-	if _, err := sampler.QueueSubscribe("ntkbus.work", "ntkbus-samplers", func(m *nats.Msg) {
-		m.Respond([]byte("ack"))
-		m.Respond([]byte("result"))
-	}); err != nil {
+	// What it needs works: a pull answered on its inbox, a result under its
+	// own name, chunks.
+	if _, err := coord.Subscribe("ntkbus.pull.run1.*", func(m *nats.Msg) { m.Respond([]byte("work")) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := coord.Subscribe("ntkbus.snap.run1.*", func(m *nats.Msg) { m.Respond([]byte("chunk")) }); err != nil {
 		t.Fatal(err)
 	}
-	answers := make(chan *nats.Msg, 4)
-	if _, err := coord.ChanSubscribe("ntkbus.results.run1.*", answers); err != nil {
+	results := make(chan *nats.Msg, 4)
+	if _, err := coord.ChanSubscribe("ntkbus.results.run1.*", results); err != nil {
 		t.Fatal(err)
 	}
-	inbox := make(chan *nats.Msg, 1)
+	inbox := make(chan *nats.Msg, 2)
 	if _, err := sampler.ChanSubscribe("_INBOX_sampler.me.*", inbox); err != nil {
 		t.Fatal(err)
 	}
 	sampler.Flush()
 	coord.Flush()
-	coord.PublishRequest("ntkbus.work", "ntkbus.results.run1.t1", []byte("work"))
-	for _, want := range []string{"ack", "result"} {
+	for i, want := range []string{"work", "chunk"} {
+		subj := []string{"ntkbus.pull.run1.sampler", "ntkbus.snap.run1.sampler"}[i]
+		sampler.PublishRequest(subj, fmt.Sprintf("_INBOX_sampler.me.%d", i), []byte("?"))
 		select {
-		case m := <-answers:
+		case m := <-inbox:
 			if string(m.Data) != want {
 				t.Errorf("answer %q, want %q", m.Data, want)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("no %s from the sampler", want)
+			t.Fatalf("no %s on the sampler's inbox", want)
 		}
 	}
-	sampler.PublishRequest("ntkbus.snap.run1.sampler", "_INBOX_sampler.me.1", []byte("chunk 0"))
+	sampler.Publish("ntkbus.results.run1.sampler", []byte("result"))
 	select {
-	case m := <-inbox:
-		if string(m.Data) != "chunk" {
-			t.Errorf("chunk answer %q", m.Data)
+	case m := <-results:
+		if string(m.Data) != "result" || m.Subject != "ntkbus.results.run1.sampler" {
+			t.Errorf("result %q on %s", m.Data, m.Subject)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("no chunk answer on the sampler's inbox")
+		t.Fatal("no result from the sampler")
 	}
 }
 

@@ -68,7 +68,7 @@ func BenchmarkFloats(b *testing.B) {
 // A result of 16 wave probes (n = 900) and a wave snapshot (p = 503,001).
 func BenchmarkMessages(b *testing.B) {
 	var c Codec
-	res := &Result{Version: Version, Run: "run", Step: 7, Lo: 0, Hi: 16, Sampler: "s", Width: 900, D: awkwardFloats(16 * 900)}
+	res := &Result{Version: Version, Run: "run", Step: 7, Lo: 0, Hi: 16, Instance: "s", Token: 3, Width: 900, D: awkwardFloats(16 * 900)}
 	data := c.MarshalResult(nil, res)
 	buf := make([]byte, 0, len(data))
 	b.Run("result/encode", func(b *testing.B) {

@@ -217,8 +217,14 @@ func keyString(b []byte) string {
 		return "lo"
 	case "hi":
 		return "hi"
-	case "sampler":
-		return "sampler"
+	case "inst":
+		return "inst"
+	case "tok":
+		return "tok"
+	case "beat":
+		return "beat"
+	case "done":
+		return "done"
 	case "width":
 		return "width"
 	case "d":
@@ -231,8 +237,6 @@ func keyString(b []byte) string {
 		return "snap"
 	case "try":
 		return "try"
-	case "hold":
-		return "hold"
 	case "size":
 		return "size"
 	case "chunks":

@@ -7,12 +7,14 @@
 // little-endian IEEE-754 bytes, several times faster than msgpack's
 // element-by-element float arrays, and decode into reused buffers.
 //
-// Subjects, under one configurable prefix (default "ntkbus"):
+// Subjects, under one configurable prefix (default "ntkbus"); <id> is the
+// identity of the sender's credential, which a server's permissions tie to
+// it (see Subjects):
 //
-//	<prefix>.work               work requests, to the samplers' queue group <prefix>-samplers
-//	<prefix>.snap.<run>.<id>    snapshot chunk requests of credential <id>, answered on _INBOX_<id>.>
-//	<prefix>.announce.<run>     announcements of a new snapshot (idle samplers prefetch)
-//	<prefix>.results.<run>.<t>  answers: the reply subject of each work request
+//	<prefix>.announce.<run>       a run has work (and its snapshot): idle samplers pull, and prefetch
+//	<prefix>.pull.<run>.<id>      an idle sampler asks for a batch; answered on _INBOX_<id>.>
+//	<prefix>.snap.<run>.<id>      snapshot chunk requests, answered on _INBOX_<id>.>
+//	<prefix>.results.<run>.<id>   progress, results and errors of <id>'s batches
 //
 // Snapshots larger than a message (the wave network's θ is 4 MB; a NATS
 // server's default max payload is 1 MB) are split into chunks that a

@@ -69,7 +69,7 @@ func FuzzUnmarshalSnapshot(f *testing.F) {
 
 func FuzzUnmarshalWorkRequest(f *testing.F) {
 	var c Codec
-	f.Add(c.MarshalWorkRequest(nil, &WorkRequest{Version: Version, Run: "r", Step: 1, Lo: 0, Hi: 4, Snap: SnapshotRef{Step: 1, Size: 10, Chunks: 1}, Hold: 1}))
+	f.Add(c.MarshalWorkRequest(nil, &WorkRequest{Version: Version, Run: "r", Step: 1, Lo: 0, Hi: 4, Snap: SnapshotRef{Step: 1, Size: 10, Chunks: 1}, Token: 9, Beat: 1000}))
 	f.Add(c.MarshalWorkRequest(nil, &WorkRequest{Version: Version, Run: "r", Step: 1, Lo: 0, Hi: 4, Snap: SnapshotRef{Step: 1, Size: 10 << 20, Chunks: 1<<31 - 1}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAllocs(t, data)
@@ -149,7 +149,7 @@ func FuzzUnmarshalChunk(f *testing.F) {
 
 func FuzzUnmarshalSamplerError(f *testing.F) {
 	var c Codec
-	f.Add(c.MarshalSamplerError(nil, &SamplerError{Version: Version, Code: CodeInternal, Message: "x"}))
+	f.Add(c.MarshalSamplerError(nil, &SamplerError{Version: Version, Token: 4, Code: CodeInternal, Message: "x"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkAllocs(t, data)
 		var c Codec
@@ -160,6 +160,30 @@ func FuzzUnmarshalSamplerError(f *testing.F) {
 		var back SamplerError
 		if err := c.UnmarshalSamplerError(c.MarshalSamplerError(nil, &m), &back); err != nil || back != m {
 			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func FuzzUnmarshalPullAndProgress(f *testing.F) {
+	var c Codec
+	f.Add(c.MarshalPull(nil, &Pull{Version: Version, Run: "r", Instance: "i"}))
+	f.Add(c.MarshalProgress(nil, &Progress{Version: Version, Run: "r", Step: 3, Token: 8, Done: 2}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkAllocs(t, data)
+		var c Codec
+		var p Pull
+		if c.UnmarshalPull(data, &p) == nil {
+			var back Pull
+			if err := c.UnmarshalPull(c.MarshalPull(nil, &p), &back); err != nil || back != p {
+				t.Fatalf("pull round trip: %v", err)
+			}
+		}
+		var g Progress
+		if c.UnmarshalProgress(data, &g) == nil {
+			var back Progress
+			if err := c.UnmarshalProgress(c.MarshalProgress(nil, &g), &back); err != nil || back != g {
+				t.Fatalf("progress round trip: %v", err)
+			}
 		}
 	})
 }

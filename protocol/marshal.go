@@ -12,13 +12,14 @@ type Codec struct {
 // MarshalResult appends the encoding of m to dst.
 func (c *Codec) MarshalResult(dst []byte, m *Result) []byte {
 	w := &c.w
-	w.begin(10)
+	w.begin(11)
 	w.int("v", int64(m.Version))
 	w.str("run", m.Run)
 	w.int("step", m.Step)
 	w.int("lo", int64(m.Lo))
 	w.int("hi", int64(m.Hi))
-	w.str("sampler", m.Sampler)
+	w.uint("tok", m.Token)
+	w.str("inst", m.Instance)
 	w.int("width", int64(m.Width))
 	w.floats("d", m.D)
 	w.int("masked", int64(m.Masked))
@@ -30,7 +31,7 @@ func (c *Codec) MarshalResult(dst []byte, m *Result) []byte {
 func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
 	d := m.D
 	*m = Result{}
-	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "width", "d"}, func(r *reader, k string) (err error) {
+	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "tok", "width", "d"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "run":
 			m.Run, err = r.str(k)
@@ -40,13 +41,15 @@ func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
 			m.Lo, err = r.smallInt(k)
 		case "hi":
 			m.Hi, err = r.smallInt(k)
+		case "tok":
+			m.Token, err = r.uint(k)
 		case "width":
 			m.Width, err = r.smallInt(k)
 		case "d":
 			d, err = r.floats(k, d)
 			m.D = d
-		case "sampler":
-			m.Sampler, err = r.str(k)
+		case "inst":
+			m.Instance, err = r.str(k)
 		case "masked":
 			m.Masked, err = r.smallInt(k)
 		case "sec":
@@ -61,7 +64,7 @@ func (c *Codec) UnmarshalResult(data []byte, m *Result) error {
 // MarshalWorkRequest appends the encoding of m to dst.
 func (c *Codec) MarshalWorkRequest(dst []byte, m *WorkRequest) []byte {
 	w := &c.w
-	w.begin(8)
+	w.begin(9)
 	w.int("v", int64(m.Version))
 	w.str("run", m.Run)
 	w.int("step", m.Step)
@@ -70,7 +73,8 @@ func (c *Codec) MarshalWorkRequest(dst []byte, m *WorkRequest) []byte {
 	w.key("snap")
 	writeRef(w, &m.Snap)
 	w.int("try", int64(m.Attempt))
-	w.int("hold", int64(m.Hold))
+	w.uint("tok", m.Token)
+	w.int("beat", int64(m.Beat))
 	return w.out(dst)
 }
 
@@ -115,7 +119,7 @@ func readSum(r *reader, sum *[32]byte) error {
 // UnmarshalWorkRequest decodes a WorkRequest into m.
 func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
 	*m = WorkRequest{}
-	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "snap"}, func(r *reader, k string) (err error) {
+	return c.r.message(data, &m.Version, []string{"run", "step", "lo", "hi", "snap", "tok", "beat"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "run":
 			m.Run, err = r.str(k)
@@ -129,8 +133,10 @@ func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
 			err = readRef(r, &m.Snap)
 		case "try":
 			m.Attempt, err = r.smallInt(k)
-		case "hold":
-			m.Hold, err = r.smallInt(k)
+		case "tok":
+			m.Token, err = r.uint(k)
+		case "beat":
+			m.Beat, err = r.smallInt(k)
 		default:
 			err = r.skip()
 		}
@@ -141,13 +147,14 @@ func (c *Codec) UnmarshalWorkRequest(data []byte, m *WorkRequest) error {
 // MarshalSamplerError appends the encoding of m to dst.
 func (c *Codec) MarshalSamplerError(dst []byte, m *SamplerError) []byte {
 	w := &c.w
-	w.begin(8)
+	w.begin(9)
 	w.int("v", int64(m.Version))
 	w.str("run", m.Run)
 	w.int("step", m.Step)
 	w.int("lo", int64(m.Lo))
 	w.int("hi", int64(m.Hi))
-	w.str("sampler", m.Sampler)
+	w.uint("tok", m.Token)
+	w.str("inst", m.Instance)
 	w.str("code", m.Code)
 	w.str("msg", m.Message)
 	return w.out(dst)
@@ -156,7 +163,7 @@ func (c *Codec) MarshalSamplerError(dst []byte, m *SamplerError) []byte {
 // UnmarshalSamplerError decodes a SamplerError into m.
 func (c *Codec) UnmarshalSamplerError(data []byte, m *SamplerError) error {
 	*m = SamplerError{}
-	return c.r.message(data, &m.Version, []string{"code"}, func(r *reader, k string) (err error) {
+	return c.r.message(data, &m.Version, []string{"code", "tok"}, func(r *reader, k string) (err error) {
 		switch k {
 		case "code":
 			m.Code, err = r.str(k)
@@ -168,10 +175,70 @@ func (c *Codec) UnmarshalSamplerError(data []byte, m *SamplerError) error {
 			m.Lo, err = r.smallInt(k)
 		case "hi":
 			m.Hi, err = r.smallInt(k)
-		case "sampler":
-			m.Sampler, err = r.str(k)
+		case "tok":
+			m.Token, err = r.uint(k)
+		case "inst":
+			m.Instance, err = r.str(k)
 		case "msg":
 			m.Message, err = r.str(k)
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+}
+
+// MarshalPull appends the encoding of m to dst.
+func (c *Codec) MarshalPull(dst []byte, m *Pull) []byte {
+	w := &c.w
+	w.begin(3)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.str("inst", m.Instance)
+	return w.out(dst)
+}
+
+// UnmarshalPull decodes a Pull into m.
+func (c *Codec) UnmarshalPull(data []byte, m *Pull) error {
+	*m = Pull{}
+	return c.r.message(data, &m.Version, []string{"run"}, func(r *reader, k string) (err error) {
+		switch k {
+		case "run":
+			m.Run, err = r.str(k)
+		case "inst":
+			m.Instance, err = r.str(k)
+		default:
+			err = r.skip()
+		}
+		return err
+	})
+}
+
+// MarshalProgress appends the encoding of m to dst.
+func (c *Codec) MarshalProgress(dst []byte, m *Progress) []byte {
+	w := &c.w
+	w.begin(5)
+	w.int("v", int64(m.Version))
+	w.str("run", m.Run)
+	w.int("step", m.Step)
+	w.uint("tok", m.Token)
+	w.int("done", int64(m.Done))
+	return w.out(dst)
+}
+
+// UnmarshalProgress decodes a Progress into m.
+func (c *Codec) UnmarshalProgress(data []byte, m *Progress) error {
+	*m = Progress{}
+	return c.r.message(data, &m.Version, []string{"run", "step", "tok", "done"}, func(r *reader, k string) (err error) {
+		switch k {
+		case "run":
+			m.Run, err = r.str(k)
+		case "step":
+			m.Step, err = r.int(k)
+		case "tok":
+			m.Token, err = r.uint(k)
+		case "done":
+			m.Done, err = r.smallInt(k)
 		default:
 			err = r.skip()
 		}

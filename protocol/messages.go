@@ -10,7 +10,9 @@ import (
 // Version is the protocol version every message carries (key "v").
 // Version 2: samplers acknowledge or decline each work request (Hold), and
 // request snapshot chunks on a subject that names their credential.
-const Version = 2
+// Version 3: samplers pull work when idle, report progress while they
+// compute, and publish everything on subjects that name their credential.
+const Version = 3
 
 // ProblemSpec names the residual and its network. Package model interprets
 // it; here it is opaque.
@@ -69,47 +71,72 @@ type SnapshotRef struct {
 	Sum    [32]byte // "sum": SHA-256 of the encoded snapshot
 }
 
-// WorkRequest asks a sampler for probes [Lo, Hi) of a step.
-//
-// A sampler answers every work request at once, before computing: with
-// StatusAccepted (it will compute the probes and answer again with the
-// Result), or with StatusBusy when it already holds more than Hold requests
-// (running or queued), so the coordinator offers the batch again and every
-// sampler gets an even share although the queue group picks members at
-// random.
+// Pull is an idle sampler's request for a batch of a run, on
+// Subjects.PullFrom. The coordinator answers with a WorkRequest, or with an
+// empty message whose HeaderStatus is StatusNone when it has nothing for
+// the sampler now (it announces the run again when it has).
+type Pull struct {
+	Version  int
+	Run      string
+	Instance string // the replica's name, for logs: not an identity
+}
+
+// WorkRequest gives the puller probes [Lo, Hi) of a step. Token names this
+// assignment in the sampler's Progress, Result or SamplerError; Beat is how
+// often, in milliseconds, the sampler reports progress while it holds the
+// batch: a holder silent for much longer has its batch taken back.
 type WorkRequest struct {
 	Version int
 	Run     string
 	Step    int64
 	Lo, Hi  int
 	Snap    SnapshotRef
-	Attempt int // re-dispatch count
-	Hold    int // accept only when holding at most this many other requests
+	Attempt int // how often the batch went out before
+	Token   uint64
+	Beat    int // milliseconds, MinBeat to MaxBeat
+}
+
+// Heartbeat bounds, in milliseconds.
+const (
+	MinBeat = 50
+	MaxBeat = 60_000
+)
+
+// Progress is a sampler's word that it is still working on an assignment:
+// Done of its probes are computed.
+type Progress struct {
+	Version int
+	Run     string
+	Step    int64
+	Token   uint64
+	Done    int
 }
 
 // Result carries the quotients of probes [Lo, Hi): (Hi−Lo)·Width values,
 // probe-major.
 type Result struct {
-	Version int
-	Run     string
-	Step    int64
-	Lo, Hi  int
-	Sampler string
-	Width   int
-	D       []float64
-	Masked  int     // residual rows with R_i = 0 that the probes dropped
-	Seconds float64 // compute time
+	Version  int
+	Run      string
+	Step     int64
+	Lo, Hi   int
+	Token    uint64
+	Instance string // the replica's name, for logs: not an identity
+	Width    int
+	D        []float64
+	Masked   int     // residual rows with R_i = 0 that the probes dropped
+	Seconds  float64 // compute time
 }
 
 // SamplerError is what a sampler answers instead of a Result.
 type SamplerError struct {
-	Version int
-	Run     string
-	Step    int64
-	Lo, Hi  int
-	Sampler string
-	Code    string // bad_snapshot, snapshot_unavailable, bad_request, internal
-	Message string
+	Version  int
+	Run      string
+	Step     int64
+	Lo, Hi   int
+	Token    uint64
+	Instance string
+	Code     string // bad_snapshot, snapshot_unavailable, bad_request, internal
+	Message  string
 }
 
 // Sampler error codes.
@@ -118,20 +145,24 @@ const (
 	CodeSnapshotUnavailable = "snapshot_unavailable"
 	CodeBadRequest          = "bad_request"
 	CodeInternal            = "internal"
-	// CodeStopping answers requests accepted but not started when a sampler
-	// stops: the coordinator sends them elsewhere at once.
+	// CodeStopping gives back a batch the sampler will not compute (it
+	// stops, or the batch came after its pull gave up): the coordinator
+	// gives it to another at once.
 	CodeStopping = "stopping"
 )
 
-// Headers of the answers that are not messages of their own.
+// Headers of the messages that are not messages of their own.
 const (
-	// HeaderStatus is a sampler's first answer to a work request:
-	// StatusAccepted or StatusBusy; HeaderInstance names the sampler.
-	HeaderStatus   = "Ntkbus-Status"
-	HeaderInstance = "Ntkbus-Instance"
-	StatusAccepted = "accepted"
-	StatusBusy     = "busy"
-	// HeaderError carries the coordinator's reason for not serving a chunk.
+	// HeaderKind tells what a message on a results subject is: KindProgress,
+	// KindError, or (absent) a Result.
+	HeaderKind   = "Ntkbus-Kind"
+	KindProgress = "progress"
+	KindError    = "error"
+	// HeaderStatus with StatusNone answers a pull when there is no batch.
+	HeaderStatus = "Ntkbus-Status"
+	StatusNone   = "none"
+	// HeaderError carries the coordinator's reason for not serving a chunk
+	// or a pull.
 	HeaderError = "Ntkbus-Error"
 )
 
@@ -191,12 +222,18 @@ const (
 	// ReasonMismatch: a result whose bits differ from the coordinator's own
 	// computation of the same probes (--verify).
 	ReasonMismatch Reason = "mismatch"
-	// ReasonQuarantined: a result from a sampler that answered a verified
-	// batch wrongly earlier in the run.
+	// ReasonQuarantined: a result from a sampler identity caught forging
+	// earlier in the run (a mismatch or an implausible result).
 	ReasonQuarantined Reason = "quarantined"
-	// ReasonSender: a result that names another sampler instance than the
-	// one that took its batch (trust and quarantine go by that name).
+	// ReasonSender: a message about an assignment of another identity, or
+	// on a subject that names no identity.
 	ReasonSender Reason = "sender"
+	// ReasonImplausible: a result larger than K can make it (see
+	// coordinator.Plausibility): proof of a forgery, so its sender is
+	// quarantined.
+	ReasonImplausible Reason = "implausible"
+	// ReasonRate: a request beyond its identity's rate limit.
+	ReasonRate Reason = "rate"
 )
 
 // MaxSeconds bounds the compute time a result may report (one day): the
@@ -284,7 +321,7 @@ func (m *Result) Validate(exp ResultExpect) error {
 	if !(m.Seconds >= 0 && m.Seconds <= MaxSeconds) {
 		return reject(ReasonTime, "compute time %v s: want 0 to %d", m.Seconds, MaxSeconds)
 	}
-	if err := ValidInstance(m.Sampler); err != nil {
+	if err := ValidInstance(m.Instance); err != nil {
 		return reject(ReasonMalformed, "%v", err)
 	}
 	for i, v := range m.D {
@@ -304,13 +341,52 @@ func (m *WorkRequest) Validate(lim Limits) error {
 	if err := ValidRunID(m.Run); err != nil {
 		return reject(ReasonRun, "%v", err)
 	}
-	if m.Step < 0 || m.Step > math.MaxUint32 || m.Lo < 0 || m.Hi <= m.Lo || m.Attempt < 0 || m.Hold < 0 {
-		return reject(ReasonRange, "step %d, probes [%d, %d), attempt %d, hold %d", m.Step, m.Lo, m.Hi, m.Attempt, m.Hold)
+	if m.Step < 0 || m.Step > math.MaxUint32 || m.Lo < 0 || m.Hi <= m.Lo || m.Attempt < 0 {
+		return reject(ReasonRange, "step %d, probes [%d, %d), attempt %d", m.Step, m.Lo, m.Hi, m.Attempt)
+	}
+	if m.Beat < MinBeat || m.Beat > MaxBeat {
+		return reject(ReasonRange, "heartbeat every %d ms: want %d to %d", m.Beat, MinBeat, MaxBeat)
 	}
 	if m.Snap.Step != m.Step {
 		return reject(ReasonRange, "snapshot of step %d for work of step %d", m.Snap.Step, m.Step)
 	}
 	return m.Snap.Validate(lim)
+}
+
+// Validate checks a pull's shape.
+func (m *Pull) Validate() error {
+	if err := version(int64(m.Version)); err != nil {
+		return err
+	}
+	if err := ValidRunID(m.Run); err != nil {
+		return reject(ReasonRun, "%v", err)
+	}
+	if m.Instance != "" {
+		if err := ValidInstance(m.Instance); err != nil {
+			return reject(ReasonMalformed, "%v", err)
+		}
+	}
+	return nil
+}
+
+// Validate checks a progress report against the run and step expected.
+func (m *Progress) Validate(run string, step int64) error {
+	if err := version(int64(m.Version)); err != nil {
+		return err
+	}
+	if m.Run != run {
+		return reject(ReasonRun, "progress of run %q, expected %q", m.Run, run)
+	}
+	if m.Step < step {
+		return reject(ReasonStaleStep, "progress of step %d, the run is at step %d", m.Step, step)
+	}
+	if m.Step > step {
+		return reject(ReasonFutureStep, "progress of step %d, the run is at step %d", m.Step, step)
+	}
+	if m.Done < 0 {
+		return reject(ReasonRange, "%d probes done", m.Done)
+	}
+	return nil
 }
 
 // Validate checks an announcement against the receiver's limits.

@@ -24,7 +24,7 @@ func awkwardFloats(n int) []float64 {
 }
 
 func sampleResult() *Result {
-	return &Result{Version: Version, Run: "run-1", Step: 42, Lo: 16, Hi: 19, Sampler: "s-3", Width: 5, D: awkwardFloats(15), Masked: 1, Seconds: 0.25}
+	return &Result{Version: Version, Run: "run-1", Step: 42, Lo: 16, Hi: 19, Token: 1 << 60, Instance: "s-3", Width: 5, D: awkwardFloats(15), Masked: 1, Seconds: 0.25}
 }
 
 func sampleSnapshot() *Snapshot {
@@ -80,15 +80,35 @@ func TestRoundTrips(t *testing.T) {
 		t.Errorf("a valid snapshot: %v", err)
 	}
 
-	wr := &WorkRequest{Version: Version, Run: "r", Step: 5, Lo: 8, Hi: 16, Snap: SnapshotRef{Step: 5, Size: 100, Chunks: 2, Sum: sha256.Sum256([]byte("x"))}, Attempt: 2, Hold: 1}
+	wr := &WorkRequest{Version: Version, Run: "r", Step: 5, Lo: 8, Hi: 16, Snap: SnapshotRef{Step: 5, Size: 100, Chunks: 2, Sum: sha256.Sum256([]byte("x"))}, Attempt: 2, Token: 77, Beat: 2000}
 	var gw WorkRequest
 	if err := c.UnmarshalWorkRequest(c.MarshalWorkRequest(nil, wr), &gw); err != nil || gw != *wr {
 		t.Errorf("work request %+v (%v)", gw, err)
 	}
-	se := &SamplerError{Version: Version, Run: "r", Step: 5, Lo: 1, Hi: 2, Sampler: "s", Code: CodeBadSnapshot, Message: "unknown problem \"heat\""}
+	se := &SamplerError{Version: Version, Run: "r", Step: 5, Lo: 1, Hi: 2, Token: 5, Instance: "s", Code: CodeBadSnapshot, Message: "unknown problem \"heat\""}
 	var ge SamplerError
 	if err := c.UnmarshalSamplerError(c.MarshalSamplerError(nil, se), &ge); err != nil || ge != *se {
 		t.Errorf("sampler error %+v (%v)", ge, err)
+	}
+	pl := &Pull{Version: Version, Run: "r", Instance: "host-3"}
+	var gpl Pull
+	if err := c.UnmarshalPull(c.MarshalPull(nil, pl), &gpl); err != nil || gpl != *pl || gpl.Validate() != nil {
+		t.Errorf("pull %+v (%v)", gpl, err)
+	}
+	pr := &Progress{Version: Version, Run: "r", Step: 5, Token: 1<<63 + 1, Done: 7}
+	var gpr Progress
+	if err := c.UnmarshalProgress(c.MarshalProgress(nil, pr), &gpr); err != nil || gpr != *pr || gpr.Validate("r", 5) != nil {
+		t.Errorf("progress %+v (%v)", gpr, err)
+	}
+	for _, bad := range []Progress{{Version: Version, Run: "x", Step: 5}, {Version: Version, Run: "r", Step: 4}, {Version: Version, Run: "r", Step: 6}, {Version: Version, Run: "r", Step: 5, Done: -1}, {Version: 2, Run: "r", Step: 5}} {
+		if bad.Validate("r", 5) == nil {
+			t.Errorf("progress %+v accepted", bad)
+		}
+	}
+	for _, bad := range []Pull{{Version: Version, Run: "a.b"}, {Version: Version, Run: "r", Instance: "a b"}, {Version: 2, Run: "r"}} {
+		if bad.Validate() == nil {
+			t.Errorf("pull %+v accepted", bad)
+		}
 	}
 	cr := &ChunkRequest{Version: Version, Run: "r", Step: 5, Index: 3}
 	var gcr ChunkRequest
@@ -117,7 +137,7 @@ func TestDecodeReusesBuffers(t *testing.T) {
 	if &m.D[0] != p {
 		t.Error("the float buffer was not reused")
 	}
-	// Strings (run, sampler) are the only allocations.
+	// Strings (run, instance) are the only allocations.
 	if allocs > 2 {
 		t.Errorf("%v allocations per decode", allocs)
 	}
@@ -195,7 +215,7 @@ func TestHostileInputs(t *testing.T) {
 		t.Error("trailing bytes accepted")
 	}
 	// Unknown keys are skipped (forward compatibility).
-	m := map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "width": 1, "d": make([]byte, 8), "future": map[string]any{"x": []int{1, 2}, "y": 1.5, "z": "s"}}
+	m := map[string]any{"v": Version, "run": "r", "step": 1, "lo": 0, "hi": 1, "tok": 1, "width": 1, "d": make([]byte, 8), "future": map[string]any{"x": []int{1, 2}, "y": 1.5, "z": "s"}}
 	var got Result
 	if err := c.UnmarshalResult(enc(m), &got); err != nil || len(got.D) != 1 {
 		t.Errorf("unknown key: %v", err)
@@ -226,7 +246,7 @@ func TestResultValidation(t *testing.T) {
 		{func(r *Result) { r.Seconds = 1e300 }, ReasonTime},
 		{func(r *Result) { r.Seconds = 1e7 }, ReasonTime},
 		{func(r *Result) { r.Seconds = -1 }, ReasonTime},
-		{func(r *Result) { r.Sampler = "a.b" }, ReasonMalformed},
+		{func(r *Result) { r.Instance = "a.b" }, ReasonMalformed},
 		{func(r *Result) { r.Lo, r.Hi = 3, 6 }, ReasonRange}, // before the call's first probe
 	} {
 		r := sampleResult()
@@ -379,7 +399,7 @@ func TestSnapshotRefLimits(t *testing.T) {
 			t.Errorf("%s: %+v accepted", name, ref)
 		}
 	}
-	w := WorkRequest{Version: Version, Run: "r", Step: 3, Lo: 0, Hi: 4, Snap: SnapshotRef{Step: 3, Size: 10 << 20, Chunks: math.MaxInt32}}
+	w := WorkRequest{Version: Version, Run: "r", Step: 3, Lo: 0, Hi: 4, Beat: 1000, Snap: SnapshotRef{Step: 3, Size: 10 << 20, Chunks: math.MaxInt32}}
 	if w.Validate(lim) == nil {
 		t.Error("a work request for a snapshot of 2³¹−1 chunks was accepted")
 	}
@@ -396,7 +416,8 @@ func TestSnapshotRefLimits(t *testing.T) {
 		func(w *WorkRequest) { w.Lo = -1 },
 		func(w *WorkRequest) { w.Step, w.Snap.Step = 1<<32, 1<<32 },
 		func(w *WorkRequest) { w.Snap.Step = 2 },
-		func(w *WorkRequest) { w.Hold = -1 },
+		func(w *WorkRequest) { w.Beat = 0 },
+		func(w *WorkRequest) { w.Beat = MaxBeat + 1 },
 	} {
 		bad := w
 		mut(&bad)
@@ -461,6 +482,8 @@ func decodeAllocs(data []byte) uint64 {
 		c.UnmarshalChunkRequest(data, &ChunkRequest{})
 		c.UnmarshalAnnounce(data, &Announce{})
 		c.UnmarshalSamplerError(data, &SamplerError{})
+		c.UnmarshalPull(data, &Pull{})
+		c.UnmarshalProgress(data, &Progress{})
 		runtime.ReadMemStats(&ms)
 		least = min(least, ms.TotalAlloc-before)
 	}
@@ -472,8 +495,14 @@ func TestSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Work() != "lab.ntk.work" || s.QueueGroup() != "lab.ntk-samplers" || s.Snapshot("r1") != "lab.ntk.snap.r1.*" || s.SnapshotFrom("r1", "u") != "lab.ntk.snap.r1.u" || Inbox("u") != "_INBOX_u" || s.Results("r1") != "lab.ntk.results.r1.*" || s.ResultsFor("r1", "t") != "lab.ntk.results.r1.t" || s.Announce("r1") != "lab.ntk.announce.r1" {
+	if s.Pull("r1") != "lab.ntk.pull.r1.*" || s.PullFrom("r1", "u") != "lab.ntk.pull.r1.u" || s.Snapshot("r1") != "lab.ntk.snap.r1.*" || s.SnapshotFrom("r1", "u") != "lab.ntk.snap.r1.u" || Inbox("u") != "_INBOX_u" || s.Results("r1") != "lab.ntk.results.r1.*" || s.ResultsFrom("r1", "t") != "lab.ntk.results.r1.t" || s.Announce("r1") != "lab.ntk.announce.r1" {
 		t.Errorf("subjects %v", s)
+	}
+	if id, err := Sender("lab.ntk.results.r1.sampler-3"); id != "sampler-3" || err != nil {
+		t.Errorf("sender %q (%v)", id, err)
+	}
+	if _, err := Sender("lab.ntk.results.r1.*"); err == nil {
+		t.Error("a wildcard named a sender")
 	}
 	for _, bad := range []string{"", "a..b", "a.*", "a b", "x.>"} {
 		if _, err := NewSubjects(bad); err == nil {

@@ -12,18 +12,18 @@ const DefaultPrefix = "ntkbus"
 // and "nats micro stats ntkbus-sampler" show every instance.
 const ServiceName = "ntkbus-sampler"
 
-// Subjects are all the subjects of one deployment, under one prefix:
+// Subjects are all the subjects of one deployment, under one prefix. Every
+// subject a sampler publishes on ends with <id>, the identity of its
+// credential, and a server's permissions let credential <id> publish only
+// there (see natsbus.SamplerPermissions): the coordinator takes a
+// message's sender from its subject, which the server vouches for, never
+// from the message.
 //
-//	<prefix>.work                 work requests, to the samplers' queue group <prefix>-samplers only
-//	<prefix>.snap.<run>.<id>      snapshot chunk requests from credential <id>, answered by the
-//	                              coordinator on that credential's inbox _INBOX_<id>.> only
-//	<prefix>.announce.<run>       "a new snapshot exists", so idle samplers prefetch it
-//	<prefix>.results.<run>.<t>    where samplers answer (the work request's reply subject)
-//
-// The subjects are laid out so that a server's permissions can confine a
-// sampler credential <id>: it may subscribe to the work subject only as a
-// member of the queue group, publish chunk requests only under its own
-// <id>, and read only its own inboxes (see natsbus.SamplerPermissions).
+//	<prefix>.announce.<run>       "run <run> has work and this snapshot": idle samplers pull, and prefetch
+//	<prefix>.pull.<run>.<id>      an idle sampler of credential <id> asks for a batch; the answer
+//	                              (a work request, or "none") goes to its inbox _INBOX_<id>.> only
+//	<prefix>.snap.<run>.<id>      snapshot chunk requests from <id>, answered on _INBOX_<id>.> only
+//	<prefix>.results.<run>.<id>   what <id> says about its batches: progress, results, errors
 type Subjects struct{ Prefix string }
 
 // NewSubjects checks prefix: dot-separated tokens without spaces or wildcards.
@@ -39,11 +39,12 @@ func NewSubjects(prefix string) (Subjects, error) {
 	return Subjects{Prefix: prefix}, nil
 }
 
-// Work is the subject of work requests.
-func (s Subjects) Work() string { return s.Prefix + ".work" }
+// Pull is the wildcard of a run's pull requests, where the coordinator
+// serves them.
+func (s Subjects) Pull(run string) string { return s.Prefix + ".pull." + run + ".*" }
 
-// QueueGroup is the samplers' queue group.
-func (s Subjects) QueueGroup() string { return s.Prefix + "-samplers" }
+// PullFrom is where credential id asks for a batch of a run.
+func (s Subjects) PullFrom(run, id string) string { return s.Prefix + ".pull." + run + "." + id }
 
 // Snapshot is the wildcard of a run's chunk requests, where the
 // coordinator serves them.
@@ -52,12 +53,12 @@ func (s Subjects) Snapshot(run string) string { return s.Prefix + ".snap." + run
 // SnapshotFrom is where credential id requests chunks of a run's snapshot.
 func (s Subjects) SnapshotFrom(run, id string) string { return s.Prefix + ".snap." + run + "." + id }
 
-// Inbox is the inbox prefix of credential id: the coordinator sends a
-// chunk only to a reply subject under the Inbox of the id its request
-// names, and a server confines id to reading its own inboxes.
+// Inbox is the inbox prefix of credential id: the coordinator answers a
+// pull or a chunk request only on a reply subject under the Inbox of the
+// id its subject names, and a server confines id to reading its own inboxes.
 func Inbox(id string) string { return "_INBOX_" + id }
 
-// Announce is the subject of a run's snapshot announcements.
+// Announce is the subject of a run's announcements.
 func (s Subjects) Announce(run string) string { return s.Prefix + ".announce." + run }
 
 // AnnounceAll matches every run's announcements.
@@ -66,9 +67,20 @@ func (s Subjects) AnnounceAll() string { return s.Prefix + ".announce.*" }
 // Results is the wildcard of a run's result subjects.
 func (s Subjects) Results(run string) string { return s.Prefix + ".results." + run + ".*" }
 
-// ResultsFor is one result subject of a run.
-func (s Subjects) ResultsFor(run, token string) string {
-	return s.Prefix + ".results." + run + "." + token
+// ResultsFrom is where credential id reports on its batches of a run.
+func (s Subjects) ResultsFrom(run, id string) string {
+	return s.Prefix + ".results." + run + "." + id
+}
+
+// Sender is the identity a subject of the form <...>.<id> names (its last
+// token), or an error when that is no identity. Only a server's
+// permissions make it the sender's: see Subjects.
+func Sender(subject string) (string, error) {
+	id := subject[strings.LastIndexByte(subject, '.')+1:]
+	if err := ValidIdentity(id); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // ValidRunID reports whether id can be a run id: one subject token of
@@ -79,8 +91,9 @@ func ValidRunID(id string) error { return validToken("run id", id) }
 // (chunk requests, inbox prefixes): the same alphabet as a run id.
 func ValidIdentity(id string) error { return validToken("identity", id) }
 
-// ValidInstance reports whether id can be a sampler instance id (a NATS
-// micro id): the same alphabet as a run id.
+// ValidInstance reports whether id can be a sampler instance name (a
+// replica's name, for logs only: it proves nothing): the same alphabet as
+// a run id.
 func ValidInstance(id string) error { return validToken("sampler instance", id) }
 
 func validToken(what, id string) error {

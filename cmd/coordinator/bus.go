@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,12 +51,12 @@ func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSampler
 	fs.IntVar(&b.samplers, "samplers", defaultSamplers, "sampler instances in this process on the NATS bus (0 leaves the work to external samplers)")
 	fs.StringVar(&b.listen, "listen", "127.0.0.1:4222", "address of the embedded NATS server (a free port is taken if it is busy)")
 	fs.BoolVar(&b.local, "local", false, `compute probes on goroutines in this process, without NATS (same as --nats off)`)
-	fs.IntVar(&b.batch, "batch-size", 0, "probes per work request (0: sized from the samplers seen)")
-	fs.DurationVar(&b.timeout, "timeout", 60*time.Second, "first deadline of a work request, before the samplers' speed is known")
+	fs.IntVar(&b.batch, "batch-size", 0, "probes per batch (0: sized by each sampler's measured speed, smaller towards the end of each step)")
+	fs.DurationVar(&b.timeout, "timeout", 60*time.Second, "how long a sampler holding a batch may stay silent (no progress report) before the batch goes to another and the sampler gets a strike; a slow batch that reports progress is never cut short")
 	fs.StringVar(&b.run, "run", "", "run id on the bus (default: from the output folder)")
 	fs.DurationVar(&b.connectWait, "connect-wait", time.Minute, "how long to wait for the NATS server at --nats URL before giving up")
-	fs.DurationVar(&b.waitSamplers, "wait-samplers", 5*time.Minute, "how long to wait while no sampler answers before giving up")
-	fs.Float64Var(&b.verify, "verify", 0, "fraction of batches recomputed in this process and compared bit for bit (and every sampler's first batch); a sampler that disagrees is quarantined and its batches done again (0: no checks)")
+	fs.DurationVar(&b.waitSamplers, "wait-samplers", 5*time.Minute, "how long a step waits while no sampler asks for work, answers or advances, before giving up")
+	fs.Float64Var(&b.verify, "verify", 0, "fraction of the batches of samplers in other processes recomputed here and compared bit for bit (and each sampler identity's first batch); a sampler that disagrees is quarantined and everything it gave the estimate is computed again (0: no checks)")
 	fs.StringVar(&b.listenCert, "listen-tls-cert", "", "certificate of the embedded NATS server: samplers connect with TLS (needed for a --listen address off loopback)")
 	fs.StringVar(&b.listenKey, "listen-tls-key", "", "key of --listen-tls-cert")
 	fs.BoolVar(&b.listenInsecure, "listen-insecure", false, "let the embedded NATS server listen off loopback without TLS: its passwords and the probes cross the network in clear")
@@ -63,6 +66,9 @@ func (b *busFlags) register(fs *flag.FlagSet, defaultNATS string, defaultSampler
 func (b *busFlags) check() error {
 	if !(b.verify >= 0 && b.verify <= 1) {
 		return badInput("--verify %v: want a fraction from 0 to 1", b.verify)
+	}
+	if b.timeout <= 0 {
+		return badInput("--timeout %v: want a positive duration", b.timeout)
 	}
 	if b.waitSamplers <= 0 {
 		return badInput("--wait-samplers %v: want a positive duration", b.waitSamplers)
@@ -136,10 +142,11 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	subjects, _ := b.nf.Subjects()
 	bs := &bus{}
 	var (
-		coordConn   *nats.Conn
-		dial        func(name string) (*nats.Conn, error) // the coordinator's connection
-		dialSampler func(name string) (*nats.Conn, error)
-		identity    string
+		coordConn *nats.Conn
+		dial      func(name string) (*nats.Conn, error) // the coordinator's connection
+		// dialSampler connects in-process sampler i, under the identity it returns.
+		dialSampler func(i int, name string) (*nats.Conn, string, error)
+		inProcess   []string
 		err         error
 	)
 	if b.nf.URL == "embedded" {
@@ -150,22 +157,52 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 			listen = net.JoinHostPort(host, "0")
 		}
 		if !natsbus.IsLoopback(listen) && b.listenCert == "" {
-			log.Warn("the embedded NATS server listens off loopback without TLS (--listen-insecure): its passwords and the probes cross the network in clear", "listen", listen)
+			log.Warn("the embedded NATS server listens off loopback without TLS (--listen-insecure): the probes cross the network in clear", "listen", listen)
 		}
-		emb, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: listen, TLSCert: b.listenCert, TLSKey: b.listenKey, Subjects: subjects, Log: log})
+		// One credential per sampler in this process, and one for samplers
+		// that join from elsewhere.
+		for i := 0; i < b.samplers; i++ {
+			inProcess = append(inProcess, fmt.Sprintf("local-%d", i))
+		}
+		emb, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: listen, TLSCert: b.listenCert, TLSKey: b.listenKey, Subjects: subjects,
+			Samplers: append(slices.Clone(inProcess), natsbus.JoinIdentity), Log: log})
 		if err != nil {
 			return nil, err
 		}
 		bs.stop = append(bs.stop, emb.Shutdown)
-		fmt.Fprintf(out, "embedded NATS server: %s (more samplers join with: %s)\n", emb.URL, emb.JoinCommand())
+		// The join credential's seed goes to a file only its owner reads,
+		// removed when the run ends.
+		dir, err := os.MkdirTemp("", "ntkbus-join-")
+		if err != nil {
+			bs.close()
+			return nil, fmt.Errorf("a folder for the join credential: %w", err)
+		}
+		bs.stop = append(bs.stop, func() { os.RemoveAll(dir) })
+		seed := filepath.Join(dir, "join.nk")
+		if err := emb.Samplers[natsbus.JoinIdentity].WriteSeed(seed); err != nil {
+			bs.close()
+			return nil, err
+		}
+		fmt.Fprintf(out, "embedded NATS server: %s (more samplers join with: %s)\n", emb.URL, emb.JoinCommand(natsbus.JoinIdentity, seed))
 		dial = func(name string) (*nats.Conn, error) { return emb.Connect(emb.Coordinator, name) }
-		dialSampler = func(name string) (*nats.Conn, error) { return emb.Connect(emb.Sampler, name) }
-		identity = emb.Sampler.User
+		dialSampler = func(i int, name string) (*nats.Conn, string, error) {
+			id := inProcess[i]
+			nc, err := emb.Connect(emb.Samplers[id], name)
+			return nc, id, err
+		}
 		bs.desc = "nats, embedded at " + emb.URL
 	} else {
 		dial = func(name string) (*nats.Conn, error) { return b.nf.Connect(name, log.Named("nats")) }
-		dialSampler = dial
-		identity, _ = b.nf.Identity("sampler")
+		// Samplers in this process share the coordinator's credential and
+		// identity, which its permissions allow and this process vouches for.
+		identity, _ := b.nf.Identity(natsbus.CoordinatorUser)
+		if b.samplers > 0 {
+			inProcess = []string{identity}
+		}
+		dialSampler = func(_ int, name string) (*nats.Conn, string, error) {
+			nc, err := dial(name)
+			return nc, identity, err
+		}
 		bs.desc = "nats at " + b.nf.URL
 	}
 	if coordConn, err = dial("ntkbus-coordinator " + run); err != nil {
@@ -179,7 +216,7 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	}
 	for i := 0; i < b.samplers; i++ {
 		id := fmt.Sprintf("local-%d", i)
-		nc, err := dialSampler("ntkbus-sampler " + id)
+		nc, identity, err := dialSampler(i, "ntkbus-sampler "+id)
 		if err != nil {
 			bs.close()
 			return nil, err
@@ -197,7 +234,7 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	}
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,
-		Batch: b.batch, Timeout: b.timeout, WaitSamplers: b.waitSamplers, Verify: b.verify, Eval: opt, Log: log,
+		Batch: b.batch, Timeout: b.timeout, WaitSamplers: b.waitSamplers, Verify: b.verify, InProcess: inProcess, Eval: opt, Log: log,
 	})
 	if err != nil {
 		bs.close()

@@ -33,6 +33,7 @@ func TestBusFlagErrors(t *testing.T) {
 		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--listen-tls-cert", "c.pem"}, "go together"},
 		{[]string{"train", "--problem", "quadratic", "--out", filepath.Join(dir, "run"), "--nats", "nats//127.0.0.1:14222"}, "not a URL"},
 		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--wait-samplers", "0s"}, "--wait-samplers"},
+		{[]string{"estimate", "--snapshot", snap, "--nats", "embedded", "--timeout", "-1s"}, "--timeout"},
 	} {
 		start := time.Now()
 		code, _, e := runCmd(t, tc.args...)
@@ -45,9 +46,8 @@ func TestBusFlagErrors(t *testing.T) {
 	}
 }
 
-// estimate --verify over the embedded bus: the samplers' answers are
-// checked in process and the report says so (every batch with --verify 1),
-// and the numbers are the in-process ones to the bit.
+// estimate --verify over the embedded bus: the report has the checks'
+// fields, and the numbers are the in-process ones to the bit.
 func TestEstimateVerifyReport(t *testing.T) {
 	dir := t.TempDir()
 	snap := filepath.Join(dir, "w.json")
@@ -76,8 +76,10 @@ func TestEstimateVerifyReport(t *testing.T) {
 			t.Errorf("estimate --json lacks %q", k)
 		}
 	}
-	if v, _ := bus["verified"].(float64); v < 4 || bus["mismatches"].(float64) != 0 || bus["quarantined"].(float64) != 0 {
-		t.Errorf("verified %v, mismatches %v, quarantined %v: want every batch checked, none wrong", bus["verified"], bus["mismatches"], bus["quarantined"])
+	// The samplers in this process are the coordinator's own: vouched
+	// for, never checked.
+	if q, _ := bus["quarantined"].(map[string]any); bus["verified"].(float64) != 0 || bus["mismatches"].(float64) != 0 || q == nil || len(q) != 0 {
+		t.Errorf("verified %v, mismatches %v, quarantined %v: want no checks of in-process samplers", bus["verified"], bus["mismatches"], bus["quarantined"])
 	}
 	if local["verified"].(float64) != 0 || local["rejected"].(float64) != 0 {
 		t.Errorf("in process: verified %v, rejected %v", local["verified"], local["rejected"])
@@ -85,7 +87,8 @@ func TestEstimateVerifyReport(t *testing.T) {
 }
 
 // train --verify: summary.json and train.csv report the checks and the
-// refusals; the join command it prints carries the sampler credentials.
+// refusals; the join command it prints names the join credential's seed
+// file, written for its owner alone, and no secret.
 func TestTrainReportsChecks(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	code, out, e := runCmd(t, "train", "--problem", "wave", "--layers", "2,12,12,1", "--points", "8,8,4,4,4",
@@ -94,8 +97,9 @@ func TestTrainReportsChecks(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, e)
 	}
-	if !strings.Contains(out, "NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=") || !strings.Contains(out, "sampler --nats nats://127.0.0.1:") {
-		t.Errorf("the join command lacks the credentials: %s", out)
+	if !strings.Contains(out, "sampler --nats nats://127.0.0.1:") || !strings.Contains(out, "--identity join") || !strings.Contains(out, "--nkey ") ||
+		strings.Contains(strings.ToLower(out+e), "password") {
+		t.Errorf("the join command: %s", out)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
 	if err != nil {
@@ -109,9 +113,6 @@ func TestTrainReportsChecks(t *testing.T) {
 		if _, ok := sum[k]; !ok {
 			t.Errorf("summary.json lacks %q", k)
 		}
-	}
-	if v, _ := sum["verified"].(float64); v < 4 {
-		t.Errorf("verified %v: every step's batches were to be checked", sum["verified"])
 	}
 	csv, _ := os.ReadFile(filepath.Join(dir, "train.csv"))
 	header := strings.SplitN(string(csv), "\n", 2)[0]
@@ -140,7 +141,34 @@ func TestNoSamplersGivesUp(t *testing.T) {
 		t.Fatal(e)
 	}
 	code, _, e := runCmd(t, "estimate", "--snapshot", snap, "--probes", "4", "--nats", srv.ClientURL(), "--samplers", "0", "--wait-samplers", "1s")
-	if code != 1 || !strings.Contains(e, "no sampler answered") || !strings.Contains(e, "within 1s") {
+	if code != 1 || !strings.Contains(e, "no sampler that may get work asked for it") || !strings.Contains(e, "1s (--wait-samplers)") {
 		t.Errorf("exit %d, stderr %q", code, e)
 	}
+}
+
+// The headline run on samplers slower than --timeout: every batch of the
+// paper's wave network takes longer than 50 ms, and the run succeeds with
+// every batch done once (no refusal, not even of a duplicate): samplers
+// that report progress keep their batches, and this process vouches for
+// its own.
+func TestTrainSlowerThanTimeout(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	start := time.Now()
+	code, _, e := runCmd(t, "train", "--problem", "wave", "--steps", "1", "--init-probes", "4", "--probes", "2",
+		"--timeout", "50ms", "--listen", "127.0.0.1:0", "--samplers", "2", "--out", dir, "--log-level", "warn")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(data, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum["rejected"] != 0.0 {
+		t.Errorf("summary: rejected %v, %v", sum["rejected"], sum["rejected_by_reason"])
+	}
+	t.Logf("%v", time.Since(start))
 }

@@ -44,13 +44,17 @@ type estimateReport struct {
 	RejectedBy    map[string]int64    `json:"rejected_by_reason"`
 	Verified      int64               `json:"verified"`
 	Mismatches    int64               `json:"mismatches"`
-	Quarantined   int64               `json:"quarantined"`
-	Masked        int                 `json:"masked_rows"`
-	Kernel        string              `json:"kernel_file,omitempty"`
-	Workers       int                 `json:"workers"`
-	Backend       string              `json:"backend"`
-	BLAS          string              `json:"blas"`
-	Seconds       float64             `json:"seconds"`
+	// Quarantined names the sampler identities caught forging (a mismatch
+	// under --verify, or an implausible result), with the reason;
+	// RejectedBySampler counts the refused messages of each identity.
+	Quarantined       map[string]string `json:"quarantined"`
+	RejectedBySampler map[string]int64  `json:"rejected_by_sampler"`
+	Masked            int               `json:"masked_rows"`
+	Kernel            string            `json:"kernel_file,omitempty"`
+	Workers           int               `json:"workers"`
+	Backend           string            `json:"backend"`
+	BLAS              string            `json:"blas"`
+	Seconds           float64           `json:"seconds"`
 }
 
 func runEstimate(args []string, out io.Writer) error {
@@ -219,15 +223,22 @@ func runEstimate(args []string, out io.Writer) error {
 		Blocks: lay.BlockNames(), BlockTraces: map[string]float64{}, BlockTracesSE: map[string]*float64{},
 		Weights: map[string]*float64{}, WeightsSE: map[string]*float64{}, WeightsLo: map[string]*float64{}, WeightsHi: map[string]*float64{},
 		StoppedEarly: res.Stopped, Rejected: res.Rejected, RejectedBy: map[string]int64{}, Masked: masked,
-		Verified: res.Audit.Verified, Mismatches: res.Audit.Mismatches, Quarantined: res.Audit.Quarantined,
+		Verified: res.Audit.Verified, Mismatches: res.Audit.Mismatches,
+		Quarantined: map[string]string{}, RejectedBySampler: map[string]int64{},
 		Workers: *workers, Backend: backendDesc, BLAS: model.BLASBackend(),
 	}
 	for k, v := range res.Audit.Rejected {
 		rep.RejectedBy[k] = v
 	}
+	for id, why := range res.Audit.Quarantines {
+		rep.Quarantined[id] = why
+	}
+	for id, v := range res.Audit.RefusedFrom {
+		rep.RejectedBySampler[id] = v
+	}
 	if res.Rejected > 0 || res.Audit.Verified > 0 {
 		log.Info("results refused and checked", "rejected", res.Rejected, "rejected_by_reason", res.Audit.Rejected,
-			"verified", res.Audit.Verified, "mismatches", res.Audit.Mismatches, "quarantined", res.Audit.Quarantined)
+			"verified", res.Audit.Verified, "mismatches", res.Audit.Mismatches, "quarantined", res.Audit.Quarantines, "rejected_by_sampler", res.Audit.RefusedFrom)
 	}
 	e := res.Estimate
 	rep.Trace, rep.TraceSE = e.Trace, num(e.TraceSE())
@@ -298,7 +309,13 @@ func runEstimate(args []string, out io.Writer) error {
 		fmt.Fprintf(tw, "kernel\twritten to %s\n", rep.Kernel)
 	}
 	if rep.Rejected > 0 || rep.Verified > 0 {
-		fmt.Fprintf(tw, "\nresults\t%d refused %v; %d batches verified, %d wrong, %d samplers quarantined\n", rep.Rejected, rep.RejectedBy, rep.Verified, rep.Mismatches, rep.Quarantined)
+		fmt.Fprintf(tw, "\nresults\t%d refused %v; %d batches verified, %d wrong\n", rep.Rejected, rep.RejectedBy, rep.Verified, rep.Mismatches)
+		if len(rep.RejectedBySampler) > 0 {
+			fmt.Fprintf(tw, "refused from\t%v\n", rep.RejectedBySampler)
+		}
+		if len(rep.Quarantined) > 0 {
+			fmt.Fprintf(tw, "quarantined\t%v (caught forging: everything they gave was computed again)\n", rep.Quarantined)
+		}
 	}
 	fmt.Fprintf(tw, "\ntime\t%.3f s (%s; BLAS %s)\n", rep.Seconds, rep.Backend, rep.BLAS)
 	return tw.Flush()

@@ -1,8 +1,8 @@
 // Command sampler runs stateless ntkbus samplers: NATS micro service
-// instances ("ntkbus-sampler") in the samplers' queue group that compute NTK
-// probes for whichever coordinator sends work.
+// instances ("ntkbus-sampler") that pull batches of NTK probes from any
+// coordinator that announces work, under the identity of their credential.
 //
-//	sampler --nats nats://127.0.0.1:4222 --replicas 16
+//	sampler --nats nats://127.0.0.1:4222 --nkey sampler-1.nk --identity sampler-1 --replicas 4
 //
 // Each replica has its own connection. Samplers start before the server is
 // up and reconnect forever; SIGINT or SIGTERM stops taking work, finishes
@@ -49,13 +49,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), `usage: sampler [flags]
 
 Runs stateless ntkbus samplers: instances of the NATS micro service
-"ntkbus-sampler" that take batches of NTK probes from any coordinator on the
-bus (the queue group ntkbus-samplers), fetch the step's snapshot in chunks,
-compute the probes and answer with their quotients. Each replica has its
-own connection. Samplers may start before the server and reconnect forever;
-SIGINT or SIGTERM stops taking work, answers what is in hand, and exits.
+"ntkbus-sampler" that, when idle, pull batches of NTK probes from any
+coordinator that announces work, fetch the step's snapshot in chunks,
+compute the probes (saying every few seconds that they are at it) and
+publish their quotients. Everything a sampler publishes carries its
+credential's identity, which the server's permissions tie to it: the
+coordinator trusts, strikes and quarantines by that identity. Each replica
+has its own connection and shares the identity. Samplers may start before
+the server and reconnect forever; SIGINT or SIGTERM stops pulling, answers
+the batch in hand, and exits.
 
-  NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=... sampler --nats nats://host:4222 --replicas 16
+  sampler --nats nats://host:4222 --nkey deploy/secrets/sampler-1.nk --identity sampler-1 --replicas 4
 
 flags:
 `)

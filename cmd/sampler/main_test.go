@@ -65,8 +65,8 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	if len(ids) != 3 {
 		t.Fatalf("%d sampler instances answer discovery, want 3\n%s", len(ids), logs.String())
 	}
-	// "nats micro stats" sees each instance's one endpoint, in the queue
-	// group, with the sampler's own counters as its data.
+	// "nats micro stats" sees each instance's one endpoint, on its own
+	// inbox, with the sampler's own counters as its data.
 	stats, _ := micro.ControlSubject(micro.StatsVerb, protocol.ServiceName, "")
 	m, err := nc.Request(stats, nil, 2*time.Second)
 	if err != nil {
@@ -78,8 +78,8 @@ func TestSamplersStartBeforeServerAndDrain(t *testing.T) {
 	if len(st.Endpoints) == 1 {
 		json.Unmarshal(st.Endpoints[0].Data, &data)
 	}
-	if len(st.Endpoints) != 1 || st.Endpoints[0].Subject != "ntkbus.work" || st.Endpoints[0].QueueGroup != "ntkbus-samplers" ||
-		data["rejected_by_reason"] == nil || data["accepted"] == nil {
+	if len(st.Endpoints) != 1 || !strings.HasPrefix(st.Endpoints[0].Subject, "_INBOX_sampler.") ||
+		data["rejected_by_reason"] == nil || data["pulls"] == nil {
 		t.Errorf("stats %+v", st)
 		for _, e := range st.Endpoints {
 			t.Logf("endpoint %+v, data %s", *e, e.Data)
@@ -154,7 +154,7 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("-h: exit %d\n%s", code, help.String())
 	}
 	var ver syncBuf
-	if code := run(context.Background(), []string{"--version"}, &ver); code != 0 || !strings.HasPrefix(ver.String(), "sampler 2.") || strings.Count(ver.String(), "\n") != 1 {
+	if code := run(context.Background(), []string{"--version"}, &ver); code != 0 || !strings.HasPrefix(ver.String(), "sampler 3.") || strings.Count(ver.String(), "\n") != 1 {
 		t.Errorf("--version: exit %d: %q", code, ver.String())
 	}
 }

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 
 	"ntkbus/coordinator"
 	"ntkbus/coordinator/optim"
@@ -24,7 +22,8 @@ import (
 
 // cluster is a real nats-server in this process (the embedded server, with
 // its per-run credentials and permissions) with sampler instances on their
-// own connections.
+// own connections, each under its own identity s<i>; rogue-<i> are
+// identities for the attackers of a test.
 type cluster struct {
 	t       testing.TB
 	emb     *Embedded
@@ -37,9 +36,18 @@ type cluster struct {
 	violations []string // permission violations of the well-behaved connections
 }
 
+const clusterSamplers, clusterRogues = 16, 8
+
 func newCluster(t testing.TB) *cluster {
 	t.Helper()
-	emb, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:0"})
+	var ids []string
+	for i := range clusterSamplers {
+		ids = append(ids, fmt.Sprintf("s%d", i))
+	}
+	for i := range clusterRogues {
+		ids = append(ids, fmt.Sprintf("rogue-%d", i))
+	}
+	emb, err := StartEmbedded(EmbeddedOptions{Listen: "127.0.0.1:0", Samplers: ids})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +56,14 @@ func newCluster(t testing.TB) *cluster {
 	return c
 }
 
-// connect opens a connection with the coordinator's credentials.
+// connect opens a connection with the coordinator's credential.
 func (c *cluster) connect(name string) *nats.Conn { return c.connectAs(c.emb.Coordinator, name) }
 
-// connectAs opens a connection with the given credentials.
-func (c *cluster) connectAs(cr Credentials, name string, extra ...nats.Option) *nats.Conn {
+// rogue is the credential of attacker i.
+func (c *cluster) rogue(i int) Credential { return c.emb.Samplers[fmt.Sprintf("rogue-%d", i)] }
+
+// connectAs opens a connection with credential cr (none on an open server).
+func (c *cluster) connectAs(cr Credential, name string, extra ...nats.Option) *nats.Conn {
 	c.t.Helper()
 	// A well-behaved connection never meets a permission violation (a
 	// rogue's options replace this handler).
@@ -63,8 +74,11 @@ func (c *cluster) connectAs(cr Credentials, name string, extra ...nats.Option) *
 			c.mu.Unlock()
 		}
 	})
-	opts := append([]nats.Option{nats.Name(name), nats.UserInfo(cr.User, cr.Password), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond), noted}, extra...)
-	nc, err := nats.Connect(c.url, opts...)
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond), noted}
+	if cr.Public != "" {
+		opts = append(opts, cr.Option())
+	}
+	nc, err := nats.Connect(c.url, append(opts, extra...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -72,11 +86,14 @@ func (c *cluster) connectAs(cr Credentials, name string, extra ...nats.Option) *
 	return nc
 }
 
+// samplers starts n more samplers, each under the next identity s<i>.
 func (c *cluster) samplers(n int) []*nats.Conn {
 	var out []*nats.Conn
 	for i := 0; i < n; i++ {
-		nc := c.connectAs(c.emb.Sampler, fmt.Sprintf("sampler-%d", i))
-		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i)})
+		k := len(c.workers)
+		id := fmt.Sprintf("s%d", k)
+		nc := c.connectAs(c.emb.Samplers[id], "sampler-"+id)
+		w, err := worker.Start(nc, worker.Options{ID: id, Identity: id})
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -198,7 +215,8 @@ func sameBits(t *testing.T, what string, a, b *coordinator.Accumulator, n int) {
 
 var smallLayers, smallCounts = []int{2, 16, 16, 1}, []int{10, 10, 4, 4, 4}
 
-// Over NATS, with 1 or 4 samplers, the estimate is the in-process one to the bit.
+// Over NATS, with 1 or 4 samplers, the estimate is the in-process one to
+// the bit, and every batch crossed the bus once: one assignment per result.
 func TestNATSEqualsInProcess(t *testing.T) {
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 5})
 	local, err := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 2, model.Options{})
@@ -212,48 +230,25 @@ func TestNATSEqualsInProcess(t *testing.T) {
 		c := newCluster(t)
 		c.samplers(samplers)
 		b := f.backend(t, c.connect("coordinator"), Options{Batch: 7})
-		discover(t, b, samplers)
 		got := f.estimate(t, b, N, nil)
 		sameBits(t, fmt.Sprintf("%d samplers", samplers), got, want, n)
 		st := b.Stats()
-		if st.Results != (N+6)/7 || b.Audit().Total() != 0 || st.Samplers != samplers {
+		if st.Results != (N+6)/7 || st.Batches != st.Results || b.Audit().Total() != 0 || st.Samplers < 1 || st.Samplers > samplers {
 			t.Errorf("%d samplers: stats %+v", samplers, st)
 		}
 	}
 }
 
-// discover makes b see all n samplers before a test depends on it: on a
-// loaded machine an instance can miss one discovery round.
-func discover(t *testing.T, b *Backend, n int) {
-	t.Helper()
-	for try := 0; try < 20; try++ {
-		if err := b.discover(context.Background(), 500*time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		if len(b.disc.live) == n {
-			return
-		}
-	}
-	t.Fatalf("discovery never saw %d samplers", n)
-}
-
-// Samplers decline work while they hold enough, so the queue group's random
-// picks still spread the batches: over four steps of 8 batches on 4
-// samplers, every sampler takes part, and some offers are declined. How
-// evenly one step spreads depends on whether a batch outlasts the offers
-// (on a loaded 2-core machine these small batches often do not), so the
-// test counts the batches over all the steps.
-func TestBatchesSpreadEvenly(t *testing.T) {
+// Idle samplers pull, so work spreads without anyone declining anything:
+// over four steps on 4 samplers every sampler takes part, each batch goes
+// out once (copies of late batches aside), and a sampler asks again only
+// when it is idle.
+func TestPulledWorkSpreads(t *testing.T) {
 	f := newFixture(t, []int{2, 64, 64, 1}, []int{40, 40, 20, 20, 20}, sampler.Settings{Seed: 7})
 	c := newCluster(t)
 	c.samplers(4)
-	b := f.backend(t, c.connect("coordinator"), Options{Batch: 8})
-	discover(t, b, 4)
+	b := f.backend(t, c.connect("coordinator"), Options{})
 	const steps = 4
-	before := make([]int64, 4)
-	for i, w := range c.workers {
-		before[i] = w.Counts().Accepted
-	}
 	for step := range steps {
 		acc := coordinator.NewAccumulator(f.plan, uint32(step), f.r0, false)
 		w := f.work()
@@ -261,60 +256,67 @@ func TestBatchesSpreadEvenly(t *testing.T) {
 		if err := b.Probes(context.Background(), w, 0, 64, acc.Add); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var total int64
-	for i, w := range c.workers {
-		got := w.Counts().Accepted - before[i]
-		total += got
-		if got == 0 {
-			t.Errorf("sampler %d took no batch in %d steps", i, steps)
+		if acc.Applied() != 64 {
+			t.Fatalf("step %d: %d probes", step, acc.Applied())
 		}
 	}
-	if total < steps*8 {
-		t.Errorf("%d batches accepted, want at least %d", total, steps*8)
+	for i, w := range c.workers {
+		if w.Counts().Results == 0 {
+			t.Errorf("sampler %d answered no batch in %d steps", i, steps)
+		}
 	}
-	if st := b.Stats(); st.Declined == 0 {
-		t.Errorf("no offer was declined: %+v", st)
+	st := b.Stats()
+	t.Logf("stats %+v", st)
+	if st.Batches != st.Results+st.Copies || st.Redispatched != 0 || st.Silent != 0 {
+		t.Errorf("assignments %d for %d results (%d copies), %d given out again: %+v", st.Batches, st.Results, st.Copies, st.Redispatched, st)
 	}
 }
 
-// A sampler that dies holding the first batches of a run (acknowledged,
-// never answered): the batches go to a replacement as soon as discovery
-// sees the sampler gone, not after the first deadline (an hour here).
-func TestStalledFirstBatchResentOnDiscovery(t *testing.T) {
+// A sampler that takes batches and then falls silent (no progress, no
+// answer) loses them after --timeout of silence, gets a strike, and the
+// batches go to another sampler: the step ends with the fault-free bits.
+func TestSilentHolderLosesItsBatch(t *testing.T) {
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 8})
 	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
 	want := f.estimate(t, local, 16, nil)
 
 	c := newCluster(t)
-	ghost := c.connectAs(c.emb.Sampler, "ghost")
-	held := make(chan struct{}, 64)
-	svc, err := micro.AddService(ghost, micro.Config{Name: protocol.ServiceName, Version: "2.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := svc.Info().ID
-	err = svc.AddEndpoint("probe", micro.HandlerFunc(func(r micro.Request) {
-		// Acknowledge, then never answer.
-		r.Respond(nil, micro.WithHeaders(micro.Headers{protocol.HeaderStatus: {protocol.StatusAccepted}, protocol.HeaderInstance: {id}}))
-		held <- struct{}{}
-	}), micro.WithEndpointSubject("ntkbus.work"), micro.WithEndpointQueueGroup("ntkbus-samplers"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Timeout: time.Hour})
+	ghost := c.connectAs(c.rogue(0), "ghost")
+	r := startRogue(t, ghost, "rogue-0", func(*rogue, *protocol.WorkRequest) {}) // takes, never answers
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Timeout: 500 * time.Millisecond})
 	replaced := make(chan struct{})
 	go func() {
 		defer close(replaced)
-		<-held // the ghost holds a batch: it dies, a replacement starts
-		ghost.Close()
+		for r.taken.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
 		c.samplers(1)
 	}()
 	got := f.estimate(t, b, 16, nil)
 	<-replaced
-	sameBits(t, "after the holder died", got, want, f.plan.Layout().N)
-	if st := b.Stats(); st.Lost == 0 {
-		t.Errorf("no batch counted as lost: %+v", st)
+	sameBits(t, "after the holder fell silent", got, want, f.plan.Layout().N)
+	if st := b.Stats(); st.Silent == 0 || st.Redispatched == 0 {
+		t.Errorf("no holder counted as silent: %+v", st)
+	}
+}
+
+// A sampler slower than --timeout that says it is at work keeps its batch
+// and is never struck: its answer, four timeouts late, is taken.
+func TestSlowSamplerKeepsItsBatch(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 18})
+	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
+	want := f.estimate(t, local, 8, nil)
+	c := newCluster(t)
+	const timeout = 500 * time.Millisecond
+	slow := startRogue(t, c.connectAs(c.rogue(0), "slow"), "rogue-0", honest(f, local, func(*rogue, *protocol.WorkRequest) {
+		time.Sleep(4 * timeout) // four timeouts of work, reporting progress
+	}))
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 8, Timeout: timeout})
+	got := f.estimate(t, b, 8, nil)
+	sameBits(t, "a slow sampler", got, want, f.plan.Layout().N)
+	st := b.Stats()
+	if slow.answers.Load() != 1 || st.Silent != 0 || st.Redispatched != 0 || st.Progress == 0 || b.Audit().Total() != 0 {
+		t.Errorf("%d answers; stats %+v", slow.answers.Load(), st)
 	}
 }
 
@@ -346,7 +348,7 @@ func TestKilledSamplersLoseNothing(t *testing.T) {
 
 // Forged, malformed, truncated, non-finite, other-run, old-step and replayed
 // results are all rejected and counted; none is averaged. The server here
-// has no permissions at all, so anyone may publish on the results subject:
+// has no permissions at all, so anyone may publish on any results subject:
 // the coordinator's checks do not depend on the server's.
 func TestBadResultsAreRejected(t *testing.T) {
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 7})
@@ -363,7 +365,7 @@ func TestBadResultsAreRejected(t *testing.T) {
 	spy := c.connect("spy")
 	spy.Subscribe(b.opt.Subjects.Results("dirty"), func(m *nats.Msg) {
 		mu.Lock()
-		if genuine == nil && m.Header.Get("Nats-Service-Error-Code") == "" {
+		if genuine == nil && m.Header.Get(protocol.HeaderKind) == "" {
 			genuine = append([]byte(nil), m.Data...)
 		}
 		mu.Unlock()
@@ -372,7 +374,7 @@ func TestBadResultsAreRejected(t *testing.T) {
 	width := f.plan.Width()
 	var codec protocol.Codec
 	good := func(mut func(*protocol.Result)) []byte {
-		r := &protocol.Result{Version: protocol.Version, Run: "dirty", Step: 2, Lo: 0, Hi: 4, Sampler: "rogue", Width: width, D: make([]float64, 4*width)}
+		r := &protocol.Result{Version: protocol.Version, Run: "dirty", Step: 2, Lo: 0, Hi: 4, Token: 1, Instance: "rogue", Width: width, D: make([]float64, 4*width)}
 		for i := range r.D {
 			r.D[i] = 1e6
 		}
@@ -380,7 +382,6 @@ func TestBadResultsAreRejected(t *testing.T) {
 		return codec.MarshalResult(nil, r)
 	}
 	var injected bool
-	subject := b.opt.Subjects.ResultsFor("dirty", "1") // the token of the first offer
 	got := f.estimate(t, b, N, func(j int) {
 		if injected || j < 8 {
 			return
@@ -396,19 +397,24 @@ func TestBadResultsAreRejected(t *testing.T) {
 			t.Fatal("the spy saw no genuine result to replay")
 		}
 		full := good(func(*protocol.Result) {})
-		for _, msg := range [][]byte{
+		for i, msg := range [][]byte{
 			[]byte("not msgpack at all"),
 			full[:len(full)/2], // truncated
 			good(func(r *protocol.Result) { r.D = r.D[:len(r.D)-1] }),          // wrong length
 			good(func(r *protocol.Result) { r.D[3] = math.NaN() }),             // non-finite
 			good(func(r *protocol.Result) { r.Run = "another" }),               // another run
 			good(func(r *protocol.Result) { r.Step = 1 }),                      // an old step
-			good(func(r *protocol.Result) { r.Lo, r.Hi = 1, 5; r.D = r.D[:] }), // a range never sent
+			good(func(r *protocol.Result) { r.Lo, r.Hi = 1, 5; r.D = r.D[:] }), // a range never given out
 			good(func(r *protocol.Result) { r.Width = width + 1 }),             // wrong width
 			good(func(r *protocol.Result) { r.Seconds = math.NaN() }),          // a compute time that is not a time
 			good(func(r *protocol.Result) { r.Seconds = 1e300 }),
-			replay, // a replayed genuine result
+			replay, // a replayed genuine result, by its own sampler and by the rogue
+			replay,
 		} {
+			subject := b.opt.Subjects.ResultsFrom("dirty", "rogue")
+			if i == 10 {
+				subject = b.opt.Subjects.ResultsFrom("dirty", "s0")
+			}
 			rogue.Publish(subject, msg)
 		}
 		rogue.Flush()
@@ -424,8 +430,11 @@ func TestBadResultsAreRejected(t *testing.T) {
 	if st.Rejected[protocol.ReasonMalformed] < 2 {
 		t.Errorf("garbage and a truncated result: %d malformed", st.Rejected[protocol.ReasonMalformed])
 	}
-	if st.Duplicates == 0 {
-		t.Error("the replayed result was not counted as a duplicate")
+	if st.Duplicates < 2 {
+		t.Error("the replayed results were not counted as duplicates")
+	}
+	if a := b.Audit(); a.RefusedFrom["rogue"] < 8 || a.RefusedFrom["s0"] != 0 {
+		t.Errorf("refusals by identity %v: the rogue's, none of s0's", a.RefusedFrom)
 	}
 }
 
@@ -491,17 +500,14 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 	}
 }
 
-// With the deploy config's users and permissions, samplers (who may only
-// answer what they receive) deliver every result at the first offer they
-// accept.
+// With the deploy config's users and permissions, samplers deliver every
+// result at the first assignment, without a permission violation.
 func TestWithDeployPermissions(t *testing.T) {
 	srv := deployServer(t)
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 9})
-	var violations atomic.Int64
 	noted := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrPermissionViolation) {
 			t.Errorf("permission violation: %v", err)
-			violations.Add(1)
 		}
 	})
 	for i := 0; i < 2; i++ {
@@ -510,7 +516,7 @@ func TestWithDeployPermissions(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i)})
+		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i), Identity: "sampler"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -526,14 +532,9 @@ func TestWithDeployPermissions(t *testing.T) {
 	want := f.estimate(t, local, 40, nil)
 	got := f.estimate(t, b, 40, nil)
 	sameBits(t, "with permissions", got, want, f.plan.Layout().N)
-	// Several discovery rounds: each has its own reply subject, which the
-	// samplers may answer once.
-	for range 3 {
-		discover(t, b, 2)
-	}
 	nc.Flush()
-	if st := b.Stats(); st.Redispatched != 0 || st.Results != 20 || b.Audit().Total() != 0 {
-		t.Errorf("stats %+v: every batch should arrive at the first attempt", st)
+	if st := b.Stats(); st.Redispatched != 0 || st.Results != 20 || st.Batches != 20 || b.Audit().Total() != 0 {
+		t.Errorf("stats %+v: every batch should arrive at the first assignment", st)
 	}
 }
 
@@ -548,7 +549,7 @@ func newOpenCluster(t testing.TB) *cluster {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("server not ready")
 	}
-	c := &cluster{t: t, emb: &Embedded{Server: srv, URL: srv.ClientURL()}, srv: srv, url: srv.ClientURL()}
+	c := &cluster{t: t, emb: &Embedded{Server: srv, URL: srv.ClientURL(), Samplers: map[string]Credential{}}, srv: srv, url: srv.ClientURL()}
 	t.Cleanup(c.close)
 	return c
 }
@@ -619,31 +620,51 @@ func probeWidth(t *testing.T, setup *model.Setup, settings sampler.Settings) int
 	return plan.Width()
 }
 
-// A batch's deadline stays within [1 s, 1 h] whatever the time per probe
-// a slow sampler made the backend observe and however large the batch:
-// it is clamped before it becomes a Duration, which would overflow.
-func TestDeadlineIsClamped(t *testing.T) {
-	b := &Backend{opt: Options{Timeout: 10 * time.Second}}
-	for _, c := range []struct {
+// Batch sizes follow the samplers' measured speed, within the max payload,
+// and stay sane whatever a slow sampler made the backend measure: nothing
+// computed from a rate overflows.
+func TestBatchSizeFollowsSpeed(t *testing.T) {
+	b := &Backend{opt: Options{Timeout: 10 * time.Second, BatchSeconds: 20}, peers: map[string]*peer{}}
+	now := time.Now()
+	c := &call{lo: 0, hi: 1000, maxBatch: 1000}
+	p := b.peer("s")
+	for _, tc := range []struct {
 		perProbe float64
-		k, try   int
-		want     time.Duration
+		want     int
 	}{
-		{0, 4, 0, 10 * time.Second},
-		{0, 4, 2, 40 * time.Second},
-		{0, 4, 16, maxDeadline},
-		{0.1, 4, 0, time.Duration(4.2 * float64(time.Second))},
-		{3600, 400_000, 0, maxDeadline},
-		{1000, 2_000_000, 3, maxDeadline},
-		{math.MaxFloat64 / 16, 1 << 30, 16, maxDeadline},
+		{0, 125},    // unknown speed: an eighth of the call
+		{1e-6, 125}, // fast: what is left shared by the 4 replicas seen, halved
+		{0.5, 40},   // 20 s of work
+		{30, 1},     // slower than a batch's time: one probe
+		{math.MaxFloat64, 1},
 	} {
-		b.perProbe = c.perProbe
-		if got := b.deadline(c.k, c.try); got != c.want {
-			t.Errorf("%v s per probe, %d probes, attempt %d: %v, want %v", c.perProbe, c.k, c.try, got, c.want)
+		p.perProbe = tc.perProbe
+		c.next = 0
+		p.replicas = map[string]time.Time{"a": now, "b": now, "c": now, "d": now}
+		if got := b.size(c, p, now); got != tc.want {
+			t.Errorf("%v s per probe: batch of %d, want %d", tc.perProbe, got, tc.want)
 		}
 	}
-	short := &Backend{opt: Options{Timeout: time.Millisecond}}
-	if got := short.deadline(1, 0); got != minDeadline {
-		t.Errorf("a 1 ms first timeout: %v, want %v", got, minDeadline)
+	p.perProbe = 1e-9
+	c.next = 900
+	if got := b.size(c, p, now); got != 13 {
+		t.Errorf("100 probes left for 4 replicas: batch of %d, want 13", got)
+	}
+	c.maxBatch, c.next = 10, 0
+	if got := b.size(c, p, now); got != 10 {
+		t.Errorf("max payload of 10 probes: batch of %d", got)
+	}
+	// A batch is overdue only when every holder runs far behind its speed,
+	// and the arithmetic holds at absurd speeds.
+	bt := &batch{lo: 0, hi: 10, state: out}
+	bt.holders = []*assignment{{p: p, at: now.Add(-time.Minute), live: true}}
+	for _, tc := range []struct {
+		perProbe float64
+		overdue  bool
+	}{{0.1, true}, {10, false}, {math.MaxFloat64, false}, {0, true}} {
+		p.perProbe = tc.perProbe
+		if got := b.overdue(bt, now); got != tc.overdue {
+			t.Errorf("%v s per probe, held a minute: overdue %v", tc.perProbe, got)
+		}
 	}
 }

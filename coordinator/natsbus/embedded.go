@@ -1,10 +1,9 @@
 package natsbus
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,31 +11,40 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"ntkbus/protocol"
 )
 
-// The users of an ntkbus deployment (deploy/nats/nats.conf has the same).
+// The identities of a default deployment (deploy/nats/auth.conf has the same).
 const (
 	CoordinatorUser = "coordinator"
 	SamplerUser     = "sampler"
+	// JoinIdentity is the embedded server's credential for samplers in
+	// other processes (see Embedded.WriteJoin).
+	JoinIdentity = "join"
 )
 
-// responses is what a credential may answer: each request it received,
-// twice (a sampler acknowledges a work request, then sends the result),
-// within two hours (the longest a batch's deadline runs is one).
-var responses = server.ResponsePermission{MaxMsgs: 2, Expires: 2 * time.Hour}
+// coordinatorResponses is what a coordinator may answer: each pull and
+// chunk request (and discovery ping) once, at once.
+var coordinatorResponses = server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
+
+// samplerResponses is what a sampler may answer: micro discovery's pings,
+// once each.
+var samplerResponses = server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
 
 // SamplerPermissions are the least a sampler credential id needs, and all
-// it gets: it may subscribe to the work subject only as a member of the
-// samplers' queue group (so it receives only the work the server gives
-// it, never another instance's), to announcements, to its own inboxes
-// _INBOX_<id>.> and to micro discovery of the sampler service; it may
-// publish only chunk requests that name it, and answer what it received.
-// It cannot read results or anyone else's replies, nor publish work,
-// announcements or results of its own accord.
+// it gets. It may publish only on subjects that end in its own id: pulls
+// (<prefix>.pull.<run>.<id>), chunk requests (<prefix>.snap.<run>.<id>)
+// and its reports (<prefix>.results.<run>.<id>), so the coordinator can
+// take a message's sender from its subject. It may subscribe only to
+// announcements, to its own inboxes _INBOX_<id>.> (where pulls and chunks
+// are answered) and to micro discovery of the sampler service, and answer
+// a discovery ping once. It cannot read results, work or anyone else's
+// inboxes, nor publish announcements or anything under another id; no
+// JetStream subject is open to it.
 func SamplerPermissions(s protocol.Subjects, id string) *server.Permissions {
-	sub := []string{s.Work() + " " + s.QueueGroup(), s.AnnounceAll(), protocol.Inbox(id) + ".>"}
+	sub := []string{s.AnnounceAll(), protocol.Inbox(id) + ".>"}
 	// Discovery subjects are spelled out: a server matches a '*' of an
 	// allow rule against a '>' in a subscription, so "$SRV.*" would let a
 	// sampler subscribe to "$SRV.>", every service's requests.
@@ -44,38 +52,98 @@ func SamplerPermissions(s protocol.Subjects, id string) *server.Permissions {
 		sub = append(sub, "$SRV."+verb, "$SRV."+verb+"."+protocol.ServiceName, "$SRV."+verb+"."+protocol.ServiceName+".*")
 	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{s.SnapshotFrom("*", id)}},
+		Publish:   &server.SubjectPermission{Allow: []string{s.PullFrom("*", id), s.SnapshotFrom("*", id), s.ResultsFrom("*", id)}},
 		Subscribe: &server.SubjectPermission{Allow: sub},
-		Response:  &responses,
+		Response:  &samplerResponses,
 	}
 }
 
 // CoordinatorPermissions are a coordinator credential id's: it publishes
-// work and announcements, pings the sampler service, reads results and
-// chunk requests and its own inboxes (_INBOX.>), and answers chunk
-// requests; it may also run samplers in its own process (a sampler's
-// permissions under its own id).
+// announcements and pings the sampler service, reads pulls, chunk
+// requests and results, and answers each pull and chunk request once. It
+// may also run samplers in its own process, under its own id (a sampler's
+// permissions for id), which it vouches for.
 func CoordinatorPermissions(s protocol.Subjects, id string) *server.Permissions {
 	svc := protocol.ServiceName
 	p := SamplerPermissions(s, id)
-	p.Publish.Allow = append(p.Publish.Allow, s.Work(), s.AnnounceAll())
+	p.Publish.Allow = append(p.Publish.Allow, s.AnnounceAll())
 	for _, verb := range []string{"PING", "INFO", "STATS"} {
 		p.Publish.Allow = append(p.Publish.Allow, "$SRV."+verb+"."+svc, "$SRV."+verb+"."+svc+".*")
 	}
-	p.Subscribe.Allow = append(p.Subscribe.Allow, s.Prefix+".results.>", s.Prefix+".snap.>", "_INBOX.>")
+	p.Subscribe.Allow = append(p.Subscribe.Allow, s.Prefix+".pull.>", s.Prefix+".snap.>", s.Prefix+".results.>")
+	p.Response = &coordinatorResponses
 	return p
 }
 
-// Credentials are a user name and password.
-type Credentials struct{ User, Password string }
+// Credential is one client's way onto a server: an nkey pair (no
+// password crosses the network, and the server holds only the public
+// key) and the identity that names its subjects.
+type Credential struct {
+	Identity string
+	Public   string
+	seed     []byte
+}
 
-// Embedded is a nats-server running in this process, with users whose
-// passwords are drawn for this run alone.
+// NewCredential draws an nkey pair for identity.
+func NewCredential(identity string) (Credential, error) {
+	if err := protocol.ValidIdentity(identity); err != nil {
+		return Credential{}, err
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return Credential{}, fmt.Errorf("draw an nkey: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return Credential{}, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return Credential{}, err
+	}
+	return Credential{Identity: identity, Public: pub, seed: seed}, nil
+}
+
+// Option is the nats.go option that authenticates as c.
+func (c Credential) Option() nats.Option {
+	seed := c.seed
+	return nats.Nkey(c.Public, func(nonce []byte) ([]byte, error) {
+		kp, err := nkeys.FromSeed(seed)
+		if err != nil {
+			return nil, err
+		}
+		defer kp.Wipe()
+		return kp.Sign(nonce)
+	})
+}
+
+// WriteSeed writes c's seed to path, readable by its owner only: what
+// "sampler --nkey path --identity <c.Identity>" needs.
+func (c Credential) WriteSeed(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write the nkey seed: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("write the nkey seed: %w", err)
+	}
+	if _, err := f.Write(append(append([]byte(nil), c.seed...), '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write the nkey seed: %w", err)
+	}
+	return f.Close()
+}
+
+// Embedded is a nats-server running in this process. Every client has its
+// own nkey, drawn for this run alone: one for the coordinator and one per
+// sampler identity, each with the permissions of a deployment.
 type Embedded struct {
 	Server      *server.Server
 	URL         string
-	Coordinator Credentials
-	Sampler     Credentials
+	Coordinator Credential
+	// Samplers are the sampler credentials, by identity.
+	Samplers map[string]Credential
 }
 
 // EmbeddedOptions configure an embedded server.
@@ -85,23 +153,16 @@ type EmbeddedOptions struct {
 	// TLSCert and TLSKey, when given, make clients connect with TLS.
 	TLSCert, TLSKey string
 	Subjects        protocol.Subjects
-	Log             hclog.Logger
+	// Samplers are the identities to draw sampler credentials for: one
+	// per sampler in this process, and JoinIdentity for others to join.
+	Samplers []string
+	Log      hclog.Logger
 }
 
-// password draws 128 random bits.
-func password() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("draw a password: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// StartEmbedded starts a nats-server in this process with two users, a
-// coordinator and a sampler, each with a password drawn now and the
-// permissions of a deployment: no client gets in without one of them.
-// Samplers in other processes join with the returned URL and the sampler
-// credentials (JoinCommand); those in this process can connect in process.
+// StartEmbedded starts a nats-server in this process with a coordinator
+// credential and one credential per sampler identity, each an nkey drawn
+// now with the permissions of a deployment: no client gets in without one
+// of them, and the server has no password to warn about.
 func StartEmbedded(opt EmbeddedOptions) (*Embedded, error) {
 	if opt.Subjects.Prefix == "" {
 		opt.Subjects.Prefix = protocol.DefaultPrefix
@@ -117,12 +178,21 @@ func StartEmbedded(opt EmbeddedOptions) (*Embedded, error) {
 	if p == 0 {
 		p = server.RANDOM_PORT
 	}
-	e := &Embedded{Coordinator: Credentials{User: CoordinatorUser}, Sampler: Credentials{User: SamplerUser}}
-	if e.Coordinator.Password, err = password(); err != nil {
+	e := &Embedded{Samplers: map[string]Credential{}}
+	if e.Coordinator, err = NewCredential(CoordinatorUser); err != nil {
 		return nil, err
 	}
-	if e.Sampler.Password, err = password(); err != nil {
-		return nil, err
+	users := []*server.NkeyUser{{Nkey: e.Coordinator.Public, Permissions: CoordinatorPermissions(opt.Subjects, CoordinatorUser)}}
+	for _, id := range opt.Samplers {
+		if _, dup := e.Samplers[id]; dup || id == CoordinatorUser {
+			return nil, fmt.Errorf("embedded NATS: sampler identity %q given twice", id)
+		}
+		c, err := NewCredential(id)
+		if err != nil {
+			return nil, err
+		}
+		e.Samplers[id] = c
+		users = append(users, &server.NkeyUser{Nkey: c.Public, Permissions: SamplerPermissions(opt.Subjects, id)})
 	}
 	opts := &server.Options{
 		ServerName: "ntkbus-embedded",
@@ -130,10 +200,7 @@ func StartEmbedded(opt EmbeddedOptions) (*Embedded, error) {
 		Port:       p,
 		NoSigs:     true,
 		MaxPayload: server.MAX_PAYLOAD_SIZE, // the default 1 MB: snapshots go in chunks
-		Users: []*server.User{
-			{Username: e.Coordinator.User, Password: e.Coordinator.Password, Permissions: CoordinatorPermissions(opt.Subjects, e.Coordinator.User)},
-			{Username: e.Sampler.User, Password: e.Sampler.Password, Permissions: SamplerPermissions(opt.Subjects, e.Sampler.User)},
-		},
+		Nkeys:      users,
 	}
 	if (opt.TLSCert == "") != (opt.TLSKey == "") {
 		return nil, fmt.Errorf("embedded NATS TLS needs both a certificate and a key")
@@ -164,17 +231,17 @@ func StartEmbedded(opt EmbeddedOptions) (*Embedded, error) {
 }
 
 // Connect opens a connection in this process (no sockets, so no TLS
-// either) with the given credentials.
-func (e *Embedded) Connect(c Credentials, name string, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.InProcessServer(e.Server), nats.Name(name), nats.UserInfo(c.User, c.Password), nats.MaxReconnects(-1)}, extra...)
+// either) with credential c.
+func (e *Embedded) Connect(c Credential, name string, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.InProcessServer(e.Server), nats.Name(name), c.Option(), nats.MaxReconnects(-1)}, extra...)
 	return nats.Connect(strings.Replace(e.URL, "tls://", "nats://", 1), opts...)
 }
 
 // JoinCommand is the command that starts samplers in another process on
-// this server: the sampler credentials go in the environment, not on the
-// command line where other users could read them.
-func (e *Embedded) JoinCommand() string {
-	return fmt.Sprintf("NTKBUS_NATS_USER=%s NTKBUS_NATS_PASSWORD=%s sampler --nats %s", e.Sampler.User, e.Sampler.Password, e.URL)
+// this server with the credential of identity id, whose seed is in seedFile
+// (see Credential.WriteSeed): no secret on the command line.
+func (e *Embedded) JoinCommand(id, seedFile string) string {
+	return fmt.Sprintf("sampler --nats %s --nkey %s --identity %s", e.URL, seedFile, id)
 }
 
 // Shutdown stops the server and waits for it.

@@ -36,7 +36,6 @@ func TestSketchOverNATSEqualsInProcess(t *testing.T) {
 	c := newCluster(t)
 	c.samplers(3)
 	b := f.backend(t, c.connect("coordinator"), Options{Batch: 3})
-	discover(t, b, 3)
 	for _, est := range []coordinator.Estimator{coordinator.Nystrom, coordinator.XNysTrace} {
 		want, got := estimate(local, est), estimate(b, est)
 		for _, pair := range [][2][]float64{

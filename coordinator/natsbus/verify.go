@@ -15,14 +15,18 @@ import (
 
 // A probe is a pure function of (θ, points, seed, step, j), so any answer
 // can be checked bit for bit by computing it again. With Options.Verify
-// the backend recomputes, in this process, every sampler instance's first
+// the backend recomputes, in this process, every sampler identity's first
 // accepted batch of the run and a keyed-random fraction of all batches
-// after, and compares the bits. The key is drawn per run and never sent,
-// so a sampler cannot tell which of its answers will be checked. An
-// instance whose answer differs is quarantined for the run: the batches it
-// answered in the current call are done again elsewhere, and its later
-// answers are refused. Results are held back until the call's checks are
-// done, so nothing from a quarantined instance reaches the estimate.
+// after, and compares the bits (samplers of this process, which it vouches
+// for, are not checked). The key is drawn per run and never sent, so a
+// sampler cannot tell which of its answers will be checked: a forger that
+// sends k forged batches after its first is never caught with probability
+// (1−Verify)^k. An identity whose answer differs is quarantined for the
+// run: the batches it answered in the current call are done again
+// elsewhere, what it gave earlier calls of the same base point is
+// retracted (Backend.Retracted), and its later answers are refused.
+// Results are held back until the call's checks are done, so nothing from
+// a quarantined identity reaches the estimate.
 
 // verifier recomputes batches in this process, one at a time, beside the
 // dispatch loop.

@@ -1,15 +1,17 @@
-// Package worker is the stateless sampler on the NATS bus: a micro service
-// in the samplers' queue group that takes work requests (a range of probe
-// indices of one step), fetches the step's snapshot in chunks when it does
-// not have it, computes the probes with package sampler and answers with
-// their quotients. It holds nothing but a cache of the newest snapshot, so
-// any instance can serve any request and any instance may die at any time.
+// Package worker is the stateless sampler on the NATS bus. An idle
+// sampler pulls: it asks a run's coordinator for a batch (a range of probe
+// indices of one step) on a subject that names its credential, fetches the
+// step's snapshot in chunks when it does not have it, computes the probes
+// with package sampler, says every Beat that it is still at work, and
+// publishes the quotients. A busy sampler is never asked for anything, so
+// the bus carries one assignment per batch, and a slow batch is never
+// mistaken for a lost one. The sampler holds nothing but a cache of the
+// newest snapshot, so any instance can serve any batch and any instance
+// may die at any time.
 //
-// Every work request is answered at once, before any computing: accepted
-// (with this instance's id) or busy, when the instance already holds more
-// requests than the request's Hold allows. The queue group picks members at
-// random; declining lets the coordinator offer the batch again until an
-// idle instance takes it, so every instance gets an even share.
+// Runs are learnt from announcements; a run that answers a pull with
+// "none" is not asked again until it announces again (or a few seconds
+// pass, in case an announcement was lost).
 //
 // Nothing a message claims is allocated before it is checked against the
 // worker's limits (the snapshot limit and the server's max payload): a
@@ -20,7 +22,9 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,27 +41,35 @@ import (
 )
 
 // Version is the sampler service's version in micro discovery.
-const Version = "2.0.0"
+const Version = "3.0.0"
 
-// DefaultIdentity names a sampler credential when none is given: the user
-// of the deployment's NATS configuration.
+// DefaultIdentity names a sampler credential when none is given.
 const DefaultIdentity = "sampler"
-
-// maxHeld is the most requests an instance holds (one running, the rest
-// queued); it declines more, whatever a request's Hold says.
-const maxHeld = 4
 
 // fetchParallel is the most chunk requests one fetch keeps in flight.
 const fetchParallel = 8
 
+// maxRuns bounds the runs a worker remembers from announcements.
+const maxRuns = 64
+
+// Pull timing: how long a pull waits for its answer, and how often an idle
+// worker asks quiet runs again in case an announcement was lost.
+const (
+	pullWait  = 5 * time.Second
+	idleRetry = 5 * time.Second
+)
+
 // Options configure a worker.
 type Options struct {
 	Subjects protocol.Subjects
-	ID       string // instance name in discovery metadata and logs
-	// Identity is the credential's name in subjects: chunk requests go to
-	// <prefix>.snap.<run>.<Identity> with replies on _INBOX_<Identity>.>,
-	// which a server's permissions confine to that credential. Default
-	// DefaultIdentity.
+	// ID names the instance in logs and in its messages (not an identity:
+	// it proves nothing); characters other than letters, digits, - and _
+	// become -. Default: the micro instance id.
+	ID string
+	// Identity is the credential's name in subjects: pulls, chunk
+	// requests and results go to subjects ending in it, and answers come to
+	// _INBOX_<Identity>.>, which a server's permissions confine to that
+	// credential. Default DefaultIdentity.
 	Identity     string
 	FetchTimeout time.Duration // per snapshot (default 10 s)
 	// MaxSnapshot bounds the encoded snapshot this worker fetches (default
@@ -73,23 +85,28 @@ type Worker struct {
 	svc      micro.Service
 	opt      Options
 	log      hclog.Logger
-	instance string // the micro instance id: results and acks carry it
+	instance string // the micro instance id
+	name     string // opt.ID as a subject-safe token
 	ann      *nats.Subscription
 	stop     chan struct{}
 	done     sync.WaitGroup
-	// abort, once closed, makes the request in hand stop between probes
+	// abort, once closed, makes the batch in hand stop between probes
 	// without an answer (see Abort).
 	abort     chan struct{}
 	abortOnce sync.Once
+	stopOnce  sync.Once
 
-	// The handler (the endpoint's subscription) accepts or declines; the
-	// compute goroutine takes accepted requests from jobs. held counts the
-	// accepted requests not yet answered.
-	mu      sync.Mutex // guards stopped and sends on jobs
-	stopped bool
-	jobs    chan job
-	held    atomic.Int32
-	hcodec  protocol.Codec
+	// Runs learnt from announcements; wake is signalled by each.
+	runsMu sync.Mutex
+	runs   map[string]*runState
+	wake   chan struct{}
+
+	// Pull answers come to pullBox, chunk answers to inbox.
+	pullBox string
+	pulls   chan *nats.Msg
+	pullSub *nats.Subscription
+	pullN   int
+	pcodec  protocol.Codec
 
 	// The newest snapshot: fetched by the compute goroutine or prefetched
 	// on an announcement, under snapMu.
@@ -118,28 +135,31 @@ type Worker struct {
 	res     protocol.Result
 	out     []byte
 	masked  int
+	probed  atomic.Int64 // probes of the batch in hand done, for progress
 
 	statsMu  sync.Mutex
 	counts   Counts
 	rejected map[protocol.Reason]int64
 }
 
-// Counts are a worker's request counters ("nats micro stats" shows them
-// as the endpoint's data, with the rejections by reason).
-type Counts struct {
-	Accepted int64 `json:"accepted"`
-	Busy     int64 `json:"busy"`
-	Results  int64 `json:"results"`
-	Errors   int64 `json:"errors"`
+// runState is what a worker knows of one run.
+type runState struct {
+	ref   protocol.SnapshotRef
+	seen  time.Time // last announcement
+	quiet bool      // answered "none" since its last announcement
 }
 
-type job struct {
-	req micro.Request
-	wr  protocol.WorkRequest
+// Counts are a worker's counters ("nats micro stats" shows them as the
+// service's data, with the rejections by reason).
+type Counts struct {
+	Pulls   int64 `json:"pulls"`   // pull requests sent
+	Batches int64 `json:"batches"` // batches received
+	Results int64 `json:"results"` // results sent
+	Errors  int64 `json:"errors"`  // batches answered with an error
 }
 
 // Start registers the worker as an instance of the samplers' micro service
-// on nc (which may still be connecting) and starts serving.
+// on nc (which may still be connecting) and starts pulling work.
 func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 	if opt.Subjects.Prefix == "" {
 		opt.Subjects.Prefix = protocol.DefaultPrefix
@@ -156,45 +176,54 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 	if err := protocol.ValidIdentity(opt.Identity); err != nil {
 		return nil, err
 	}
-	w := &Worker{nc: nc, opt: opt, stop: make(chan struct{}), abort: make(chan struct{}), jobs: make(chan job, maxHeld), rejected: map[protocol.Reason]int64{}}
+	w := &Worker{nc: nc, opt: opt, stop: make(chan struct{}), abort: make(chan struct{}), wake: make(chan struct{}, 1),
+		runs: map[string]*runState{}, rejected: map[protocol.Reason]int64{}}
 	w.log = opt.Log
 	if w.log == nil {
 		w.log = hclog.NewNullLogger()
 	}
-	// Chunk replies come to this worker's own inbox under its credential's
+	// Answers come to this worker's own inboxes under its credential's
 	// prefix, which the server lets no other credential read.
-	w.inbox = protocol.Inbox(opt.Identity) + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	base := protocol.Inbox(opt.Identity) + "." + strings.TrimPrefix(nats.NewInbox(), nats.InboxPrefix)
+	w.inbox, w.pullBox = base+".c", base+".p"
 	w.replies = make(chan *nats.Msg, 2*fetchParallel)
+	w.pulls = make(chan *nats.Msg, 4)
 	var err error
 	if w.reqSub, err = nc.ChanSubscribe(w.inbox+".*.*", w.replies); err != nil {
 		return nil, fmt.Errorf("subscribe to the chunk inbox: %w", err)
+	}
+	if w.pullSub, err = nc.ChanSubscribe(w.pullBox+".*", w.pulls); err != nil {
+		w.reqSub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe to the pull inbox: %w", err)
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:         protocol.ServiceName,
 		Version:      Version,
 		Description:  "ntkbus NTK probe sampler",
-		Metadata:     map[string]string{"instance": opt.ID, "blas": model.BLASBackend()},
+		Metadata:     map[string]string{"instance": opt.ID, "identity": opt.Identity, "blas": model.BLASBackend()},
 		StatsHandler: func(*micro.Endpoint) any { return w.statsData() },
 	})
 	if err != nil {
-		w.reqSub.Unsubscribe()
+		w.unsubscribe()
 		return nil, fmt.Errorf("register sampler service: %w", err)
 	}
 	w.svc = svc
+	// One endpoint, on this worker's own inbox, so that "nats micro stats"
+	// shows its counters; it answers nothing else.
+	if err := svc.AddEndpoint("stats", micro.HandlerFunc(func(req micro.Request) { req.RespondJSON(w.statsData()) }),
+		micro.WithEndpointSubject(base+".stats")); err != nil {
+		svc.Stop()
+		w.unsubscribe()
+		return nil, fmt.Errorf("add the stats endpoint: %w", err)
+	}
 	w.instance = svc.Info().ID
 	if w.opt.ID == "" {
 		w.opt.ID = w.instance
 	}
+	w.name = instanceName(w.opt.ID)
 	w.log = w.log.With("sampler", w.opt.ID)
-	err = svc.AddEndpoint("probe", micro.HandlerFunc(w.handle),
-		micro.WithEndpointSubject(opt.Subjects.Work()),
-		micro.WithEndpointQueueGroup(opt.Subjects.QueueGroup()))
-	if err != nil {
-		svc.Stop()
-		w.reqSub.Unsubscribe()
-		return nil, fmt.Errorf("add probe endpoint: %w", err)
-	}
-	// Announcements of new snapshots: prefetch while idle, newest only.
+	// Announcements: remember the run, wake the pull loop, and prefetch
+	// the snapshot while idle (newest only).
 	latest := make(chan protocol.Announce, 1)
 	var acodec protocol.Codec
 	w.ann, err = nc.Subscribe(opt.Subjects.AnnounceAll(), func(m *nats.Msg) {
@@ -207,6 +236,7 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 			w.rejectMsg("announcement", err)
 			return
 		}
+		w.learn(a)
 		select {
 		case <-latest:
 		default:
@@ -215,7 +245,7 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 	})
 	if err != nil {
 		svc.Stop()
-		w.reqSub.Unsubscribe()
+		w.unsubscribe()
 		return nil, fmt.Errorf("subscribe to announcements: %w", err)
 	}
 	w.done.Add(2)
@@ -233,37 +263,122 @@ func Start(nc *nats.Conn, opt Options) (*Worker, error) {
 			}
 		}
 	}()
-	go w.compute()
-	w.log.Info("sampler serving", "subject", opt.Subjects.Work(), "queue", opt.Subjects.QueueGroup(), "id", w.instance, "identity", opt.Identity)
+	go w.loop()
+	w.log.Info("sampler pulling work", "announcements", opt.Subjects.AnnounceAll(), "id", w.instance, "identity", opt.Identity)
 	return w, nil
 }
 
-// Instance is the worker's micro instance id, which its answers carry.
+// instanceName makes a name safe for a subject token.
+func instanceName(id string) string {
+	b := []byte(id)
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 {
+		return "sampler"
+	}
+	return string(b)
+}
+
+func (w *Worker) unsubscribe() {
+	w.reqSub.Unsubscribe()
+	w.pullSub.Unsubscribe()
+}
+
+// learn records an announced run as one that may have work, and wakes the
+// pull loop.
+func (w *Worker) learn(a protocol.Announce) {
+	w.runsMu.Lock()
+	r := w.runs[a.Run]
+	if r == nil {
+		if len(w.runs) >= maxRuns {
+			w.forgetOldestLocked()
+		}
+		r = &runState{}
+		w.runs[a.Run] = r
+	}
+	r.ref, r.seen, r.quiet = a.Snap, time.Now(), false
+	w.runsMu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Worker) forgetOldestLocked() {
+	oldest := ""
+	for id, r := range w.runs {
+		if oldest == "" || r.seen.Before(w.runs[oldest].seen) {
+			oldest = id
+		}
+	}
+	delete(w.runs, oldest)
+}
+
+// nextRun picks a run that may have work: of those not quiet, the one
+// announced longest ago, so that no run starves another. "" when none.
+func (w *Worker) nextRun() string {
+	w.runsMu.Lock()
+	defer w.runsMu.Unlock()
+	ids := make([]string, 0, len(w.runs))
+	for id, r := range w.runs {
+		if !r.quiet {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	sort.Slice(ids, func(i, j int) bool { return w.runs[ids[i]].seen.Before(w.runs[ids[j]].seen) })
+	return ids[0]
+}
+
+// settle marks run quiet (it had nothing), or forgets it (nobody serves it).
+func (w *Worker) settle(run string, gone bool) {
+	w.runsMu.Lock()
+	defer w.runsMu.Unlock()
+	if gone {
+		delete(w.runs, run)
+	} else if r := w.runs[run]; r != nil {
+		r.quiet = true
+	}
+}
+
+// unquiet makes every run worth asking again.
+func (w *Worker) unquiet() {
+	w.runsMu.Lock()
+	defer w.runsMu.Unlock()
+	for id, r := range w.runs {
+		if time.Since(r.seen) > time.Hour {
+			delete(w.runs, id) // its coordinator has not spoken for an hour
+			continue
+		}
+		r.quiet = false
+	}
+}
+
+// Instance is the worker's micro instance id.
 func (w *Worker) Instance() string { return w.instance }
 
-// Stop stops taking work, finishes and answers the request being computed,
-// answers the queued ones with CodeStopping (so the coordinator sends them
-// elsewhere at once) and returns when that is done.
+// Stop stops pulling, finishes and answers the batch in hand, and returns
+// when that is done.
 func (w *Worker) Stop() error {
-	w.mu.Lock()
-	if w.stopped {
-		w.mu.Unlock()
-		return nil
-	}
-	w.stopped = true
-	close(w.stop)
-	close(w.jobs)
-	w.mu.Unlock()
+	w.stopOnce.Do(func() { close(w.stop) })
 	err := w.svc.Stop()
 	if w.ann != nil {
 		w.ann.Unsubscribe()
 	}
 	w.done.Wait()
-	w.reqSub.Unsubscribe()
+	w.unsubscribe()
 	return err
 }
 
-// Abort stops the worker and abandons the request in hand between two
+// Abort stops the worker and abandons the batch in hand between two
 // probes, without answering it: for samplers inside a coordinator that is
 // shutting down, whose answers nobody would read.
 func (w *Worker) Abort() error {
@@ -274,6 +389,15 @@ func (w *Worker) Abort() error {
 func (w *Worker) aborted() bool {
 	select {
 	case <-w.abort:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *Worker) stopping() bool {
+	select {
+	case <-w.stop:
 		return true
 	default:
 		return false
@@ -310,9 +434,8 @@ func (w *Worker) statsData() any {
 	}
 	return struct {
 		Counts
-		Held     int32            `json:"held"`
 		Rejected map[string]int64 `json:"rejected_by_reason"`
-	}{w.counts, w.held.Load(), rej}
+	}{w.counts, rej}
 }
 
 func (w *Worker) count(f func(*Counts)) {
@@ -340,63 +463,128 @@ func (w *Worker) limits() protocol.Limits {
 	return protocol.Limits{MaxSnapshot: w.opt.MaxSnapshot, MaxPayload: mp}
 }
 
-// handle answers one work request at once: accepted or busy. It runs on
-// the endpoint's subscription and never computes.
-func (w *Worker) handle(req micro.Request) {
-	var wr protocol.WorkRequest
-	err := w.hcodec.UnmarshalWorkRequest(req.Data(), &wr)
-	if err == nil {
-		err = wr.Validate(w.limits())
+// loop pulls and serves batches, one at a time, until Stop.
+func (w *Worker) loop() {
+	defer w.done.Done()
+	retry := time.NewTimer(idleRetry)
+	defer retry.Stop()
+	for !w.stopping() {
+		run := w.nextRun()
+		if run == "" {
+			select {
+			case <-w.wake:
+			case <-retry.C:
+				// Jittered, so idle samplers do not ask in step.
+				retry.Reset(idleRetry/2 + rand.N(idleRetry))
+				w.unquiet()
+			case <-w.stop:
+				return
+			}
+			continue
+		}
+		wr, ok, gone := w.pull(run)
+		if !ok {
+			w.settle(run, gone)
+			continue
+		}
+		if w.stopping() {
+			w.fail(wr, protocol.CodeStopping, errors.New("the sampler is stopping"))
+			return
+		}
+		w.serve(wr)
 	}
-	if err != nil {
-		w.rejectMsg("work request", err)
-		w.fail(req, &wr, protocol.CodeBadRequest, err)
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.stopped {
-		w.fail(req, &wr, protocol.CodeStopping, errors.New("the sampler is stopping"))
-		return
-	}
-	// Only this goroutine adds to held, so the check and the add agree.
-	if held := int(w.held.Load()); held > min(wr.Hold, maxHeld-1) {
-		w.count(func(c *Counts) { c.Busy++ })
-		req.Respond(nil, micro.WithHeaders(micro.Headers{protocol.HeaderStatus: {protocol.StatusBusy}, protocol.HeaderInstance: {w.instance}}))
-		w.log.Trace("work request declined: busy", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "held", held, "hold", wr.Hold)
-		return
-	}
-	w.held.Add(1)
-	w.count(func(c *Counts) { c.Accepted++ })
-	req.Respond(nil, micro.WithHeaders(micro.Headers{protocol.HeaderStatus: {protocol.StatusAccepted}, protocol.HeaderInstance: {w.instance}}))
-	w.log.Debug("work request accepted", "run", wr.Run, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "attempt", wr.Attempt)
-	w.jobs <- job{req, wr} // never blocks: held ≤ maxHeld = cap(jobs)
 }
 
-// compute serves the accepted requests one at a time.
-func (w *Worker) compute() {
-	defer w.done.Done()
-	for j := range w.jobs {
-		select {
-		case <-w.stop:
-			w.fail(j.req, &j.wr, protocol.CodeStopping, errors.New("the sampler is stopping"))
-		default:
-			w.serve(j.req, &j.wr)
-		}
-		w.held.Add(-1)
+// pull asks run's coordinator for a batch. ok is false when there is none
+// now; gone when nobody serves the run.
+func (w *Worker) pull(run string) (wr *protocol.WorkRequest, ok, gone bool) {
+	w.pullN++
+	reply := w.pullBox + "." + strconv.Itoa(w.pullN)
+	req := w.pcodec.MarshalPull(nil, &protocol.Pull{Version: protocol.Version, Run: run, Instance: w.name})
+	w.count(func(c *Counts) { c.Pulls++ })
+	if err := w.nc.PublishRequest(w.opt.Subjects.PullFrom(run, w.opt.Identity), reply, req); err != nil {
+		w.log.Debug("pull not sent", "run", run, "error", err)
+		return nil, false, false
 	}
+	timeout := time.NewTimer(pullWait)
+	defer timeout.Stop()
+	for {
+		select {
+		case m := <-w.pulls:
+			if m.Subject != reply {
+				w.giveBack(m) // a late answer to an earlier pull
+				continue
+			}
+			if m.Header.Get("Status") == "503" && len(m.Data) == 0 {
+				return nil, false, true
+			}
+			if m.Header.Get(protocol.HeaderStatus) == protocol.StatusNone {
+				if e := m.Header.Get(protocol.HeaderError); e != "" {
+					w.log.Warn("the coordinator refuses this sampler's pulls", "run", run, "reason", clip(e, 256))
+				}
+				return nil, false, false
+			}
+			wr = &protocol.WorkRequest{}
+			err := w.pcodec.UnmarshalWorkRequest(m.Data, wr)
+			if err == nil {
+				err = wr.Validate(w.limits())
+			}
+			if err == nil && wr.Run != run {
+				err = &protocol.RejectError{Reason: protocol.ReasonRun, Detail: fmt.Sprintf("work of run %s for a pull of run %s", wr.Run, run)}
+			}
+			if err != nil {
+				// Not from the coordinator of the run (or broken): the
+				// coordinator's own answer may still come.
+				w.rejectMsg("work request", err)
+				continue
+			}
+			w.count(func(c *Counts) { c.Batches++ })
+			return wr, true, false
+		case <-timeout.C:
+			return nil, false, false
+		case <-w.stop:
+			return nil, false, false
+		}
+	}
+}
+
+// giveBack returns the batch of an answer that came after its pull gave
+// up, so the coordinator gives it to another at once.
+func (w *Worker) giveBack(m *nats.Msg) {
+	var wr protocol.WorkRequest
+	if len(m.Data) == 0 || w.pcodec.UnmarshalWorkRequest(m.Data, &wr) != nil || wr.Validate(w.limits()) != nil {
+		return
+	}
+	w.fail(&wr, protocol.CodeStopping, errors.New("the batch came after its pull gave up"))
 }
 
 // resultOverhead bounds what a Result message adds to its quotients: the
-// map, ten short keys, a run id and a sampler id of at most 64 bytes, seven
-// integers and a float of at most 9 bytes, a bin header.
-const resultOverhead = 1 + 10*8 + 2*(2+64) + 8*9 + 5
+// map, eleven short keys, a run id and an instance name of at most 64
+// bytes, eight integers and a float of at most 9 bytes, a bin header.
+const resultOverhead = 1 + 11*8 + 2*(2+64) + 9*9 + 5
 
-// serve computes and answers one accepted request.
-func (w *Worker) serve(req micro.Request, wr *protocol.WorkRequest) {
+// serve computes and answers one batch, reporting progress every Beat
+// while it holds it.
+func (w *Worker) serve(wr *protocol.WorkRequest) {
 	start := time.Now()
+	w.probed.Store(0)
+	beatDone := make(chan struct{})
+	var beats sync.WaitGroup
+	beats.Add(1)
+	go func() {
+		defer beats.Done()
+		w.heartbeat(wr, beatDone)
+	}()
+	defer func() {
+		close(beatDone)
+		beats.Wait()
+	}()
+	w.log.Debug("batch taken", "run", wr.Run, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "attempt", wr.Attempt)
 	if code, err := w.base(wr.Run, wr.Snap); err != nil {
-		w.fail(req, wr, code, err)
+		if w.stopping() {
+			code = protocol.CodeStopping
+		}
+		w.fail(wr, code, err)
 		return
 	}
 	width := w.plan.Width()
@@ -408,29 +596,30 @@ func (w *Worker) serve(req micro.Request, wr *protocol.WorkRequest) {
 	if int64(n)*int64(width)*8+resultOverhead > int64(maxPayload) {
 		err := &protocol.RejectError{Reason: protocol.ReasonSize, Detail: fmt.Sprintf("%d probes of %d values do not fit the server's max payload of %d bytes", n, width, maxPayload)}
 		w.rejectMsg("work request", err)
-		w.fail(req, wr, protocol.CodeBadRequest, err)
+		w.fail(wr, protocol.CodeBadRequest, err)
 		return
 	}
 	r := &w.res
-	r.Version, r.Run, r.Step, r.Lo, r.Hi = protocol.Version, wr.Run, wr.Step, wr.Lo, wr.Hi
-	r.Sampler, r.Width, r.Masked = w.instance, width, w.masked
+	r.Version, r.Run, r.Step, r.Lo, r.Hi, r.Token = protocol.Version, wr.Run, wr.Step, wr.Lo, wr.Hi, wr.Token
+	r.Instance, r.Width, r.Masked = w.name, width, w.masked
 	if cap(r.D) < n*width {
 		r.D = make([]float64, n*width)
 	}
 	r.D = r.D[:n*width]
 	for j := wr.Lo; j < wr.Hi; j++ {
 		if w.aborted() {
-			w.log.Debug("request abandoned: stopping", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi)
+			w.log.Debug("batch abandoned: stopping", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi)
 			return
 		}
 		w.prober.Probe(uint32(j), r.D[(j-wr.Lo)*width:(j-wr.Lo+1)*width])
+		w.probed.Add(1)
 	}
 	r.Seconds = min(time.Since(start).Seconds(), protocol.MaxSeconds)
 	if w.aborted() {
 		return
 	}
 	w.out = w.codec.MarshalResult(w.out[:0], r)
-	if err := req.Respond(w.out); err != nil {
+	if err := w.nc.Publish(w.opt.Subjects.ResultsFrom(wr.Run, w.opt.Identity), w.out); err != nil {
 		w.count(func(c *Counts) { c.Errors++ })
 		w.log.Warn("result not sent", "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "error", err)
 		return
@@ -439,28 +628,63 @@ func (w *Worker) serve(req micro.Request, wr *protocol.WorkRequest) {
 	w.log.Debug("probes done", "run", wr.Run, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "seconds", r.Seconds)
 }
 
+// heartbeat reports the batch's progress every wr.Beat until done closes.
+// It runs beside the computation, so a batch that takes long is never
+// taken for a lost one while this process runs.
+func (w *Worker) heartbeat(wr *protocol.WorkRequest, done chan struct{}) {
+	t := time.NewTicker(time.Duration(wr.Beat) * time.Millisecond)
+	defer t.Stop()
+	var c protocol.Codec
+	subject := w.opt.Subjects.ResultsFrom(wr.Run, w.opt.Identity)
+	for {
+		select {
+		case <-done:
+			return
+		case <-w.abort:
+			return
+		case <-t.C:
+			m := nats.NewMsg(subject)
+			m.Header.Set(protocol.HeaderKind, protocol.KindProgress)
+			m.Data = c.MarshalProgress(nil, &protocol.Progress{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Token: wr.Token, Done: int(w.probed.Load())})
+			if err := w.nc.PublishMsg(m); err != nil {
+				w.log.Debug("progress not sent", "error", err)
+			}
+		}
+	}
+}
+
 // maxMessage bounds the error text a sampler sends.
 const maxMessage = 1024
 
-func (w *Worker) fail(req micro.Request, wr *protocol.WorkRequest, code string, err error) {
+// fail answers a batch with an error instead of a result.
+func (w *Worker) fail(wr *protocol.WorkRequest, code string, err error) {
 	if w.aborted() {
 		return
 	}
 	w.count(func(c *Counts) { c.Errors++ })
-	msg := err.Error()
-	if len(msg) > maxMessage {
-		msg = msg[:maxMessage]
-	}
+	msg := clip(err.Error(), maxMessage)
 	if code != protocol.CodeStopping {
-		w.log.Warn("work request failed", "code", code, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "error", msg)
+		w.log.Warn("batch failed", "code", code, "step", wr.Step, "lo", wr.Lo, "hi", wr.Hi, "error", msg)
 	}
-	run := wr.Run
-	if protocol.ValidRunID(run) != nil {
-		run = ""
-	}
-	se := protocol.SamplerError{Version: protocol.Version, Run: run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Sampler: w.instance, Code: code, Message: msg}
+	se := protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: w.name, Code: code, Message: msg}
 	var c protocol.Codec
-	req.Error(code, strings.ReplaceAll(msg, "\n", " "), c.MarshalSamplerError(nil, &se))
+	m := nats.NewMsg(w.opt.Subjects.ResultsFrom(wr.Run, w.opt.Identity))
+	m.Header.Set(protocol.HeaderKind, protocol.KindError)
+	m.Data = c.MarshalSamplerError(nil, &se)
+	if err := w.nc.PublishMsg(m); err != nil {
+		w.log.Debug("error not sent", "error", err)
+	}
+}
+
+// clip cuts s to at most n bytes and one line.
+func clip(s string, n int) string {
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
 }
 
 // base makes the snapshot ref of run the prober's base point: fetching it
