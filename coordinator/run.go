@@ -806,7 +806,7 @@ func (tr *Trainer) restore(ck *checkpointState) error {
 	tr.t = ck.Step
 	copy(tr.lambda, ck.Lambda)
 	tr.avg, tr.spaced = ck.Avg, ck.Spaced
-	if ck.Optimizer != nil {
+	if tr.method.State() != nil {
 		return tr.method.SetState(ck.Optimizer)
 	}
 	return nil
@@ -967,12 +967,12 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 	if err != nil {
 		return err
 	}
-	if st := m.State(); (ck.Optimizer != nil) != (st != nil) {
-		return fmt.Errorf("optimizer state present: %v, for optimizer %s", ck.Optimizer != nil, tc.Optimizer)
-	}
-	if ck.Optimizer != nil {
+	// A state whose fields are all zero reads back as none (gob).
+	if st := m.State(); ck.Optimizer != nil && st == nil {
+		return fmt.Errorf("optimizer state present: true, for optimizer %s", tc.Optimizer)
+	} else if st != nil {
 		if err := m.SetState(ck.Optimizer); err != nil {
-			return err
+			return fmt.Errorf("optimizer state present: %v, for optimizer %s: %w", ck.Optimizer != nil, tc.Optimizer, err)
 		}
 	}
 	// The moving average exists from the end of step 0 on, in estimate mode.

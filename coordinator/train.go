@@ -144,6 +144,9 @@ func (c *TrainConfig) Validate(blocks int) error {
 	if err := oc.Validate(); err != nil {
 		return err
 	}
+	if c.Optimizer == "lbfgs" && (c.Mode != Fixed || c.Resample) {
+		return errors.New("lbfgs needs one objective for the whole run: fixed weights and fixed points (--weights fixed --resample false)")
+	}
 	if c.needsColumns() && c.Mode != Estimated {
 		if err := c.Probe.Validate(); err != nil {
 			return err

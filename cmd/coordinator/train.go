@@ -86,7 +86,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.loss, "loss", "", "how a block's squares enter the loss: mean (Σ_b λ_b‖R_b‖²/n_b; the default with --weights fixed) or sum (Σ_b λ_b‖R_b‖², the paper's; the default with NTK weights)")
 	fs.Float64Var(&f.stop.TargetError, "target-error", 0, "stop once the relative L² error (evaluated every --error-every steps) is at most this (0: no target)")
 	fs.Float64Var(&f.stop.TargetLoss, "target-loss", 0, "stop once the loss (Σ_b mean squared residual) is at most this (0: no target)")
-	fs.IntVar(&f.stop.StallSteps, "stall-steps", -1, "stop when the loss has not fallen by --stall-decrease in this many steps (0: never; default 100 for ngd and sngd, 0 for gd and adam)")
+	fs.IntVar(&f.stop.StallSteps, "stall-steps", -1, "stop when the loss has not fallen by --stall-decrease in this many steps (0: never; default 100 for ngd, sngd and lbfgs, 0 for gd and adam)")
 	fs.Float64Var(&f.stop.StallDecrease, "stall-decrease", 0.01, "the relative decrease of the loss the stall rule waits for")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
@@ -94,7 +94,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.exactEvery, "exact-every", 0, "exact weights every k steps: Algorithm 1's period (default 1), or with --weights estimate the period of the exact reference logged beside the estimate (0: none)")
 	fs.IntVar(&f.eig, "eigenvalues", 0, "log the k largest eigenvalues of the exact K at exact steps (small problems)")
 	fs.BoolVar(&f.kernel, "kernel", false, "keep the full n×n K̂ moving average, not only its block traces")
-	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
+	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, lbfgs (gonum's L-BFGS with the Moré–Thuente line search; fixed weights and points), ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
 	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η (ngd, sngd: default 1, where the line search starts)")
 	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
 	fs.Float64Var(&f.dampStart, "damping-start", 0, "ngd, sngd with --damping auto: the first μ (0: 10⁻⁶·max K̃_ii)")
@@ -402,13 +402,14 @@ func (f *trainFlags) keepTransport(t *coordinator.Transport) string {
 }
 
 // stopRules are the stop flags, the stall rule's default (-1) resolved for
-// the optimizer: on for the natural gradients, which reach their floor in
-// hundreds of steps and then only spend time, off for gd and adam.
+// the optimizer: on for the natural gradients and L-BFGS, which reach
+// their floor in hundreds of steps and then only spend time (L-BFGS's
+// failed line searches leave θ), off for gd and adam.
 func (f *trainFlags) stopRules(optimizer string) coordinator.StopRules {
 	s := f.stop
 	if s.StallSteps == -1 {
 		s.StallSteps = 0
-		if optim.IsNatural(optimizer) {
+		if optim.IsNatural(optimizer) || optimizer == "lbfgs" {
 			s.StallSteps = 100
 		}
 	}

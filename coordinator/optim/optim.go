@@ -95,7 +95,7 @@ type Config struct {
 }
 
 // Names are the methods New makes.
-var Names = []string{"gd", "adam", "ngd", "sngd"}
+var Names = []string{"gd", "adam", "lbfgs", "ngd", "sngd"}
 
 // IsNatural reports whether the method is a natural gradient (ngd or
 // sngd): no gradient, a solve with K, damping and a line search.
@@ -105,6 +105,8 @@ func IsNatural(name string) bool { return name == "ngd" || name == "sngd" }
 func (c *Config) Validate() error {
 	switch c.Name {
 	case "gd", "adam":
+	case "lbfgs":
+		return nil // no schedule: its line search finds the step
 	case "ngd", "sngd":
 		if err := c.Natural.validate(c.Name); err != nil {
 			return err
@@ -113,7 +115,7 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("sketch columns S = %d: want at least 1", c.Columns)
 		}
 	default:
-		return fmt.Errorf("optimizer %q: want gd, adam, ngd or sngd", c.Name)
+		return fmt.Errorf("optimizer %q: want gd, adam, lbfgs, ngd or sngd", c.Name)
 	}
 	if c.Columns < 0 {
 		return fmt.Errorf("probe columns %d: want a number ≥ 0", c.Columns)
@@ -131,6 +133,8 @@ func New(cfg Config, p int) (Method, error) {
 		return &GD{Schedule: cfg.Schedule}, nil
 	case "adam":
 		return NewAdam(cfg.Schedule, p), nil
+	case "lbfgs":
+		return NewLBFGS(p), nil
 	default:
 		return newNatural(cfg), nil
 	}
@@ -139,13 +143,14 @@ func New(cfg Config, p int) (Method, error) {
 // State is an optimizer's state after a step: part of a checkpoint. Each
 // method uses its own fields and leaves the others zero.
 type State struct {
-	M, V   []float64 // adam: the moment estimates
-	Mu, Nu float64   // ngd, sngd: the damping μ of the next step, and Nielsen's ν
+	M, V    []float64 // adam: the moment estimates
+	Mu, Nu  float64   // ngd, sngd: the damping μ of the next step, and Nielsen's ν
+	History []Iterate // lbfgs: the last major iterates, θ_t last
 }
 
 // noState is the State and SetState of a method that keeps nothing.
 func noState(st *State) error {
-	if st != nil && (st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0) {
+	if st != nil && (st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0 || st.History != nil) {
 		return errors.New("optimizer state for a method that keeps none")
 	}
 	return nil
