@@ -63,6 +63,9 @@ func (p *Problem) Draw(seed uint64, step uint32, counts []int, dst *Collocation)
 		if n < 0 {
 			return nil, fmt.Errorf("problem %s block %s: negative point count %d", p.Name, def.Name, n)
 		}
+		if def.Rows != nil && n != len(def.Rows)/p.Dim {
+			return nil, fmt.Errorf("problem %s block %s: its %d points are given (points_file), not %d: give %d points for it, or none", p.Name, def.Name, len(def.Rows)/p.Dim, n, len(def.Rows)/p.Dim)
+		}
 		bp := &dst.Blocks[b]
 		bp.Name, bp.Dim = def.Name, p.Dim
 		bp.X = resize(bp.X, n*p.Dim)
@@ -71,9 +74,13 @@ func (p *Problem) Draw(seed uint64, step uint32, counts []int, dst *Collocation)
 		if def.Fixed {
 			st = 0
 		}
-		s := rng.New(seed, rng.DomainPoints, st, uint32(b))
-		for i := 0; i < n; i++ {
-			def.Sample(&s, i, n, bp.X[i*p.Dim:(i+1)*p.Dim])
+		if def.Rows != nil {
+			copy(bp.X, def.Rows)
+		} else {
+			s := rng.New(seed, rng.DomainPoints, st, uint32(b))
+			for i := 0; i < n; i++ {
+				def.Sample(&s, i, n, bp.X[i*p.Dim:(i+1)*p.Dim])
+			}
 		}
 		p.fillTargets(b, bp)
 		if def.Noise > 0 {

@@ -14,11 +14,12 @@ func newPoisson1D() *Problem {
 	pdeF, pdeDF := streamOf(2, 3) // streams: u, u_x, u_xx
 	bF, bDF := streamOf(0, 1)
 	return &Problem{
-		Name:    "poisson1d",
-		Dim:     1,
-		Outputs: 1,
-		Coords:  []string{"x"},
-		Box:     box,
+		Name:        "poisson1d",
+		Dim:         1,
+		Outputs:     1,
+		Coords:      []string{"x"},
+		OutputNames: []string{"u"},
+		Box:         box,
 		Blocks: []BlockDef{
 			{
 				Name: "pde", Count: 2, Components: 1,

@@ -21,11 +21,12 @@ func newPoisson2D() *Problem {
 	pdeF, pdeDF := streamOf(3, 4) // streams: u, u_x, u_y, −Δu
 	bF, bDF := streamOf(0, 1)
 	return &Problem{
-		Name:    "poisson2d",
-		Dim:     2,
-		Outputs: 1,
-		Coords:  []string{"x", "y"},
-		Box:     box,
+		Name:        "poisson2d",
+		Dim:         2,
+		Outputs:     1,
+		Coords:      []string{"x", "y"},
+		OutputNames: []string{"u"},
+		Box:         box,
 		Blocks: []BlockDef{
 			{
 				Name: "pde", Count: 900, Components: 1,

@@ -22,6 +22,18 @@ type Problem struct {
 	Exact   func(x, u []float64) // exact solution u(x) (Outputs values), or a numerical reference (qtensor); nil when unknown
 	Truth   string               // what Exact is, for labels: "exact solution" or "finite-difference reference"
 
+	// OutputNames name the outputs (columns of predictions, labels).
+	OutputNames []string
+	// Resample says whether a run draws new points every step unless told
+	// (train --resample auto).
+	Resample bool
+	// Reference is solution data at points, when the solution is known
+	// there only; Exact then reads it, and errors are measured at its points.
+	Reference *Reference
+	// domain is the box with its holes, for problems that have holes;
+	// nil means the box.
+	domain *domain
+
 	// Network defaults. Layers is nil for problems that are not a network
 	// (quadratic), whose parameters are Params-free and counted by NumParams.
 	Layers      []int
@@ -74,6 +86,9 @@ type BlockDef struct {
 	// Fixed marks points that do not change when a run resamples (boundary
 	// points of a 1-D domain, a fixed data set).
 	Fixed bool
+	// Rows are the block's points when they are given (a problem file's
+	// points_file): Count×Dim, row-major; a draw takes exactly these.
+	Rows []float64
 }
 
 // Lookup returns the named problem with its parameters overridden by params.
@@ -92,7 +107,7 @@ func Lookup(name string, params map[string]float64) (*Problem, error) {
 	case "qtensor":
 		p = newQTensor(params)
 	default:
-		return nil, fmt.Errorf("unknown problem %q (want one of %v)", name, Names())
+		return nil, fmt.Errorf("unknown problem %q (want one of %v, or a path to a .toml problem file)", name, Names())
 	}
 	for k, v := range params {
 		if !p.hasParam(k) {

@@ -95,13 +95,15 @@ func newQTensor(params map[string]float64) *Problem {
 		return BlockDef{Name: name, Count: 10, Components: O, Sample: uniformWith(box, k, v), F: vF, DF: vDF}
 	}
 	return &Problem{
-		Name:    "qtensor",
-		Dim:     3,
-		Outputs: O,
-		Coords:  []string{"x", "y", "t"},
-		Box:     box,
-		Exact:   exact,
-		Truth:   "finite-difference reference",
+		Name:        "qtensor",
+		Dim:         3,
+		Outputs:     O,
+		Coords:      []string{"x", "y", "t"},
+		OutputNames: []string{"q1", "q2"},
+		Resample:    true,
+		Box:         box,
+		Exact:       exact,
+		Truth:       "finite-difference reference",
 		Blocks: []BlockDef{
 			{Name: "pde", Count: 300, Components: O, Streams: Streams{Grad: []int{0, 1}, Ops: []Operator{op}},
 				Sample: uniformIn(box), F: pdeF, DF: pdeDF},

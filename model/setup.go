@@ -15,7 +15,18 @@ import (
 // defaults (see DefaultConfig); for inputs as they are, give shift 0 and
 // scale 1.
 type Config struct {
-	Problem    string             `json:"problem"`
+	Problem string `json:"problem"`
+	// Text is a problem file's TOML and Files the contents of the points
+	// files it names, by the names it gives them (see ReadProblemFile);
+	// empty for a built-in problem.
+	Text  string            `json:"problem_text,omitempty"`
+	Files map[string]string `json:"problem_files,omitempty"`
+	// Reference is CSV text of solution data (a problem file's [solution]
+	// reference, or --reference), and ReferenceName where it came from:
+	// errors are measured against it, at its points.
+	Reference     string `json:"reference,omitempty"`
+	ReferenceName string `json:"reference_name,omitempty"`
+
 	Layers     []int              `json:"layers,omitempty"`
 	Activation string             `json:"activation,omitempty"`
 	Shift      []float64          `json:"shift,omitempty"` // inputs enter the network as (x−shift)/scale
@@ -23,21 +34,52 @@ type Config struct {
 	Params     map[string]float64 `json:"params,omitempty"`
 }
 
-// DefaultConfig returns the paper's configuration of a problem.
+// DefaultConfig returns the default configuration of a problem: a
+// built-in's (the paper's), or a problem file's when problem is a path
+// (see IsProblemFile and ReadProblemFile).
 func DefaultConfig(problem string) (Config, error) {
+	if IsProblemFile(problem) {
+		return ReadProblemFile(problem)
+	}
 	p, err := Lookup(problem, nil)
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Problem: problem, Params: p.ParamMap()}
-	if p.IsNetwork() {
-		cfg.Layers = append([]int(nil), p.Layers...)
-		cfg.Activation = p.Activation.String()
-		if p.Standardize {
-			cfg.Shift, cfg.Scale = p.uniformStandardization()
+	return defaultsOf(p, Config{}), nil
+}
+
+// problem builds cfg's problem with its parameters: from its text when it
+// has one, else the built-in of its name; with its reference data.
+func (cfg *Config) problem() (*Problem, error) {
+	if cfg.Text != "" {
+		p, err := parseProblem("problem "+cfg.Problem, *cfg, cfg.Params)
+		if err != nil {
+			return nil, err
 		}
+		if p.Name != cfg.Problem {
+			return nil, fmt.Errorf("the problem's text names it %q, the configuration %q", p.Name, cfg.Problem)
+		}
+		return p, nil
 	}
-	return cfg, nil
+	if len(cfg.Files) > 0 {
+		return nil, fmt.Errorf("problem %s: problem files without a problem text", cfg.Problem)
+	}
+	p, err := Lookup(cfg.Problem, cfg.Params)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Reference != "" {
+		name := cfg.ReferenceName
+		if name == "" {
+			name = "reference"
+		}
+		r, err := ParseReference(name, cfg.Reference, p)
+		if err != nil {
+			return nil, fmt.Errorf("problem %s: %w", p.Name, err)
+		}
+		p.SetReference(r)
+	}
+	return p, nil
 }
 
 // Setup is a problem bound to a network: it knows p, the θ layout, and makes
@@ -50,7 +92,7 @@ type Setup struct {
 
 // NewSetup validates cfg against its problem and fills in defaults.
 func NewSetup(cfg Config) (*Setup, error) {
-	p, err := Lookup(cfg.Problem, cfg.Params)
+	p, err := cfg.problem()
 	if err != nil {
 		return nil, err
 	}

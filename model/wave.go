@@ -16,11 +16,13 @@ func newWave() *Problem {
 	utF, utDF := streamOf(1, 2)   // streams: u, u_t
 	vF, vDF := streamOf(0, 1)
 	return &Problem{
-		Name:    "wave",
-		Dim:     2,
-		Outputs: 1,
-		Coords:  []string{"x", "t"},
-		Box:     box,
+		Name:        "wave",
+		Dim:         2,
+		Outputs:     1,
+		Coords:      []string{"x", "t"},
+		OutputNames: []string{"u"},
+		Resample:    true,
+		Box:         box,
 		Blocks: []BlockDef{
 			{Name: "pde", Count: 300, Components: 1, Streams: Streams{Grad: []int{0, 1}, Ops: []Operator{op}},
 				Sample: uniformIn(box), F: pdeF, DF: pdeDF},
