@@ -429,7 +429,7 @@ func (r *Run) init() {
 			}
 		}
 		r.Config.ErrorGrid = g
-		r.grid = Grid(p.Box, g)
+		r.grid = p.ErrorPoints(g) // the reference's points, or the grid's points in the domain
 	}
 }
 

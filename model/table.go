@@ -43,6 +43,10 @@ func ReadTable(path string) (*Table, error) {
 	return t, nil
 }
 
+// ReadTableText reads a CSV file's text, at most MaxTableBytes (ParseTable
+// reads it; NewSetup checks reference data against its problem).
+func ReadTableText(path string) (string, error) { return readBounded(path, MaxTableBytes) }
+
 // readBounded reads a whole file of at most limit bytes.
 func readBounded(path string, limit int64) (string, error) {
 	f, err := os.Open(path)

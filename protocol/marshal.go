@@ -357,7 +357,7 @@ func (c *Codec) MarshalSnapshot(dst []byte, m *Snapshot) []byte {
 	w.int("step", m.Step)
 	w.key("problem")
 	p := &m.Problem
-	w.enc.EncodeMapLen(6)
+	w.enc.EncodeMapLen(8)
 	w.str("name", p.Name)
 	w.ints("layers", p.Layers)
 	w.str("act", p.Activation)
@@ -368,6 +368,13 @@ func (c *Codec) MarshalSnapshot(dst []byte, m *Snapshot) []byte {
 	w.enc.EncodeMapLen(len(keys))
 	for _, k := range keys {
 		w.float(k, p.Params[k])
+	}
+	w.str("text", p.Text)
+	w.key("files")
+	names := sortedKeys(p.Files)
+	w.enc.EncodeMapLen(len(names))
+	for _, k := range names {
+		w.str(k, p.Files[k])
 	}
 	w.floats("theta", m.Theta)
 	w.key("points")
@@ -445,6 +452,21 @@ func readProblem(r *reader, p *ProblemSpec) error {
 					return malformed("params: more than %d", maxList)
 				}
 				p.Params[pk], err = r.float(pk)
+				return err
+			})
+		case "text":
+			if p.Text, err = r.str(k); err == nil && len(p.Text) > MaxProblemText {
+				err = malformed("text: %d bytes, at most %d", len(p.Text), MaxProblemText)
+			}
+		case "files":
+			err = r.fields(nil, func(r *reader, name string) (err error) {
+				if p.Files == nil {
+					p.Files = map[string]string{}
+				}
+				if len(p.Files) >= maxList {
+					return malformed("files: more than %d", maxList)
+				}
+				p.Files[name], err = r.str(name)
 				return err
 			})
 		default:

@@ -12,7 +12,9 @@ import (
 // request snapshot chunks on a subject that names their credential.
 // Version 3: samplers pull work when idle, report progress while they
 // compute, and publish everything on subjects that name their credential.
-const Version = 3
+// Version 4: a problem may come as the text of a problem file (ProblemSpec
+// Text and Files), which an older sampler would ignore.
+const Version = 4
 
 // ProblemSpec names the residual and its network. Package model interprets
 // it; here it is opaque.
@@ -23,7 +25,18 @@ type ProblemSpec struct {
 	InputShift []float64          // "shift"
 	InputScale []float64          // "scale"
 	Params     map[string]float64 // "params"
+	// Text is a problem file's text, empty for a built-in problem; Files
+	// are the contents of the points files it names, by name.
+	Text  string            // "text"
+	Files map[string]string // "files"
 }
+
+// MaxProblemText bounds a problem file's text in a snapshot, and
+// MaxFileName the name of a file it names.
+const (
+	MaxProblemText = 256 << 10
+	MaxFileName    = 1024
+)
 
 // BlockPoints are the explicit collocation points of one residual block.
 type BlockPoints struct {
@@ -478,6 +491,17 @@ func (m *Snapshot) Validate(lim Limits) error {
 			return reject(ReasonNonFinite, "parameter %s = %v", k, v)
 		}
 	}
+	if n := len(m.Problem.Text); n > MaxProblemText {
+		return reject(ReasonSize, "problem text of %d bytes, at most %d", n, MaxProblemText)
+	}
+	if m.Problem.Text == "" && len(m.Problem.Files) > 0 {
+		return reject(ReasonLength, "problem files without a problem text")
+	}
+	for name := range m.Problem.Files {
+		if name == "" || len(name) > MaxFileName {
+			return reject(ReasonLength, "a problem file's name of %d bytes (want 1 to %d)", len(name), MaxFileName)
+		}
+	}
 	total := 0
 	for _, c := range m.Points.Counts {
 		if c < 0 {
@@ -537,7 +561,7 @@ func finite(what string, v []float64) error {
 }
 
 // sortedKeys returns map keys in order, so encodings are deterministic.
-func sortedKeys(m map[string]float64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	k := make([]string, 0, len(m))
 	for s := range m {
 		k = append(k, s)

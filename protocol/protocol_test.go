@@ -30,11 +30,12 @@ func sampleResult() *Result {
 func sampleSnapshot() *Snapshot {
 	return &Snapshot{
 		Version: Version, Run: "wave_7", Step: 3,
-		Problem: ProblemSpec{Name: "qtensor", Layers: []int{3, 5, 2}, Activation: "tanh", InputShift: []float64{0.5}, InputScale: []float64{2}, Params: map[string]float64{"L": 1, "a": -0.2, "c": 1}},
-		Theta:   awkwardFloats(37),
-		Points:  Collocation{Seed: 1 << 63, Counts: []int{3, 0, 2}, Blocks: []BlockPoints{{Name: "pde", Dim: 3, Points: awkwardFloats(9), Targets: awkwardFloats(6)}, {Name: "left", Dim: 3, Points: awkwardFloats(3)}}},
-		Probe:   ProbeSettings{Seed: 99, Kind: "block", Quotient: "central", Dt: 1e-5, Epsilon: 0, Allocation: "size"},
-		Width:   4,
+		Problem: ProblemSpec{Name: "qtensor", Layers: []int{3, 5, 2}, Activation: "tanh", InputShift: []float64{0.5}, InputScale: []float64{2}, Params: map[string]float64{"L": 1, "a": -0.2, "c": 1},
+			Text: "name = \"qtensor\"\n", Files: map[string]string{"b.csv": "x\n1\n", "a.csv": "x,y\n"}},
+		Theta:  awkwardFloats(37),
+		Points: Collocation{Seed: 1 << 63, Counts: []int{3, 0, 2}, Blocks: []BlockPoints{{Name: "pde", Dim: 3, Points: awkwardFloats(9), Targets: awkwardFloats(6)}, {Name: "left", Dim: 3, Points: awkwardFloats(3)}}},
+		Probe:  ProbeSettings{Seed: 99, Kind: "block", Quotient: "central", Dt: 1e-5, Epsilon: 0, Allocation: "size"},
+		Width:  4,
 	}
 }
 
@@ -270,6 +271,9 @@ func TestSnapshotValidation(t *testing.T) {
 		{func(s *Snapshot) { s.Points = Collocation{} }, ReasonLength},
 		{func(s *Snapshot) { s.Points.Counts = []int{1 << 30, 1 << 30} }, ReasonSize},
 		{func(s *Snapshot) { s.Points.Counts = []int{-1} }, ReasonRange},
+		{func(s *Snapshot) { s.Problem.Text = strings.Repeat("#", MaxProblemText+1) }, ReasonSize},
+		{func(s *Snapshot) { s.Problem.Text = "" }, ReasonLength},
+		{func(s *Snapshot) { s.Problem.Files[""] = "x" }, ReasonLength},
 	} {
 		s := sampleSnapshot()
 		tc.mut(s)

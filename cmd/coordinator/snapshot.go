@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"ntkbus/model"
 )
@@ -11,6 +12,7 @@ import (
 // problemFlags are the flags that choose a problem and its network.
 type problemFlags struct {
 	problem    string
+	reference  string
 	layers     intList
 	activation string
 	params     paramList
@@ -19,21 +21,29 @@ type problemFlags struct {
 
 // addProblemFlags registers the problem flags on fs.
 func addProblemFlags(fs *flag.FlagSet, pf *problemFlags) {
-	fs.StringVar(&pf.problem, "problem", "", fmt.Sprintf("problem: one of %v", model.Names()))
+	fs.StringVar(&pf.problem, "problem", "", fmt.Sprintf("problem: one of %v, or a path to a .toml problem file (docs/problems.md)", model.Names()))
+	fs.StringVar(&pf.reference, "reference", "", "CSV of solution data, with columns named as the coordinates and the outputs: errors are measured against it, at its points")
 	fs.Var(&pf.layers, "layers", "network widths, input to output (default: the paper's)")
 	fs.StringVar(&pf.activation, "activation", "", "hidden activation: tanh, sin or softplus (default tanh)")
-	fs.Var(&pf.params, "params", "problem constants, e.g. L=1,a=-0.2,c=1 (qtensor)")
+	fs.Var(&pf.params, "params", "problem constants, e.g. L=1,a=-0.2,c=1 (qtensor), or a problem file's [parameters]")
 	fs.Var(&pf.points, "points", "points per block, comma-separated in block order (default: the paper's)")
 }
 
 // setup resolves the flags into a setup.
 func (p *problemFlags) setup() (*model.Setup, error) {
 	if p.problem == "" {
-		return nil, badInput("--problem is required (one of %v)", model.Names())
+		return nil, badInput("--problem is required (one of %v, or a path to a .toml problem file)", model.Names())
 	}
 	cfg, err := model.DefaultConfig(p.problem)
 	if err != nil {
 		return nil, inputError{err}
+	}
+	if p.reference != "" {
+		text, err := model.ReadTableText(p.reference)
+		if err != nil {
+			return nil, badInput("--reference: %v", err)
+		}
+		cfg.Reference, cfg.ReferenceName = text, filepath.Base(p.reference)
 	}
 	if len(p.layers) > 0 {
 		cfg.Layers = p.layers

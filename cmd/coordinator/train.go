@@ -106,7 +106,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.standardize, "standardize", "", "input standardization: domain (the uniform distribution on the domain), points (mean and standard deviation of the first step's collocation points) or none (default: the problem's)")
 	fs.Float64Var(&f.decay, "decay", 0.9, "learning-rate decay factor")
 	fs.IntVar(&f.decayEvery, "decay-every", 1000, "steps between decays (0: constant rate)")
-	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the paper: wave and qtensor)")
+	fs.StringVar(&f.resample, "resample", "auto", "new collocation points every step: true, false, or auto (as the problem says: the paper's wave and qtensor, a problem file's resample)")
 	fs.BoolVar(&f.spaced, "spaced", false, "accept new weights only under Corollary 2's spaced-update rule")
 	fs.Float64Var(&f.spacedH0, "spaced-h0", 0, "h(t) = h0·(1+t)^γ of the spaced rule (0: λmax(Λ_0)·‖R(θ_0)‖²)")
 	fs.Float64Var(&f.spacedGamma, "spaced-gamma", 0.5, "exponent γ < 1 of h(t)")
@@ -114,8 +114,8 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
-	fs.IntVar(&f.errEvery, "error-every", coordinator.DefaultErrorEvery, "steps between solution-error evaluations (problems with an exact solution or, for qtensor, the finite-difference reference)")
-	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D)")
+	fs.IntVar(&f.errEvery, "error-every", coordinator.DefaultErrorEvery, "steps between solution-error evaluations (problems with an exact solution or reference data, and qtensor with its finite-difference reference)")
+	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D; grid points in a hole are left out, and with reference data its points are used instead)")
 	fs.BoolVar(&f.figures, "figures", true, "draw the run's figures when it ends (false: \"coordinator plot DIR\" draws them later)")
 	fs.Int64Var(&f.maxMem, "max-memory", model.DefaultMaxMemory, "bytes the whole work may use (evaluators, samplers in this process, kernels), checked before anything is allocated")
 }
@@ -174,7 +174,7 @@ func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	resample := false
 	switch f.resample {
 	case "auto":
-		resample = f.pf.problem == "wave" || f.pf.problem == "qtensor"
+		resample = s.Problem.Resample
 	case "true", "false":
 		resample = f.resample == "true"
 	default:
@@ -298,7 +298,7 @@ func runTrain(args []string, out io.Writer) error {
 		}
 		dir = f.out
 		if dir == "" {
-			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", f.pf.problem, time.Now().Format("20060102-150405")))
+			dir = filepath.Join("runs", fmt.Sprintf("%s-%s", rc.Model.Problem, time.Now().Format("20060102-150405")))
 		}
 		if _, err := os.Stat(filepath.Join(dir, "config.json")); err == nil {
 			return badInput("%s already holds a run: resume it with coordinator train --resume %s, or choose another --out", dir, dir)

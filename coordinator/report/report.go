@@ -266,19 +266,64 @@ func timeAverage(v []float64) (T, avg []float64) {
 // Solution draws the solution of a setup at θ: for 1-D problems the
 // prediction, the truth and the points (the data, for the quadratic
 // problem: Figure 4); for 2-D problems prediction, truth and error maps
-// (Figure 9); for the Q-tensor the light intensity with its directors at
-// t = 0, 0.5 and 2 (Figure 10).
+// (Figure 9), a row per output; for the Q-tensor the light intensity with
+// its directors at t = 0, 0.5 and 2 (Figure 10); for other problems of
+// three or more coordinates the maps over the first two at the lowest,
+// middle and highest value of the third (the others at their middle).
 func Solution(path string, s *model.Setup, theta []float64, c *model.Collocation) error {
 	p := s.Problem
 	switch {
-	case p.Dim == 1:
+	case p.Dim == 1 && p.Outputs == 1:
 		return solution1D(path, s, theta, c)
-	case p.Name == "qtensor":
+	case p.Dim == 1:
+		return solutionOutputs1D(path, s, theta)
+	case p.Name == "qtensor" && p.Dim == 3 && p.Outputs == 2:
 		return QTensorFigure(path, []*model.Setup{s}, [][]float64{theta}, []string{"Q-tensor PINN"}, []float64{0, 0.5, 2})
 	case p.Dim == 2:
-		return solution2D(path, s, theta)
+		return solution2D(path, s, theta, [][]float64{nil})
 	}
-	return fmt.Errorf("no solution figure for %d-D problem %s", p.Dim, p.Name)
+	var slices [][]float64
+	for _, f := range []float64{0, 0.5, 1} {
+		extra := make([]float64, p.Dim-2)
+		for k := range extra {
+			b := p.Box[k+2]
+			extra[k] = b[0] + (b[1]-b[0])/2
+		}
+		b := p.Box[2]
+		extra[0] = b[0] + (b[1]-b[0])*f
+		slices = append(slices, extra)
+	}
+	return solution2D(path, s, theta, slices)
+}
+
+// solutionOutputs1D draws every output of a 1-D problem and its truth.
+func solutionOutputs1D(path string, s *model.Setup, theta []float64) error {
+	p := s.Problem
+	const n = 401
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = p.Box[0][0] + (p.Box[0][1]-p.Box[0][0])*float64(i)/float64(n-1)
+	}
+	u := make([]float64, n*p.Outputs)
+	s.Predict(theta, x, u)
+	truth := make([]float64, n*p.Outputs)
+	var series []figures.Series
+	names := p.OutputColumns()
+	for o, name := range names {
+		y, w := make([]float64, n), make([]float64, n)
+		for i := range x {
+			y[i] = u[i*p.Outputs+o]
+			if p.Exact != nil {
+				p.Exact(x[i:i+1], truth[i*p.Outputs:(i+1)*p.Outputs])
+				w[i] = truth[i*p.Outputs+o]
+			}
+		}
+		if p.Exact != nil {
+			series = append(series, figures.Series{Name: name + " (" + p.Truth + ")", X: x, Y: w, Style: figures.Dashed})
+		}
+		series = append(series, figures.Series{Name: name + " (network)", X: x, Y: y})
+	}
+	return figures.LinePlot(path, series, figures.LineOptions{Title: p.Name + ": solution", XLabel: p.Coords[0], YLabel: "outputs"})
 }
 
 func solution1D(path string, s *model.Setup, theta []float64, c *model.Collocation) error {
@@ -320,25 +365,64 @@ func solution1D(path string, s *model.Setup, theta []float64, c *model.Collocati
 	return figures.LinePlot(path, series, figures.LineOptions{Title: p.Name + ": solution", XLabel: p.Coords[0], YLabel: "u"})
 }
 
-func solution2D(path string, s *model.Setup, theta []float64) error {
+func solution2D(path string, s *model.Setup, theta []float64, slices [][]float64) error {
 	p := s.Problem
 	const nx, ny = 101, 101
 	g := figures.Grid{Nx: nx, Ny: ny, XMin: p.Box[0][0], XMax: p.Box[0][1], YMin: p.Box[1][0], YMax: p.Box[1][1]}
-	x := gridPoints(g, nil)
-	u := make([]float64, nx*ny)
-	s.Predict(theta, x, u)
-	panels := []figures.FieldPanel{{Title: "Neural network prediction", Grid: g, Z: u}}
-	if p.Exact != nil {
-		truth, diff := make([]float64, nx*ny), make([]float64, nx*ny)
-		for i := range truth {
-			p.Exact(x[2*i:2*i+2], truth[i:i+1])
-			diff[i] = u[i] - truth[i]
-		}
-		panels = append(panels,
-			figures.FieldPanel{Title: "Exact solution", Grid: g, Z: truth},
-			figures.FieldPanel{Title: "Error (prediction − exact)", Grid: g, Z: diff, Diverging: true})
+	O := p.Outputs
+	names := p.OutputColumns()
+	truthTitle, truthShort := "Exact solution", "exact"
+	if p.Reference != nil {
+		truthTitle, truthShort = "Reference data", "reference"
 	}
-	return figures.FieldMaps(path, panels, figures.FieldOptions{XLabel: p.Coords[0], YLabel: p.Coords[1], SharedRange: true})
+	var panels []figures.FieldPanel
+	for _, extra := range slices {
+		at := ""
+		for k, v := range extra {
+			at += fmt.Sprintf(", %s = %.3g", p.Coords[k+2], v)
+		}
+		x := gridPoints(g, extra)
+		u := make([]float64, nx*ny*O)
+		s.Predict(theta, x, u)
+		truth := make([]float64, nx*ny*O)
+		for i := 0; i < nx*ny; i++ {
+			pt := x[i*p.Dim : (i+1)*p.Dim]
+			if !p.Inside(pt) { // a hole: drawn grey
+				for o := 0; o < O; o++ {
+					u[i*O+o], truth[i*O+o] = math.NaN(), math.NaN()
+				}
+				continue
+			}
+			if p.Exact != nil {
+				p.Exact(pt, truth[i*O:(i+1)*O])
+			}
+		}
+		for o := 0; o < O; o++ {
+			pred, want, diff := make([]float64, nx*ny), make([]float64, nx*ny), make([]float64, nx*ny)
+			for i := range pred {
+				pred[i], want[i] = u[i*O+o], truth[i*O+o]
+				diff[i] = pred[i] - want[i]
+			}
+			label := ""
+			if O > 1 {
+				label = " " + names[o]
+			}
+			panels = append(panels, figures.FieldPanel{Title: "Neural network prediction" + label + at, Grid: g, Z: pred})
+			if p.Exact != nil {
+				panels = append(panels,
+					figures.FieldPanel{Title: truthTitle + label + at, Grid: g, Z: want},
+					figures.FieldPanel{Title: "Error (prediction − " + truthShort + ")" + label + at, Grid: g, Z: diff, Diverging: true})
+			}
+		}
+	}
+	cols := 0
+	if p.Exact != nil {
+		cols = 3 // a row per output and slice: prediction, truth, error
+	} else if O > 1 || len(slices) > 1 {
+		cols = max(O, len(slices))
+	}
+	// One colour range only where every panel shows one output.
+	return figures.FieldMaps(path, panels, figures.FieldOptions{XLabel: p.Coords[0], YLabel: p.Coords[1], SharedRange: O == 1, Cols: cols})
 }
 
 // gridPoints lists the grid's nodes (x, y) in the figures' order (x fastest),

@@ -8,11 +8,14 @@ import (
 	"ntkbus/sampler"
 )
 
-// ProblemSpec is the wire form of a model configuration.
+// ProblemSpec is the wire form of a model configuration: a problem file's
+// text and points files travel with it, its reference data does not
+// (samplers measure no errors).
 func ProblemSpec(c model.Config) protocol.ProblemSpec {
 	return protocol.ProblemSpec{
 		Name: c.Problem, Layers: c.Layers, Activation: c.Activation,
 		InputShift: c.Shift, InputScale: c.Scale, Params: c.Params,
+		Text: c.Text, Files: c.Files,
 	}
 }
 
@@ -21,6 +24,7 @@ func Config(p protocol.ProblemSpec) model.Config {
 	return model.Config{
 		Problem: p.Name, Layers: p.Layers, Activation: p.Activation,
 		Shift: p.InputShift, Scale: p.InputScale, Params: p.Params,
+		Text: p.Text, Files: p.Files,
 	}
 }
 
