@@ -130,6 +130,19 @@ func bind(p *Problem, cfg Config) (*Setup, error) {
 	return s, nil
 }
 
+// MaxWidth is the widest layer of the network, 0 for a problem that is not
+// a network.
+func (s *Setup) MaxWidth() int {
+	if s.net == nil {
+		return 0
+	}
+	w := 0
+	for _, l := range s.net.layers {
+		w = max(w, l)
+	}
+	return w
+}
+
 // NumParams is p, the length of θ.
 func (s *Setup) NumParams() int {
 	if s.net == nil {

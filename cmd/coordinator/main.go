@@ -39,6 +39,7 @@ func commands() []command {
 		{"estimate", "Monte Carlo estimate of the NTK, its traces and weights at a snapshot", runEstimate},
 		{"spectrum", "top eigenvalues of the NTK at a snapshot: from a sketch of probes, and exact", runSpectrum},
 		{"train", "train a PINN with NTK loss weights (Algorithms 1 and 3)", runTrain},
+		{"predict", "the network's outputs (and with --residuals its residuals) at the points of a CSV file: take a trained PINN elsewhere", runPredict},
 		{"study", "study errors: the estimator's error rates (Figures 5 and 6); study throughput: probes/s and the coordinator's share; study spectrum: NTK eigenvalues for operators T applied to u", runStudy},
 		{"plot", "draw a run's or a study's figures again; compare Q-tensor runs", runPlot},
 	}
