@@ -34,6 +34,34 @@ type EstimateResult struct {
 	Audit Audit
 }
 
+// Retractor is a backend that may learn, after it emitted probes of w in
+// an earlier Probes call, that the sampler which computed them was caught
+// forging: Retracted returns those probes (as [lo, hi) ranges) and forgets
+// them. The caller drops them and asks for them again.
+type Retractor interface {
+	Retracted(w *Work) [][2]int
+}
+
+// missing lists the ranges of [lo, hi) not in kept (all of it when kept is
+// nil).
+func missing(kept [][]float64, lo, hi int) [][2]int {
+	if kept == nil {
+		return [][2]int{{lo, hi}}
+	}
+	var out [][2]int
+	for j := lo; j < hi; j++ {
+		if kept[j] != nil {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1][1] == j {
+			out[n-1][1] = j + 1
+		} else {
+			out = append(out, [2]int{j, j + 1})
+		}
+	}
+	return out
+}
+
 // EstimateAt draws probes of w through the backend until N probes or the
 // relative-error target, and accumulates them. r0 is R at w's base point.
 // Batches are fixed, so where it stops depends only on the seed.
@@ -59,32 +87,91 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 	if opt.Estimator.Sketch() && opt.RelError > 0 {
 		return nil, fmt.Errorf("the %s estimator cannot stop on a relative error: drop it or use hutchinson", opt.Estimator)
 	}
-	acc := NewAccumulator(plan, w.Step, r0, opt.Kernel)
-	add := acc.Add
-	var cols *ColumnAccumulator
-	if opt.Estimator.Sketch() {
-		var err error
-		if cols, err = NewColumnAccumulator(plan, w.Step, r0, opt.Kernel); err != nil {
-			return nil, err
+	var (
+		acc  *Accumulator
+		add  func(j int, d []float64) error
+		cols *ColumnAccumulator
+	)
+	fresh := func() error {
+		acc = NewAccumulator(plan, w.Step, r0, opt.Kernel)
+		add = acc.Add
+		if opt.Estimator.Sketch() {
+			var err error
+			if cols, err = NewColumnAccumulator(plan, w.Step, r0, opt.Kernel); err != nil {
+				return err
+			}
+			acc, add = cols.Accumulator(), cols.Add
 		}
-		acc, add = cols.Accumulator(), cols.Add
+		return nil
 	}
-	res := &EstimateResult{Acc: acc}
+	if err := fresh(); err != nil {
+		return nil, err
+	}
+	res := &EstimateResult{}
 	before := AuditOf(b)
 	defer func() {
 		res.Audit.Add(AuditOf(b).Since(before))
 		res.Rejected = int(res.Audit.Total())
 	}()
-	for lo := 0; lo < opt.Probes; lo += opt.Batch {
-		hi := min(lo+opt.Batch, opt.Probes)
-		err := b.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+	// A backend that may take probes back (a sampler caught forging after
+	// they were emitted) gets them kept here, so the estimate can be built
+	// again from the others and the ones taken back computed anew: the
+	// result, and where a relative-error target stops, are the honest ones.
+	ret, _ := b.(Retractor)
+	var kept [][]float64
+	if ret != nil {
+		kept = make([][]float64, opt.Probes)
+	}
+	emit := func(j int, d []float64) error {
+		if kept == nil {
 			if err := add(j, d); err != nil {
 				res.Audit.Reject(RefusalReason(err))
 			}
 			return nil
-		})
-		if err != nil {
-			return nil, err
+		}
+		switch {
+		case j < 0 || j >= len(kept):
+			res.Audit.Reject("refused")
+		case kept[j] != nil:
+			res.Audit.Reject("duplicate")
+		case len(d) != plan.Width():
+			res.Audit.Reject("length")
+		case !finiteAll(d...):
+			res.Audit.Reject("non_finite")
+		default:
+			kept[j] = append([]float64(nil), d...)
+		}
+		return nil
+	}
+	for lo := 0; lo < opt.Probes; lo += opt.Batch {
+		hi := min(lo+opt.Batch, opt.Probes)
+		for _, rg := range missing(kept, lo, hi) {
+			if err := b.Probes(ctx, w, rg[0], rg[1], emit); err != nil {
+				return nil, err
+			}
+		}
+		if kept != nil {
+			if back := ret.Retracted(w); len(back) > 0 {
+				// An accumulator cannot subtract: start again from the
+				// probes kept, replaying each round's stopping rule.
+				for _, rg := range back {
+					for j := max(rg[0], 0); j < min(rg[1], len(kept)); j++ {
+						kept[j] = nil
+					}
+				}
+				if err := fresh(); err != nil {
+					return nil, err
+				}
+				lo = -opt.Batch
+				continue
+			}
+			for j := lo; j < hi; j++ {
+				if kept[j] != nil {
+					if err := add(j, kept[j]); err != nil {
+						res.Audit.Reject(RefusalReason(err))
+					}
+				}
+			}
 		}
 		if acc.Applied() != hi {
 			return nil, fmt.Errorf("probes %d..%d: only %d of them arrived", lo, hi-1, acc.Applied()-lo)
@@ -98,6 +185,7 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 			break
 		}
 	}
+	res.Acc = acc
 	res.Estimate = acc.Estimate()
 	if cols != nil {
 		sk, err := cols.Estimate(opt.Estimator)

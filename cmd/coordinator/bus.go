@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"ntkbus/cmd/internal/natsconn"
+	"ntkbus/coordinator"
 	"ntkbus/coordinator/natsbus"
 	"ntkbus/model"
 	"ntkbus/sampler"
@@ -235,6 +236,9 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 	be, err := natsbus.New(coordConn, natsbus.Options{
 		Subjects: subjects, Run: run, Setup: setup, Probe: settings, Width: width,
 		Batch: b.batch, Timeout: b.timeout, WaitSamplers: b.waitSamplers, Verify: b.verify, InProcess: inProcess, Eval: opt, Log: log,
+		// Every result is bounded by what K can give before it is taken,
+		// at any --verify.
+		Check: coordinator.NewPlausibility(setup, settings, opt),
 	})
 	if err != nil {
 		bs.close()

@@ -9,6 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"ntkbus/coordinator/natsbus"
+	"ntkbus/coordinator/natsbus/attack"
+	"ntkbus/protocol"
+	"ntkbus/sampler/worker"
 )
 
 // Bad bus flags exit 2 at once, with one line naming the problem: a
@@ -171,4 +176,79 @@ func TestTrainSlowerThanTimeout(t *testing.T) {
 		t.Errorf("summary: rejected %v, %v", sum["rejected"], sum["rejected_by_reason"])
 	}
 	t.Logf("%v", time.Since(start))
+}
+
+// estimate --json names the sampler identities it refused: here a forger
+// (its own credential on a server with the deployment's permissions)
+// answers with 1e150, is refused at the plausibility bound and quarantined,
+// and the estimate is the in-process one to the bit, computed by the honest
+// sampler that joins after the forger's first batch.
+func TestEstimateNamesRefusedSamplers(t *testing.T) {
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "w.json")
+	if code, _, e := runCmd(t, "snapshot", "--problem", "wave", "--layers", "2,16,16,1", "--points", "8,8,4,4,4", "--out", snap); code != 0 {
+		t.Fatal(e)
+	}
+	emb, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:0", Samplers: []string{"honest-1", "forger"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	seed := filepath.Join(dir, "coordinator.nk")
+	if err := emb.Coordinator.WriteSeed(seed); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := emb.Connect(emb.Samplers["forger"], "forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	forger, err := attack.Start(fc, protocol.Subjects{Prefix: protocol.DefaultPrefix}, "forger", attack.Forged(28, func(r *protocol.Result) {
+		for i := range r.D {
+			r.D[i] = 1e150
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Stop()
+	go func() {
+		for forger.Taken.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		nc, err := emb.Connect(emb.Samplers["honest-1"], "honest")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		w, err := worker.Start(nc, worker.Options{ID: "h", Identity: "honest-1"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { w.Stop(); nc.Close() })
+	}()
+	est := func(args ...string) map[string]any {
+		args = append([]string{"estimate", "--snapshot", snap, "--probes", "40", "--seed", "4", "--json", "--log-level", "error"}, args...)
+		code, out, e := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, e)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(out), &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	bus := est("--nats", emb.URL, "--nkey", seed, "--samplers", "0", "--batch", "8")
+	local := est("--workers", "1")
+	if bus["trace"] != local["trace"] {
+		t.Errorf("trace %v, in process %v", bus["trace"], local["trace"])
+	}
+	q, _ := bus["quarantined"].(map[string]any)
+	by, _ := bus["rejected_by_sampler"].(map[string]any)
+	reasons, _ := bus["rejected_by_reason"].(map[string]any)
+	if q["forger"] != "implausible" || len(q) != 1 || by["forger"] == nil || by["honest-1"] != nil || reasons["implausible"] == nil {
+		t.Errorf("quarantined %v, rejected_by_sampler %v, rejected_by_reason %v", q, by, reasons)
+	}
 }

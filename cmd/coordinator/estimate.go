@@ -126,7 +126,11 @@ func runEstimate(args []string, out io.Writer) error {
 	// or in-process sampler's evaluator; K̂ and its sum with --kernel-out.
 	mem := model.Memory{Evaluators: 2 + *workers, Columns: 16}
 	if bf.useNATS() {
-		mem.Evaluators = 2 + bf.samplers
+		// The samplers in this process, the plausibility bound's evaluator,
+		// and every probe's result kept until the estimate ends (a sampler
+		// caught forging loses them all).
+		mem.Evaluators = 3 + bf.samplers
+		mem.Columns += *probes
 	}
 	if *kernelOut != "" {
 		mem.Kernels = 2

@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"math"
 	"math/big"
 	"net"
@@ -25,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"ntkbus/coordinator"
+	"ntkbus/coordinator/natsbus/attack"
 	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/protocol"
@@ -36,144 +36,32 @@ import (
 // bits, the samplers and the coordinator survive, and the rejection is
 // counted by reason.
 
-// rogue is a client that pulls work like a sampler, under identity id (the
-// last token of the subjects it publishes on, and of its inbox), and
-// answers each batch as its answer function says. It asks whenever a run
-// announces work, and every few milliseconds while it knows a run.
-type rogue struct {
-	t       testing.TB
-	nc      *nats.Conn
-	id      string
-	subj    protocol.Subjects
-	taken   atomic.Int64 // batches received
-	answers atomic.Int64 // answers sent
-	mu      sync.Mutex
-	codec   protocol.Codec
-}
+// rogue is a hostile sampler (package attack).
+type rogue = attack.Client
 
-func startRogue(t testing.TB, nc *nats.Conn, id string, answer func(r *rogue, wr *protocol.WorkRequest)) *rogue {
+func startRogue(t testing.TB, nc *nats.Conn, id string, answer attack.Answer) *rogue {
 	t.Helper()
-	r := &rogue{t: t, nc: nc, id: id, subj: protocol.Subjects{Prefix: protocol.DefaultPrefix}}
-	runs := make(chan string, 16)
-	var acodec protocol.Codec
-	sub, err := nc.Subscribe(r.subj.AnnounceAll(), func(m *nats.Msg) {
-		var a protocol.Announce
-		if acodec.UnmarshalAnnounce(m.Data, &a) == nil {
-			select {
-			case runs <- a.Run:
-			default:
-			}
-		}
-	})
+	r, err := attack.Start(nc, protocol.Subjects{Prefix: protocol.DefaultPrefix}, id, answer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies := make(chan *nats.Msg, 16)
-	inbox := protocol.Inbox(id) + ".rogue" + nats.NewInbox()[len(nats.InboxPrefix):]
-	rsub, err := nc.ChanSubscribe(inbox+".*", replies)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		close(stop)
-		<-done
-		sub.Unsubscribe()
-		rsub.Unsubscribe()
-	})
-	go func() {
-		defer close(done)
-		run, n := "", 0
-		var codec protocol.Codec
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case run = <-runs:
-			case <-tick.C:
-			}
-			if run == "" {
-				continue
-			}
-			n++
-			reply := fmt.Sprintf("%s.%d", inbox, n)
-			nc.PublishRequest(r.subj.PullFrom(run, id), reply, codec.MarshalPull(nil, &protocol.Pull{Version: protocol.Version, Run: run, Instance: "rogue"}))
-			var m *nats.Msg
-			select {
-			case m = <-replies:
-			case <-time.After(5 * time.Second):
-				continue
-			case <-stop:
-				return
-			}
-			var wr protocol.WorkRequest
-			if len(m.Data) == 0 || codec.UnmarshalWorkRequest(m.Data, &wr) != nil {
-				continue
-			}
-			r.taken.Add(1)
-			answer(r, &wr)
-		}
-	}()
+	t.Cleanup(r.Stop)
 	return r
 }
 
-// send publishes a result on the rogue's results subject.
-func (r *rogue) send(res *protocol.Result) {
-	r.mu.Lock()
-	data := r.codec.MarshalResult(nil, res)
-	r.mu.Unlock()
-	r.nc.Publish(r.subj.ResultsFrom(res.Run, r.id), data)
-	r.answers.Add(1)
-}
-
-// progress reports done probes of wr.
-func (r *rogue) progress(wr *protocol.WorkRequest, done int) {
-	var c protocol.Codec
-	m := nats.NewMsg(r.subj.ResultsFrom(wr.Run, r.id))
-	m.Header.Set(protocol.HeaderKind, protocol.KindProgress)
-	m.Data = c.MarshalProgress(nil, &protocol.Progress{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Token: wr.Token, Done: done})
-	r.nc.PublishMsg(m)
-}
-
-// fail answers wr with an error.
-func (r *rogue) fail(wr *protocol.WorkRequest, code string) {
-	var c protocol.Codec
-	m := nats.NewMsg(r.subj.ResultsFrom(wr.Run, r.id))
-	m.Header.Set(protocol.HeaderKind, protocol.KindError)
-	m.Data = c.MarshalSamplerError(nil, &protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: "rogue", Code: code, Message: "no"})
-	r.nc.PublishMsg(m)
-	r.answers.Add(1)
-}
-
-// forged answers with a well-formed result: the right run, step, range,
-// token and width, finite values, and what fill says.
-func forged(width int, fill func(*protocol.Result)) func(*rogue, *protocol.WorkRequest) {
-	return func(r *rogue, wr *protocol.WorkRequest) {
-		res := &protocol.Result{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: "rogue", Width: width,
-			D: make([]float64, (wr.Hi-wr.Lo)*width), Seconds: 0.01}
-		for i := range res.D {
-			res.D[i] = 1
-		}
-		fill(res)
-		r.send(res)
-	}
-}
+var forged = attack.Forged
 
 // honest answers with the true quotients, computed by local at f's points
 // (for fixtures whose work is f.work()), after wait, reporting progress
 // every beat until it answers.
-func honest(f *fixture, local *coordinator.Local, wait func(*rogue, *protocol.WorkRequest)) func(*rogue, *protocol.WorkRequest) {
+func honest(t testing.TB, f *fixture, local *coordinator.Local, wait func(*rogue, *protocol.WorkRequest)) attack.Answer {
 	return func(r *rogue, wr *protocol.WorkRequest) {
 		stop := make(chan struct{})
 		beating := make(chan struct{})
 		go func() {
 			defer close(beating)
 			for {
-				r.progress(wr, 0)
+				r.Progress(wr, 0)
 				select {
 				case <-stop:
 					return
@@ -191,13 +79,13 @@ func honest(f *fixture, local *coordinator.Local, wait func(*rogue, *protocol.Wo
 			copy(res.D[(j-wr.Lo)*width:], d)
 			return nil
 		}); err != nil {
-			r.t.Error(err)
+			t.Error(err)
 			return
 		}
 		if wait != nil {
 			wait(r, wr)
 		}
-		r.send(res)
+		r.Send(res)
 	}
 }
 
@@ -246,12 +134,12 @@ func TestAttackNonsenseTimes(t *testing.T) {
 		res.Seconds = times[int(k.Add(1))%len(times)]
 	}))
 	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Timeout: time.Hour})
-	n := f.stepsUntil(t, b, 24, func() bool { return r.answers.Load() >= int64(len(times)) }, func(step int, got, want *coordinator.Accumulator) {
+	n := f.stepsUntil(t, b, 24, func() bool { return r.Answers.Load() >= int64(len(times)) }, func(step int, got, want *coordinator.Accumulator) {
 		sameBits(t, "with nonsense times", got, want, f.plan.Layout().N)
 	})
-	t.Logf("%d steps, the rogue answered %d times; stats %+v", n, r.answers.Load(), b.Stats())
+	t.Logf("%d steps, the rogue answered %d times; stats %+v", n, r.Answers.Load(), b.Stats())
 	if st := b.Stats(); st.Rejected[protocol.ReasonTime] < int64(len(times)) {
-		t.Errorf("%d answers of the rogue in %d steps, %d refused for their time: %v", r.answers.Load(), n, st.Rejected[protocol.ReasonTime], st.Rejected)
+		t.Errorf("%d answers of the rogue in %d steps, %d refused for their time: %v", r.Answers.Load(), n, st.Rejected[protocol.ReasonTime], st.Rejected)
 	}
 	if a := b.Audit(); a.RefusedFrom["rogue-0"] < int64(len(times)) || len(a.RefusedFrom) != 1 {
 		t.Errorf("refusals by identity: %v", a.RefusedFrom)
@@ -367,7 +255,7 @@ func TestAttackRogueSamplerCaughtByVerify(t *testing.T) {
 		r := startRogue(t, nc, "rogue-0", forged(f.plan.Width(), func(*protocol.Result) {}))
 		b := f.backend(t, c.connect("coordinator"), Options{Batch: 4, Verify: verify, VerifyKey: []byte("test")})
 		forgedThrough := false
-		f.stepsUntil(t, b, 24, func() bool { return r.answers.Load() > 0 }, func(step int, got, want *coordinator.Accumulator) {
+		f.stepsUntil(t, b, 24, func() bool { return r.Answers.Load() > 0 }, func(step int, got, want *coordinator.Accumulator) {
 			if verify > 0 {
 				sameBits(t, "a rogue under --verify", got, want, n)
 			} else if math.Float64bits(got.Estimate().Trace) != math.Float64bits(want.Estimate().Trace) {
@@ -375,7 +263,7 @@ func TestAttackRogueSamplerCaughtByVerify(t *testing.T) {
 			}
 		})
 		st := b.Stats()
-		t.Logf("verify %v: the rogue answered %d times; stats %+v", verify, r.answers.Load(), st)
+		t.Logf("verify %v: the rogue answered %d times; stats %+v", verify, r.Answers.Load(), st)
 		if verify == 0 {
 			if !forgedThrough {
 				t.Error("without --verify the rogue's answers did not change the estimate: the test's attack is no attack")
@@ -563,13 +451,13 @@ func TestTrainingWithRogueUnderVerify(t *testing.T) {
 	got := run(b, false)
 	for i := range want {
 		if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
-			t.Fatalf("θ after %d steps differs at %d with a rogue under --verify (it answered %d times; %+v)", cfg.Steps, i, r.answers.Load(), b.Stats())
+			t.Fatalf("θ after %d steps differs at %d with a rogue under --verify (it answered %d times; %+v)", cfg.Steps, i, r.Answers.Load(), b.Stats())
 		}
 	}
-	if st := b.Stats(); r.answers.Load() > 0 && st.Quarantined != 1 {
-		t.Errorf("the rogue answered %d times and was not quarantined: %+v", r.answers.Load(), st)
+	if st := b.Stats(); r.Answers.Load() > 0 && st.Quarantined != 1 {
+		t.Errorf("the rogue answered %d times and was not quarantined: %+v", r.Answers.Load(), st)
 	}
-	t.Logf("the rogue answered %d times; %+v", r.answers.Load(), b.Stats())
+	t.Logf("the rogue answered %d times; %+v", r.Answers.Load(), b.Stats())
 }
 
 // The embedded server with TLS (for a --listen off loopback): clients over
@@ -657,7 +545,7 @@ func TestRogueErrorsDoNotEndTheRun(t *testing.T) {
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 21})
 	cl := newCluster(t)
 	cl.samplers(2)
-	startRogue(t, cl.connectAs(cl.rogue(0), "rogue"), "rogue-0", func(r *rogue, wr *protocol.WorkRequest) { r.fail(wr, protocol.CodeInternal) })
+	startRogue(t, cl.connectAs(cl.rogue(0), "rogue"), "rogue-0", func(r *rogue, wr *protocol.WorkRequest) { r.Fail(wr, protocol.CodeInternal) })
 	b := f.backend(t, cl.connect("coordinator"), Options{Batch: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -686,7 +574,7 @@ func TestEndlessProgressCannotHoldTheRun(t *testing.T) {
 	stall := func(r *rogue, wr *protocol.WorkRequest) {
 		go func() {
 			for range 400 {
-				r.progress(wr, 1)
+				r.Progress(wr, 1)
 				time.Sleep(time.Duration(wr.Beat) * time.Millisecond)
 			}
 		}()
@@ -728,10 +616,10 @@ func TestAnswerForAnotherSamplerIsRefused(t *testing.T) {
 	// assignment before its own: someone else's.
 	r := startRogue(t, c.connectAs(c.rogue(0), "rogue"), "rogue-0", forged(f.plan.Width(), func(res *protocol.Result) { res.Token-- }))
 	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4})
-	f.stepsUntil(t, b, 24, func() bool { return r.answers.Load() >= 2 }, func(step int, got, want *coordinator.Accumulator) {
+	f.stepsUntil(t, b, 24, func() bool { return r.Answers.Load() >= 2 }, func(step int, got, want *coordinator.Accumulator) {
 		sameBits(t, "with answers under others' assignments", got, want, f.plan.Layout().N)
 	})
-	if st := b.Stats(); st.Rejected[protocol.ReasonSender] < r.answers.Load()-1 {
-		t.Errorf("%d answers of the rogue, %d refused for their sender: %v", r.answers.Load(), st.Rejected[protocol.ReasonSender], st.Rejected)
+	if st := b.Stats(); st.Rejected[protocol.ReasonSender] < r.Answers.Load()-1 {
+		t.Errorf("%d answers of the rogue, %d refused for their sender: %v", r.Answers.Load(), st.Rejected[protocol.ReasonSender], st.Rejected)
 	}
 }

@@ -287,7 +287,7 @@ func TestSilentHolderLosesItsBatch(t *testing.T) {
 	replaced := make(chan struct{})
 	go func() {
 		defer close(replaced)
-		for r.taken.Load() == 0 {
+		for r.Taken.Load() == 0 {
 			time.Sleep(time.Millisecond)
 		}
 		c.samplers(1)
@@ -308,15 +308,15 @@ func TestSlowSamplerKeepsItsBatch(t *testing.T) {
 	want := f.estimate(t, local, 8, nil)
 	c := newCluster(t)
 	const timeout = 500 * time.Millisecond
-	slow := startRogue(t, c.connectAs(c.rogue(0), "slow"), "rogue-0", honest(f, local, func(*rogue, *protocol.WorkRequest) {
+	slow := startRogue(t, c.connectAs(c.rogue(0), "slow"), "rogue-0", honest(t, f, local, func(*rogue, *protocol.WorkRequest) {
 		time.Sleep(4 * timeout) // four timeouts of work, reporting progress
 	}))
 	b := f.backend(t, c.connect("coordinator"), Options{Batch: 8, Timeout: timeout})
 	got := f.estimate(t, b, 8, nil)
 	sameBits(t, "a slow sampler", got, want, f.plan.Layout().N)
 	st := b.Stats()
-	if slow.answers.Load() != 1 || st.Silent != 0 || st.Redispatched != 0 || st.Progress == 0 || b.Audit().Total() != 0 {
-		t.Errorf("%d answers; stats %+v", slow.answers.Load(), st)
+	if slow.Answers.Load() != 1 || st.Silent != 0 || st.Redispatched != 0 || st.Progress == 0 || b.Audit().Total() != 0 {
+		t.Errorf("%d answers; stats %+v", slow.Answers.Load(), st)
 	}
 }
 
