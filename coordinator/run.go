@@ -45,6 +45,64 @@ type RunConfig struct {
 	// that started it chose: a resumed run computes them there again
 	// unless told otherwise. It changes no bit of the run.
 	Transport *Transport `json:"transport,omitempty"`
+	// Init names θ_0 when it is not drawn from Seed (train --init): a
+	// snapshot kept in the run folder, and its SHA-256.
+	Init *InitTheta `json:"init,omitempty"`
+}
+
+// InitTheta is a run's θ_0 taken from a file (a snapshot, or a run's
+// final.json). The run keeps it as initFile, so that its folder alone
+// reproduces it; the checksum ties the run's checkpoints to it.
+type InitTheta struct {
+	File   string `json:"file"`   // in the run folder
+	SHA256 string `json:"sha256"` // of that file
+	From   string `json:"from"`   // where it was taken from (informational)
+
+	theta []float64
+}
+
+// NewInit is a θ_0 for NewRun, taken from the file from.
+func NewInit(theta []float64, from string) *InitTheta {
+	return &InitTheta{From: from, theta: theta}
+}
+
+// Theta is θ_0 (once read by LoadInit, or given to NewInit).
+func (in *InitTheta) Theta() []float64 { return in.theta }
+
+const initFile = "init.json"
+
+// LoadInit reads the θ_0 of a configuration read from the folder dir
+// (which holds cfg.Init.File), after checking the file's SHA-256, and
+// checks it against the configuration's network.
+func LoadInit(dir string, cfg *RunConfig) error {
+	in := cfg.Init
+	if in == nil {
+		return nil
+	}
+	if in.File != initFile {
+		return fmt.Errorf("init file %q: a run keeps its θ_0 in %s", in.File, initFile)
+	}
+	path := filepath.Join(dir, in.File)
+	data, err := model.ReadFileLimit(path, model.MaxSnapshotBytes)
+	if err != nil {
+		return fmt.Errorf("θ_0: %w", err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != in.SHA256 {
+		return fmt.Errorf("%s does not match the SHA-256 in %s: the file was changed or damaged since the run wrote it", path, configFile)
+	}
+	snap, err := model.ParseSnapshot(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	setup, err := model.NewSetup(cfg.Model)
+	if err != nil {
+		return err
+	}
+	if err := setup.CheckTheta(snap.Theta); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	in.theta = snap.Theta
+	return nil
 }
 
 // Transport names where a run's probes are computed.
@@ -189,17 +247,39 @@ func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, e
 		return nil, err
 	}
 	cfg.Model = setup.Config
-	tr, err := NewTrainer(setup, setup.InitTheta(cfg.Seed), cfg.Train, backend, opt.Eval)
+	theta0 := setup.InitTheta(cfg.Seed)
+	if cfg.Init != nil {
+		if theta0 = cfg.Init.theta; theta0 == nil {
+			return nil, errors.New("θ_0 from a file: the file was not read (LoadInit)")
+		}
+	}
+	tr, err := NewTrainer(setup, theta0, cfg.Train, backend, opt.Eval)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Train = tr.cfg
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run folder: %w", err)
+	}
+	if cfg.Init != nil {
+		// θ_0 as a snapshot at the first step's points (so that it also
+		// feeds "coordinator exact"); config.json keeps its checksum.
+		init := *cfg.Init
+		data, err := json.Marshal(model.NewSnapshot(setup, theta0, tr.points))
+		if err != nil {
+			return nil, err
+		}
+		data = append(data, '\n')
+		if err := model.WriteFileAtomic(filepath.Join(dir, initFile), data); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(data)
+		init.File, init.SHA256 = initFile, hex.EncodeToString(sum[:])
+		cfg.Init = &init
+	}
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create run folder: %w", err)
 	}
 	r := &Run{Dir: dir, Config: cfg, Trainer: tr, opt: opt, fingerprint: cfg.Fingerprint()}
 	// train.csv's header, the probe log and the checkpoint of step 0 come
@@ -787,6 +867,11 @@ func (c RunConfig) Fingerprint() string {
 	c.Train.Fused = false
 	c.Backend = ""
 	c.Transport = nil
+	if c.Init != nil {
+		in := *c.Init
+		in.From = ""
+		c.Init = &in
+	}
 	data, err := json.Marshal(c)
 	if err != nil {
 		panic(fmt.Sprintf("run config does not encode: %v", err)) // every field is plain data
@@ -1047,11 +1132,19 @@ func finiteAll(v ...float64) bool {
 // and a config.json in the key style of earlier versions (Steps,
 // FixedWeights) is named as such.
 func ReadRunConfig(dir string) (RunConfig, error) {
+	cfg, err := ReadRunConfigFile(filepath.Join(dir, configFile))
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		return cfg, fmt.Errorf("resume %s: %w", dir, err)
+	}
+	return cfg, err
+}
+
+// ReadRunConfigFile reads a run's config.json at path.
+func ReadRunConfigFile(path string) (RunConfig, error) {
 	var cfg RunConfig
-	path := filepath.Join(dir, configFile)
 	data, err := model.ReadFileLimit(path, MaxConfigBytes)
 	if err != nil {
-		return cfg, fmt.Errorf("resume %s: %w", dir, err)
+		return cfg, err
 	}
 	if key := oldStyleKey(data); key != "" {
 		return cfg, fmt.Errorf("%s is in the key style of an earlier version (%q): this version reads snake_case keys and cannot resume the run; start it again", path, key)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +57,9 @@ type trainFlags struct {
 	workers     int
 	out         string
 	resume      string
+	init        string    // --init: θ_0 from this snapshot
+	config      string    // --config: another run's config.json
+	theta0      []float64 // θ_0 read from --init
 	ckEvery     int
 	errEvery    int
 	errGrid     int
@@ -113,6 +118,8 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.workers, "workers", runtime.NumCPU(), "goroutines for the initial probes with --local")
 	fs.StringVar(&f.out, "out", "", "output folder (default runs/<problem>-<time>)")
 	fs.StringVar(&f.resume, "resume", "", "resume the run in this folder from its checkpoint")
+	fs.StringVar(&f.init, "init", "", "start from θ of this snapshot or a run's final.json (e.g. ngd after adam); the network is the snapshot's, the points, seeds and training settings this command's")
+	fs.StringVar(&f.config, "config", "", "start a new run with the settings of this config.json (another run's, with its init.json if it has one): the same numbers; --steps, --out, the stop rules and where probes are computed may be given")
 	fs.IntVar(&f.ckEvery, "checkpoint-every", 0, "steps between checkpoints (default steps/10)")
 	fs.IntVar(&f.errEvery, "error-every", coordinator.DefaultErrorEvery, "steps between solution-error evaluations (problems with an exact solution or reference data, and qtensor with its finite-difference reference)")
 	fs.IntVar(&f.errGrid, "error-grid", 0, "grid points per coordinate of the solution error (default 201 in 1-D, 41 in 2-D, 21 in 3-D; grid points in a hole are left out, and with reference data its points are used instead)")
@@ -122,11 +129,14 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 
 func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	var rc coordinator.RunConfig
-	s, err := f.pf.setup()
+	s, err := f.modelSetup()
 	if err != nil {
 		return rc, err
 	}
 	rc.Model = s.Config
+	if f.theta0 != nil {
+		rc.Init = coordinator.NewInit(f.theta0, f.init)
+	}
 	rc.Seed = f.seed
 	if err := f.standardization(s, &rc.Model); err != nil {
 		return rc, err
@@ -248,6 +258,9 @@ func runTrain(args []string, out io.Writer) error {
 	)
 	if f.resume != "" {
 		dir = f.resume
+		if f.init != "" || f.config != "" {
+			return badInput("--init and --config start a new run; --resume goes on with the run in %s", dir)
+		}
 		if name := configFlag(fs, set); name != "" {
 			return badInput("--%s with --resume: a resumed run keeps the settings in %s (only --steps extends it); start a new run to change them", name, filepath.Join(dir, "config.json"))
 		}
@@ -293,7 +306,12 @@ func runTrain(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "run %s: %s\n", dir, msg)
 		}
 	} else {
-		if rc, err = f.runConfig(); err != nil {
+		if f.config != "" {
+			rc, err = f.fromConfig(fs)
+		} else {
+			rc, err = f.runConfig()
+		}
+		if err != nil {
 			return err
 		}
 		dir = f.out
@@ -436,10 +454,14 @@ func resumeFlags() map[string]bool {
 	return ok
 }
 
-// configFlag returns a flag given with --resume that would change the
-// run's configuration, or "".
-func configFlag(fs *flag.FlagSet, set map[string]bool) string {
+// configFlag returns a flag given with --resume (or --config) that would
+// change the run's configuration, or "": the flags of resumeFlags, and
+// those named, may be given.
+func configFlag(fs *flag.FlagSet, set map[string]bool, also ...string) string {
 	ok := resumeFlags()
+	for _, name := range also {
+		ok[name] = true
+	}
 	var bad string
 	fs.VisitAll(func(fl *flag.Flag) {
 		if set[fl.Name] && !ok[fl.Name] && bad == "" {
@@ -600,6 +622,133 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 			bar.update(done, status)
 		},
 	}
+}
+
+// modelSetup is the problem and network of a new run: the flags', or with
+// --init the snapshot's, which the model flags given must agree with.
+func (f *trainFlags) modelSetup() (*model.Setup, error) {
+	if f.init == "" {
+		return f.pf.setup()
+	}
+	if f.set["standardize"] {
+		return nil, badInput("--standardize with --init: the snapshot's network has its own input standardization")
+	}
+	snap, err := model.ReadSnapshot(f.init)
+	if err != nil {
+		return nil, inputError{fmt.Errorf("--init: %w", err)}
+	}
+	s, _, theta, err := snap.Resolve()
+	if err != nil {
+		return nil, badInput("--init %s: %v", f.init, err)
+	}
+	for _, name := range []string{"problem", "layers", "activation", "params"} {
+		if !f.set[name] {
+			continue
+		}
+		pf := f.pf
+		if pf.problem == "" {
+			pf.problem = s.Problem.Name
+		}
+		given, err := pf.setup()
+		if err != nil {
+			return nil, err
+		}
+		if key, a, b := configDiff(s.Config, given.Config); key != "" {
+			return nil, badInput("--init %s holds a %s network with %s %s; the flags ask for %s: drop --%s, or start from a snapshot of that network", f.init, s.Problem.Name, key, a, b, name)
+		}
+		break
+	}
+	if len(f.pf.points) > 0 && len(f.pf.points) != len(s.Problem.Blocks) {
+		return nil, badInput("--points has %d counts; the snapshot's problem %s has blocks %v", len(f.pf.points), s.Problem.Name, s.Problem.BlockNames())
+	}
+	f.pf.problem, f.theta0 = s.Problem.Name, theta
+	return s, nil
+}
+
+// configDiff returns the first field in which two model configurations
+// differ, with its values, or "".
+func configDiff(a, b model.Config) (string, string, string) {
+	var ma, mb map[string]json.RawMessage
+	da, _ := json.Marshal(a)
+	db, _ := json.Marshal(b)
+	json.Unmarshal(da, &ma)
+	json.Unmarshal(db, &mb)
+	keys := map[string]bool{}
+	for k := range ma {
+		keys[k] = true
+	}
+	for k := range mb {
+		keys[k] = true
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if string(ma[k]) != string(mb[k]) {
+			return k, orNone(ma[k]), orNone(mb[k])
+		}
+	}
+	return "", "", ""
+}
+
+func orNone(v json.RawMessage) string {
+	if len(v) == 0 {
+		return "none"
+	}
+	return string(v)
+}
+
+// fromConfig reads the configuration of --config FILE (another run's
+// config.json, with its init.json) for a new run, with the flags that may
+// change where and how long it runs.
+func (f *trainFlags) fromConfig(fs *flag.FlagSet) (coordinator.RunConfig, error) {
+	if f.init != "" {
+		return coordinator.RunConfig{}, badInput("--init with --config: the configuration says where θ_0 comes from")
+	}
+	if name := configFlag(fs, f.set, "out", "config"); name != "" {
+		return coordinator.RunConfig{}, badInput("--%s with --config: the run's settings come from %s (only --steps, --out, the stop rules and where probes are computed may be given)", name, f.config)
+	}
+	rc, err := coordinator.ReadRunConfigFile(f.config)
+	if err != nil {
+		return rc, inputError{fmt.Errorf("--config: %w", err)}
+	}
+	setup, err := model.NewSetup(rc.Model)
+	if err != nil {
+		return rc, badInput("--config %s: %v", f.config, err)
+	}
+	if err := rc.Validate(setup); err != nil {
+		return rc, badInput("--config %s: %v", f.config, err)
+	}
+	if err := coordinator.LoadInit(filepath.Dir(f.config), &rc); err != nil {
+		return rc, badInput("--config %s: %v", f.config, err)
+	}
+	if f.set["steps"] {
+		rc.Train.Steps = f.steps
+	}
+	if stopSet(f.set) {
+		rules := f.stopRules(rc.Train.Optimizer)
+		for name, keep := range map[string]func(){
+			"target-error": func() { rules.TargetError = rc.Stop.TargetError }, "target-loss": func() { rules.TargetLoss = rc.Stop.TargetLoss },
+			"stall-steps": func() { rules.StallSteps = rc.Stop.StallSteps }, "stall-decrease": func() { rules.StallDecrease = rc.Stop.StallDecrease },
+		} {
+			if !f.set[name] {
+				keep()
+			}
+		}
+		if err := rules.Validate(); err != nil {
+			return rc, inputError{err}
+		}
+		rc.Stop = rules
+	}
+	f.pf.problem = rc.Model.Problem
+	if msg := f.keepTransport(rc.Transport); msg != "" {
+		if err := f.bus.check(); err != nil {
+			return rc, err
+		}
+	}
+	return rc, nil
 }
 
 // describeRun says in one line what a new run does.
