@@ -804,9 +804,13 @@ func WriteMatrixCSV(path string, m []float64, n int) error {
 	return model.WriteFileAtomic(path, b)
 }
 
+// MaxMatrixBytes bounds a matrix CSV file (a 4,000×4,000 K in shortest
+// exact form is about 300 MB).
+const MaxMatrixBytes = 1 << 30
+
 // ReadMatrixCSV reads a square matrix written by WriteMatrixCSV.
 func ReadMatrixCSV(path string) ([]float64, int, error) {
-	data, err := os.ReadFile(path)
+	data, err := model.ReadFileLimit(path, MaxMatrixBytes)
 	if err != nil {
 		return nil, 0, err
 	}

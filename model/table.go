@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,20 +47,10 @@ func ReadTable(path string) (*Table, error) {
 func ReadTableText(path string) (string, error) { return readBounded(path, MaxTableBytes) }
 
 // readBounded reads a whole file of at most limit bytes.
+// A FIFO or a device is refused without blocking (ReadFileLimit).
 func readBounded(path string, limit int64) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(data)) > limit {
-		return "", fmt.Errorf("%s: larger than %s, the most such a file may be", path, formatBytes(limit))
-	}
-	return string(data), nil
+	data, err := ReadFileLimit(path, limit)
+	return string(data), err
 }
 
 // ParseTable parses CSV text: a header row of column names, then rows of

@@ -22,6 +22,10 @@ import (
 	"ntkbus/model"
 )
 
+// MaxTableBytes bounds a CSV file a figure reads (a train.csv of a million
+// steps with 40 columns is about 800 MB: a run's figures read at most this).
+const MaxTableBytes = 1 << 30
+
 // Table is a CSV file by column; empty cells are NaN.
 type Table struct {
 	Columns []string
@@ -32,7 +36,7 @@ type Table struct {
 
 // ReadTable reads a CSV file with a header.
 func ReadTable(path string) (*Table, error) {
-	f, err := os.Open(path)
+	f, err := model.OpenRegular(path, MaxTableBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +108,7 @@ func finite(x, y []float64) (fx, fy []float64) {
 //	kernels.png       exact and estimated K at the first and last step (Figure 7)
 func RunFigures(dir string) ([]string, error) {
 	var rc coordinator.RunConfig
-	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	data, err := model.ReadFileLimit(filepath.Join(dir, "config.json"), coordinator.MaxConfigBytes)
 	if err != nil {
 		return nil, fmt.Errorf("run figures: %w", err)
 	}
@@ -640,7 +644,7 @@ func StudyHeatmaps(dir string) ([]figures.Matrix, error) {
 	// Variant names as the study knows them ("gaussian/forward"), by the
 	// file-name form ("gaussian-forward") the runner writes.
 	var variants []string
-	if data, err := os.ReadFile(filepath.Join(dir, "study.json")); err == nil {
+	if data, err := model.ReadFileLimit(filepath.Join(dir, "study.json"), coordinator.MaxConfigBytes); err == nil {
 		var cfg study.Config
 		if json.Unmarshal(data, &cfg) == nil {
 			if vs, err := study.ParseVariants(strings.Join(cfg.Variants, ","), 0); err == nil {

@@ -402,7 +402,10 @@ func (r *Runner) checkFolder() error {
 	if err != nil {
 		return err
 	}
-	old, err := os.ReadFile(path)
+	old, err := model.ReadFileLimit(path, coordinator.MaxConfigBytes)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	if err == nil {
 		if strings.TrimSpace(string(old)) != strings.TrimSpace(string(data)) {
 			return fmt.Errorf("%s: %w (see its study.json): use another --out, or the arguments it was made with to resume it", r.Dir, ErrOtherDesign)
@@ -450,7 +453,7 @@ func (r *Rep) csv() string {
 // ReadReps reads the repetitions finished so far (a missing file is none;
 // a torn last line from a crash is dropped).
 func ReadReps(path string, blocks int) ([]Rep, error) {
-	f, err := os.Open(path)
+	f, err := model.OpenRegular(path, -1) // read line by line, each line bounded
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
