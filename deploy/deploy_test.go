@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"go.yaml.in/yaml/v3"
 
 	"ntkbus/coordinator/natsbus"
@@ -41,8 +42,39 @@ func natsEnv(t *testing.T, name string, client, route int, routes []int) {
 	t.Setenv("NATS_CLUSTER_LISTEN", fmt.Sprintf("127.0.0.1:%d", route))
 	t.Setenv("NATS_ROUTES", "["+strings.Join(r, ", ")+"]")
 	t.Setenv("NTKBUS_ROUTE_PASSWORD", "r-secret")
-	t.Setenv("NTKBUS_COORDINATOR_PASSWORD", "c-secret")
-	t.Setenv("NTKBUS_SAMPLER_PASSWORD", "s-secret")
+}
+
+// configDir is a node's configuration in a temporary folder: the
+// repository's nats.conf and nats-tls.conf beside the users of n sampler
+// credentials that Generate draws there.
+func configDir(t *testing.T, n int) (string, *Credentials) {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := Generate(dir, filepath.Join(dir, "secrets"), n, protocol.Subjects{Prefix: protocol.DefaultPrefix}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"nats.conf", "nats-tls.conf"} {
+		data, err := os.ReadFile(filepath.Join("nats", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "secrets", f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "secrets"), c
+}
+
+// as is the nats.go option of a seed.
+func as(t testing.TB, seed string) nats.Option {
+	t.Helper()
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	return nats.Nkey(pub, kp.Sign)
 }
 
 func freePort(t *testing.T) int {
@@ -56,12 +88,14 @@ func freePort(t *testing.T) int {
 }
 
 // The NATS config parses, routes to three nodes with the route password,
-// keeps the default max payload, and gives the users exactly the
-// permissions the code grants (natsbus.CoordinatorPermissions and
-// SamplerPermissions, which the embedded server uses).
+// keeps the default max payload, has no user with a password and no
+// anonymous one, and gives each identity's key exactly the permissions the
+// code grants (natsbus.CoordinatorPermissions and SamplerPermissions,
+// which the embedded server uses).
 func TestNATSConfigParses(t *testing.T) {
 	natsEnv(t, "nats-1", 4222, 6222, []int{6222, 6223, 6224})
-	o, err := server.ProcessConfigFile("nats/nats.conf")
+	dir, c := configDir(t, 3)
+	o, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,25 +116,37 @@ func TestNATSConfigParses(t *testing.T) {
 	if o.MaxPayload != 0 {
 		t.Errorf("max payload set to %d: ntkbus must work with the default 1 MB", o.MaxPayload)
 	}
-	if o.NoAuthUser != "" {
-		t.Errorf("anonymous clients become %q", o.NoAuthUser)
+	if o.NoAuthUser != "" || len(o.Users) != 0 {
+		t.Errorf("anonymous clients become %q; users with passwords %v", o.NoAuthUser, o.Users)
 	}
-	users := map[string]*server.User{}
-	for _, u := range o.Users {
-		users[u.Username] = u
-	}
-	s, c := users["sampler"], users["coordinator"]
-	if s == nil || c == nil || len(users) != 2 {
-		t.Fatalf("users %v, want coordinator and sampler", users)
-	}
-	if s.Password != "s-secret" || c.Password != "c-secret" {
-		t.Error("passwords do not come from the environment")
+	keys := map[string]*server.NkeyUser{}
+	for _, u := range o.Nkeys {
+		keys[u.Nkey] = u
 	}
 	subjects := protocol.Subjects{Prefix: protocol.DefaultPrefix}
-	samePermissions(t, "sampler", s.Permissions, natsbus.SamplerPermissions(subjects, "sampler"))
-	samePermissions(t, "coordinator", c.Permissions, natsbus.CoordinatorPermissions(subjects, "coordinator"))
-	if slices.Contains(s.Permissions.Subscribe.Allow, "ntkbus.pull.>") || slices.Contains(s.Permissions.Subscribe.Allow, "_INBOX.>") {
-		t.Errorf("a sampler may subscribe to %v", s.Permissions.Subscribe.Allow)
+	check := func(id, seed string, want *server.Permissions) {
+		pub, err := publicKey(seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := keys[pub]
+		if u == nil {
+			t.Errorf("%s's key is not a user", id)
+			return
+		}
+		samePermissions(t, id, u.Permissions, want)
+		delete(keys, pub)
+	}
+	check("coordinator", c.Coordinator, natsbus.CoordinatorPermissions(subjects, "coordinator"))
+	for id, seed := range c.Samplers {
+		check(id, seed, natsbus.SamplerPermissions(subjects, id))
+		p := natsbus.SamplerPermissions(subjects, id)
+		if slices.Contains(p.Subscribe.Allow, "ntkbus.pull.>") || slices.Contains(p.Subscribe.Allow, "_INBOX.>") {
+			t.Errorf("%s may subscribe to %v", id, p.Subscribe.Allow)
+		}
+	}
+	if len(keys) != 0 || len(c.Samplers) != 3 {
+		t.Errorf("users beyond the coordinator and 3 samplers: %v", keys)
 	}
 }
 
@@ -180,27 +226,31 @@ func (v *violations) has(t *testing.T, what string) {
 // do is refused by the server (each refusal is reported to the client),
 // and what it needs works: pulling work and asking for snapshot chunks
 // under its own name with the answers on its own inbox, and publishing
-// results under its own name. No client gets in without a password.
+// results under its own name. No client gets in without a key of the
+// cluster.
 func TestSamplerDenialsOnARealServer(t *testing.T) {
 	port, rport := freePort(t), freePort(t)
 	natsEnv(t, "perm", port, rport, []int{rport})
-	url := startNode(t, "nats/nats.conf", nil).ClientURL()
+	dir, c := configDir(t, 2)
+	url := startNode(t, filepath.Join(dir, "nats.conf"), nil).ClientURL()
 
 	var v violations
-	sampler, err := nats.Connect(url, nats.UserInfo("sampler", "s-secret"), nats.ErrorHandler(v.handler))
+	sampler, err := nats.Connect(url, as(t, c.Samplers["sampler-1"]), nats.ErrorHandler(v.handler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sampler.Close()
-	coord, err := nats.Connect(url, nats.UserInfo("coordinator", "c-secret"))
+	coord, err := nats.Connect(url, as(t, c.Coordinator))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer coord.Close()
+	stranger, _ := drawSeed()
 	for name, opt := range map[string]nats.Option{
-		"a wrong password": nats.UserInfo("sampler", "wrong"),
-		"no credentials":   nats.Name("anonymous"),
-		"the route user":   nats.UserInfo("route", "r-secret"),
+		"a key the cluster does not know": as(t, stranger),
+		"no credentials":                  nats.Name("anonymous"),
+		"the route user":                  nats.UserInfo("route", "r-secret"),
+		"a password user":                 nats.UserInfo("sampler", "s-secret"),
 	} {
 		if nc, err := nats.Connect(url, opt); err == nil {
 			nc.Close()
@@ -220,14 +270,15 @@ func TestSamplerDenialsOnARealServer(t *testing.T) {
 	// Publishing an announcement, a result, a pull or a chunk request in
 	// another credential's name, to the coordinator's inbox, or on
 	// JetStream's API.
-	for _, subj := range []string{"ntkbus.announce.run1", "ntkbus.results.run1.x", "ntkbus.pull.run1.x", "ntkbus.snap.run1.coordinator", "_INBOX_coordinator.x", "$JS.API.STREAM.LIST"} {
+	for _, subj := range []string{"ntkbus.announce.run1", "ntkbus.results.run1.x", "ntkbus.pull.run1.x", "ntkbus.results.run1.sampler-2", "ntkbus.pull.run1.sampler-2",
+		"ntkbus.snap.run1.coordinator", "_INBOX_coordinator.x", "_INBOX_sampler-2.x", "$JS.API.STREAM.LIST", "$JS.API.CONSUMER.MSG.NEXT.S.C", "$JS.ACK.S.C.1.1.1.1.0"} {
 		sampler.Publish(subj, []byte("forged"))
 		v.has(t, fmt.Sprintf("Publish to %q", subj))
 	}
 	// Reading pulls, results, chunk requests, every subject, the
 	// coordinator's or another credential's inboxes, other services,
 	// JetStream acknowledgements.
-	for _, subj := range []string{"ntkbus.pull.>", "ntkbus.>", ">", "ntkbus.results.>", "ntkbus.snap.>", "_INBOX.>", "_INBOX_coordinator.>", "_INBOX_other.>", "$SRV.>", "$JS.ACK.>"} {
+	for _, subj := range []string{"ntkbus.pull.>", "ntkbus.>", ">", "ntkbus.results.>", "ntkbus.snap.>", "_INBOX.>", "_INBOX_coordinator.>", "_INBOX_sampler-2.>", "$SRV.>", "$JS.ACK.>", "$JS.API.>"} {
 		sampler.Subscribe(subj, func(*nats.Msg) {})
 		v.has(t, fmt.Sprintf("Subscription to %q", subj))
 	}
@@ -251,14 +302,14 @@ func TestSamplerDenialsOnARealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	inbox := make(chan *nats.Msg, 2)
-	if _, err := sampler.ChanSubscribe("_INBOX_sampler.me.*", inbox); err != nil {
+	if _, err := sampler.ChanSubscribe("_INBOX_sampler-1.me.*", inbox); err != nil {
 		t.Fatal(err)
 	}
 	sampler.Flush()
 	coord.Flush()
 	for i, want := range []string{"work", "chunk"} {
-		subj := []string{"ntkbus.pull.run1.sampler", "ntkbus.snap.run1.sampler"}[i]
-		sampler.PublishRequest(subj, fmt.Sprintf("_INBOX_sampler.me.%d", i), []byte("?"))
+		subj := []string{"ntkbus.pull.run1.sampler-1", "ntkbus.snap.run1.sampler-1"}[i]
+		sampler.PublishRequest(subj, fmt.Sprintf("_INBOX_sampler-1.me.%d", i), []byte("?"))
 		select {
 		case m := <-inbox:
 			if string(m.Data) != want {
@@ -268,10 +319,10 @@ func TestSamplerDenialsOnARealServer(t *testing.T) {
 			t.Fatalf("no %s on the sampler's inbox", want)
 		}
 	}
-	sampler.Publish("ntkbus.results.run1.sampler", []byte("result"))
+	sampler.Publish("ntkbus.results.run1.sampler-1", []byte("result"))
 	select {
 	case m := <-results:
-		if string(m.Data) != "result" || m.Subject != "ntkbus.results.run1.sampler" {
+		if string(m.Data) != "result" || m.Subject != "ntkbus.results.run1.sampler-1" {
 			t.Errorf("result %q on %s", m.Data, m.Subject)
 		}
 	case <-time.After(5 * time.Second):
@@ -314,8 +365,9 @@ func (l *captureLog) has(what string) bool {
 func TestRoutesNeedCredentials(t *testing.T) {
 	port, rport := freePort(t), freePort(t)
 	natsEnv(t, "nats-a", port, rport, []int{rport})
+	dir, _ := configDir(t, 1)
 	var log captureLog
-	a := startNode(t, "nats/nats.conf", &log)
+	a := startNode(t, filepath.Join(dir, "nats.conf"), &log)
 
 	rogue, err := server.NewServer(&server.Options{ServerName: "rogue", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Cluster: server.ClusterOpts{Name: "ntkbus", Host: "127.0.0.1", Port: -1},
@@ -336,7 +388,7 @@ func TestRoutesNeedCredentials(t *testing.T) {
 	}
 
 	natsEnv(t, "nats-b", freePort(t), freePort(t), []int{rport})
-	b := startNode(t, "nats/nats.conf", nil)
+	b := startNode(t, filepath.Join(dir, "nats.conf"), nil)
 	for end := time.Now().Add(10 * time.Second); (a.NumRoutes() == 0 || b.NumRoutes() == 0) && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -346,7 +398,7 @@ func TestRoutesNeedCredentials(t *testing.T) {
 }
 
 // nats-tls.conf: clients must speak TLS (a plain connection is refused),
-// and with the CA and a password they get in.
+// and with the CA and a key of the cluster they get in.
 func TestTLSConfig(t *testing.T) {
 	dir := t.TempDir()
 	writeCerts(t, dir)
@@ -355,14 +407,15 @@ func TestTLSConfig(t *testing.T) {
 	t.Setenv("NATS_TLS_CERT", filepath.Join(dir, "node.pem"))
 	t.Setenv("NATS_TLS_KEY", filepath.Join(dir, "node-key.pem"))
 	t.Setenv("NATS_TLS_CA", filepath.Join(dir, "ca.pem"))
-	srv := startNode(t, "nats/nats-tls.conf", nil)
+	conf, c := configDir(t, 1)
+	srv := startNode(t, filepath.Join(conf, "nats-tls.conf"), nil)
 	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
-	nc, err := nats.Connect(url, nats.RootCAs(filepath.Join(dir, "ca.pem")), nats.UserInfo("sampler", "s-secret"))
+	nc, err := nats.Connect(url, nats.RootCAs(filepath.Join(dir, "ca.pem")), as(t, c.Samplers["sampler-1"]))
 	if err != nil {
 		t.Fatalf("TLS client: %v", err)
 	}
 	nc.Close()
-	if nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), nats.UserInfo("sampler", "s-secret")); err == nil {
+	if nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), as(t, c.Samplers["sampler-1"])); err == nil {
 		nc.Close()
 		t.Error("a plain-text client was accepted")
 	}
@@ -446,20 +499,29 @@ func get(m any, path ...string) any {
 	return m
 }
 
-// docker-compose.yml: a 3-node cluster routed to itself, one coordinator
-// that leaves the work to external samplers, and 16 samplers.
+// docker-compose.yml: a 3-node cluster routed to itself, reading the
+// generated users, with the monitoring port on loopback; one coordinator
+// that leaves the work to external samplers. deploy/secrets/compose.yml:
+// 16 samplers, each its own service, key and identity, and the
+// coordinator's key.
 func TestComposeFile(t *testing.T) {
 	doc := readYAML(t, "../docker-compose.yml")[0]
 	svcs, _ := doc["services"].(map[string]any)
-	for _, s := range []string{"nats-1", "nats-2", "nats-3", "coordinator", "sampler"} {
+	for _, s := range []string{"nats-1", "nats-2", "nats-3", "coordinator"} {
 		if svcs[s] == nil {
 			t.Errorf("service %s missing", s)
 		}
+	}
+	if svcs["sampler"] != nil {
+		t.Error("a sampler service shares one credential among its replicas")
 	}
 	for _, s := range []string{"nats-1", "nats-2", "nats-3"} {
 		env, _ := get(svcs[s], "environment").(map[string]any)
 		if env["NATS_NAME"] != s {
 			t.Errorf("%s: NATS_NAME %v", s, env["NATS_NAME"])
+		}
+		if h := fmt.Sprint(env["NATS_HTTP"]); !strings.HasPrefix(h, "127.0.0.1:") {
+			t.Errorf("%s: the monitoring port (no authentication) listens on %s", s, h)
 		}
 		routes, _ := env["NATS_ROUTES"].(string)
 		for _, peer := range []string{"nats-1:6222", "nats-2:6222", "nats-3:6222"} {
@@ -470,9 +532,9 @@ func TestComposeFile(t *testing.T) {
 		if get(svcs[s], "build", "target") != "nats" {
 			t.Errorf("%s is not built from the Dockerfile's nats stage", s)
 		}
-	}
-	if r := get(svcs["sampler"], "deploy", "replicas"); r != 16 {
-		t.Errorf("sampler replicas = %v, want 16", r)
+		if v := fmt.Sprint(get(svcs[s], "volumes")); !strings.Contains(v, "./deploy/secrets/users.conf:/etc/nats/users.conf:ro") {
+			t.Errorf("%s does not read the generated users: %s", s, v)
+		}
 	}
 	cmd := fmt.Sprint(get(svcs["coordinator"], "command"))
 	for _, want := range []string{"train", "--samplers=0", "--nats=nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222"} {
@@ -480,56 +542,98 @@ func TestComposeFile(t *testing.T) {
 			t.Errorf("coordinator command %s lacks %s", cmd, want)
 		}
 	}
-	if u := get(svcs["sampler"], "environment", "NTKBUS_NATS_USER"); u != "sampler" {
-		t.Errorf("samplers connect as %v, want the restricted sampler user", u)
-	}
-	// No password has a default: compose refuses to start without them.
+	// No secret has a default: compose refuses to start without them.
 	data, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"NTKBUS_COORDINATOR_PASSWORD", "NTKBUS_SAMPLER_PASSWORD", "NTKBUS_ROUTE_PASSWORD"} {
-		if strings.Contains(string(data), "${"+v+":-") || strings.Contains(string(data), "${"+v+"-") {
-			t.Errorf("%s has a default value", v)
-		}
-		if !strings.Contains(string(data), "${"+v+":?") {
-			t.Errorf("%s is not required (${%s:?...})", v, v)
-		}
+	if v := "NTKBUS_ROUTE_PASSWORD"; strings.Contains(string(data), "${"+v+":-") || !strings.Contains(string(data), "${"+v+":?") {
+		t.Errorf("%s is not required (${%s:?...})", v, v)
+	}
+	if strings.Contains(string(data), "PASSWORD: ") && !strings.Contains(string(data), "NTKBUS_ROUTE_PASSWORD: ${") || strings.Contains(string(data), "SEED:") {
+		t.Error("docker-compose.yml holds a credential")
 	}
 	if routes := fmt.Sprint(get(svcs["nats-1"], "environment", "NATS_ROUTES")); strings.Count(routes, "route:${NTKBUS_ROUTE_PASSWORD") != 3 {
 		t.Errorf("the routes do not carry the route password: %s", routes)
 	}
-	// Ports are published on the host's loopback only; routes not at all.
-	for _, s := range []string{"nats-1", "nats-2", "nats-3", "coordinator", "sampler"} {
+	// Ports are published on the host's loopback only; routes and
+	// monitoring not at all.
+	for s := range svcs {
 		ports, _ := get(svcs[s], "ports").([]any)
 		for _, p := range ports {
 			p := fmt.Sprint(p)
 			if !strings.HasPrefix(p, "127.0.0.1:") && !strings.HasPrefix(p, "${NTKBUS_PUBLISH_ADDR:-127.0.0.1}:") {
 				t.Errorf("%s publishes %s beyond the host's loopback", s, p)
 			}
-			if strings.HasSuffix(p, ":6222") {
-				t.Errorf("%s publishes the route port", s)
-			}
-			if strings.HasSuffix(p, ":8222") && !strings.HasPrefix(p, "127.0.0.1:") {
-				t.Errorf("%s publishes the monitoring port (no authentication) as %s", s, p)
+			if strings.HasSuffix(p, ":6222") || strings.HasSuffix(p, ":8222") {
+				t.Errorf("%s publishes %s", s, p)
 			}
 		}
 	}
+
+	// The generated part: one service per sampler, each its own key.
+	root := t.TempDir()
+	c, err := Generate(root, filepath.Join(root, "deploy", "secrets"), 16, protocol.Subjects{Prefix: protocol.DefaultPrefix}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := readYAML(t, filepath.Join(root, "deploy", "secrets", "compose.yml"))[0]
+	gsvcs, _ := gen["services"].(map[string]any)
+	if get(gsvcs["coordinator"], "environment", "NTKBUS_NATS_NKEY_SEED") != c.Coordinator {
+		t.Error("the coordinator does not get its key")
+	}
+	seeds := map[any]bool{}
+	for i := 1; i <= 16; i++ {
+		id := SamplerID(i)
+		svc := gsvcs[id]
+		seed := get(svc, "environment", "NTKBUS_NATS_NKEY_SEED")
+		if seed != c.Samplers[id] || seeds[seed] {
+			t.Errorf("%s: seed %v", id, seed)
+		}
+		seeds[seed] = true
+		if cmd := fmt.Sprint(get(svc, "command")); !strings.Contains(cmd, "--identity="+id+" ") || !strings.Contains(cmd, "--nats=nats://nats-1:4222") {
+			t.Errorf("%s: command %s", id, cmd)
+		}
+	}
+	if len(gsvcs) != 17 {
+		t.Errorf("%d services, want the coordinator and 16 samplers", len(gsvcs))
+	}
+	env, err := os.ReadFile(filepath.Join(root, ".env"))
+	if err != nil || !strings.Contains(string(env), "COMPOSE_FILE=docker-compose.yml:deploy/secrets/compose.yml") || !strings.Contains(string(env), "NTKBUS_ROUTE_PASSWORD="+c.Route) {
+		t.Errorf(".env: %s (%v)", env, err)
+	}
 }
 
-// deploy/k8s via kustomize: every listed resource exists and parses, NATS
-// runs 3 clustered pods, the samplers 16.
+// deploy/k8s via kustomize: every listed resource exists (the generated
+// one once deploy/secrets.sh ran) and parses, NATS runs 3 clustered pods
+// with the monitoring port on loopback, and 16 samplers each read their
+// own key only.
 func TestKubernetesManifests(t *testing.T) {
+	root := t.TempDir()
+	c, err := Generate(root, filepath.Join(root, "secrets"), 16, protocol.Subjects{Prefix: protocol.DefaultPrefix}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
 	k := readYAML(t, "kustomization.yaml")[0]
 	kinds := map[string]map[string]any{}
+	generated := map[string]bool{}
 	for _, r := range k["resources"].([]any) {
-		for _, d := range readYAML(t, r.(string)) {
-			kinds[fmt.Sprint(d["kind"], "/", get(d, "metadata", "name"))] = d
+		path := r.(string)
+		if strings.HasPrefix(path, "secrets/") {
+			path = filepath.Join(root, path)
+		}
+		for _, d := range readYAML(t, path) {
+			name := fmt.Sprint(d["kind"], "/", get(d, "metadata", "name"))
+			kinds[name] = d
+			generated[name] = strings.HasPrefix(r.(string), "secrets/")
 		}
 	}
 	for _, files := range get(k, "configMapGenerator").([]any) {
 		for _, f := range get(files, "files").([]any) {
 			_, src, _ := strings.Cut(f.(string), "=")
+			if strings.HasPrefix(src, "secrets/") {
+				src = filepath.Join(root, src)
+			}
 			if _, err := os.Stat(src); err != nil {
 				t.Errorf("config map source %s: %v", src, err)
 			}
@@ -538,31 +642,43 @@ func TestKubernetesManifests(t *testing.T) {
 	if r := get(kinds["StatefulSet/nats"], "spec", "replicas"); r != 3 {
 		t.Errorf("NATS replicas = %v, want 3", r)
 	}
-	if r := get(kinds["Deployment/sampler"], "spec", "replicas"); r != 16 {
-		t.Errorf("sampler replicas = %v, want 16", r)
+	for i := 1; i <= 16; i++ {
+		id := SamplerID(i)
+		d := kinds["Deployment/"+id]
+		if r := get(d, "spec", "replicas"); r != 1 {
+			t.Errorf("%s replicas = %v, want 1", id, r)
+		}
+		containers := fmt.Sprint(get(d, "spec", "template", "spec", "containers"))
+		if !strings.Contains(containers, "--identity="+id+" ") || !strings.Contains(containers, "key:seed name:"+id+"]") || strings.Count(containers, "secretKeyRef") != 1 {
+			t.Errorf("%s reads %s", id, containers)
+		}
+		if get(kinds["Secret/"+id], "stringData", "seed") != c.Samplers[id] || !generated["Secret/"+id] {
+			t.Errorf("Secret/%s does not hold its key", id)
+		}
+		if get(d, "spec", "template", "metadata", "labels", "app") != "sampler" {
+			t.Errorf("%s is not labelled for the network policy", id)
+		}
 	}
 	if kinds["Job/coordinator"] == nil || kinds["Service/nats"] == nil || kinds["NetworkPolicy/nats"] == nil {
 		t.Errorf("missing resources: have %v", keys(kinds))
 	}
+	if !strings.Contains(fmt.Sprint(get(kinds["Job/coordinator"], "spec", "template", "spec", "containers")), "key:coordinator-seed") {
+		t.Error("the coordinator does not read its key")
+	}
 	env := fmt.Sprint(get(kinds["StatefulSet/nats"], "spec", "template", "spec", "containers"))
-	for _, want := range []string{"route:$(NTKBUS_ROUTE_PASSWORD)@nats-0.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-1.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-2.nats:6222"} {
+	for _, want := range []string{"route:$(NTKBUS_ROUTE_PASSWORD)@nats-0.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-1.nats:6222", "route:$(NTKBUS_ROUTE_PASSWORD)@nats-2.nats:6222", "value:127.0.0.1:8222"} {
 		if !strings.Contains(env, want) {
-			t.Errorf("NATS pods do not route to %s", want)
+			t.Errorf("NATS pods lack %s", want)
 		}
 	}
-	// No password is in the manifests: the Secret comes from secrets.env,
-	// which git ignores and deploy/secrets.sh writes.
+	// Secrets come only from the generated file, which git ignores.
 	for k := range kinds {
-		if strings.HasPrefix(k, "Secret/") {
-			t.Errorf("%s is a manifest: its passwords would be defaults that work", k)
+		if strings.HasPrefix(k, "Secret/") && !generated[k] {
+			t.Errorf("%s is a committed manifest: its credentials would be defaults that work", k)
 		}
-	}
-	gen := fmt.Sprint(get(k, "secretGenerator"))
-	if !strings.Contains(gen, "ntkbus-nats") || !strings.Contains(gen, "secrets.env") {
-		t.Errorf("secretGenerator %s: want ntkbus-nats from secrets.env", gen)
 	}
 	ignore, err := os.ReadFile("../.gitignore")
-	if err != nil || !strings.Contains(string(ignore), "/deploy/secrets.env") || !strings.Contains(string(ignore), "/.env") {
+	if err != nil || !strings.Contains(string(ignore), "/deploy/secrets/") || !strings.Contains(string(ignore), "/.env") {
 		t.Errorf(".gitignore does not keep the generated secrets out of git (%v)", err)
 	}
 	// The monitoring port (no authentication) is not in the service; the
@@ -579,6 +695,72 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if strings.Contains(np, "8222") {
 		t.Errorf("network policy admits the monitoring port: %s", np)
+	}
+}
+
+// Generate keeps the keys that exist (adding samplers keeps the others'),
+// drops those of samplers removed, draws them all again with force, and
+// leaves every secret file readable by its owner only, also one that was
+// world-readable.
+func TestGenerateCredentials(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "secrets")
+	subjects := protocol.Subjects{Prefix: protocol.DefaultPrefix}
+	a, err := Generate(root, dir, 2, subjects, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"sampler-1.nk", "route.password"} {
+		os.Chmod(filepath.Join(dir, f), 0o644)
+	}
+	os.Chmod(filepath.Join(root, ".env"), 0o644)
+	b, err := Generate(root, dir, 3, subjects, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Samplers["sampler-1"] != a.Samplers["sampler-1"] || b.Samplers["sampler-2"] != a.Samplers["sampler-2"] || b.Coordinator != a.Coordinator || b.Route != a.Route || b.Samplers["sampler-3"] == "" {
+		t.Error("adding a sampler changed the others' keys")
+	}
+	checkModes := func(when string) {
+		t.Helper()
+		files, _ := filepath.Glob(filepath.Join(dir, "*"))
+		files = append(files, filepath.Join(root, ".env"))
+		for _, f := range files {
+			fi, err := os.Stat(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := os.FileMode(0o600)
+			if filepath.Base(f) == "users.conf" {
+				want = 0o644 // public keys, read by the servers' own user
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: %s has mode %v, want %v", when, f, fi.Mode().Perm(), want)
+			}
+		}
+		if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s: folder mode %v", when, fi.Mode().Perm())
+		}
+	}
+	checkModes("kept")
+	os.Chmod(filepath.Join(dir, "sampler-2.nk"), 0o644)
+	c, err := Generate(root, dir, 1, subjects, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkModes("forced")
+	if c.Samplers["sampler-1"] == a.Samplers["sampler-1"] || c.Route == a.Route || c.Coordinator == a.Coordinator {
+		t.Error("--force kept a key")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sampler-2.nk")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the key of a removed sampler is still there (%v)", err)
+	}
+	users, _ := os.ReadFile(filepath.Join(dir, "users.conf"))
+	if strings.Count(string(users), "nkey: ") != 2 || strings.Contains(string(users), c.Samplers["sampler-1"]) {
+		t.Errorf("users.conf:\n%s", users)
+	}
+	if _, err := Generate(root, dir, 0, subjects, false); err == nil {
+		t.Error("0 samplers accepted")
 	}
 }
 

@@ -1,28 +1,27 @@
 #!/usr/bin/env bash
-# Draws the cluster's passwords (128 random bits each) and writes them where
-# docker compose reads them (.env at the repository root) and where
-# kustomize reads them (deploy/secrets.env). git ignores both files. A file
-# that exists is kept; --force draws new passwords.
+# Draws the cluster's credentials: one nkey per identity (the coordinator
+# and sampler-1 … sampler-N; a sampler can publish only under its own
+# identity) and the route password, into deploy/secrets/ (mode 0600; git
+# ignores it), with the files made from them: the servers' users
+# (users.conf), docker compose's samplers (compose.yml, named in .env's
+# COMPOSE_FILE) and the Kubernetes secrets and samplers (k8s.yaml). Keys
+# that exist are kept, so adding samplers keeps the others'; --force draws
+# them all again. It needs Go (the keys are ed25519 nkeys).
 #
-#   deploy/secrets.sh [--force]
+#   deploy/secrets.sh [--samplers N] [--force]     # N defaults to 16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-force=false
-[ "${1:-}" = "--force" ] && force=true
-draw() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
-
-if $force || [ ! -e .env ] || [ ! -e deploy/secrets.env ]; then
-  coordinator=$(draw) sampler=$(draw) route=$(draw)
-  umask 077
-  if $force || [ ! -e .env ]; then
-    printf 'NTKBUS_COORDINATOR_PASSWORD=%s\nNTKBUS_SAMPLER_PASSWORD=%s\nNTKBUS_ROUTE_PASSWORD=%s\n' "$coordinator" "$sampler" "$route" >.env
-    echo "wrote .env (docker compose)"
-  fi
-  if $force || [ ! -e deploy/secrets.env ]; then
-    printf 'coordinator-password=%s\nsampler-password=%s\nroute-password=%s\n' "$coordinator" "$sampler" "$route" >deploy/secrets.env
-    echo "wrote deploy/secrets.env (kubectl apply -k deploy/)"
-  fi
-else
-  echo ".env and deploy/secrets.env exist; --force draws new passwords"
-fi
+samplers=16 force=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --force) force=(--force) ;;
+    --samplers) samplers=${2:?--samplers needs a number}; shift ;;
+    --samplers=*) samplers=${1#--samplers=} ;;
+    *) echo "deploy/secrets.sh: unknown argument $1 (want --samplers N, --force)" >&2; exit 2 ;;
+  esac
+  shift
+done
+command -v go >/dev/null || { echo "deploy/secrets.sh needs Go to draw the nkeys (https://go.dev/dl/)" >&2; exit 1; }
+umask 077
+go run ./deploy/credentials --samplers "$samplers" --out deploy/secrets --root . "${force[@]}"

@@ -2,14 +2,15 @@
 # The docker-compose.yml topology as local processes, for machines without a
 # Docker engine: three nats-server processes (built from the nats-server
 # module that go.mod pins) clustered on loopback ports with deploy/nats/nats.conf
-# (route authentication, the coordinator and sampler users), one coordinator
-# running a short training job, and "sampler --replicas 16". The passwords
-# are drawn for this run. Everything it starts is stopped when it ends,
+# (route authentication), one coordinator running a short training job, and
+# SAMPLERS sampler processes, each with its own nkey and identity
+# (sampler-1 …), drawn for this run by deploy/credentials as
+# deploy/secrets.sh does. Everything it starts is stopped when it ends,
 # however it ends. It needs bash and Go, nothing else.
 #
 #   scripts/cluster.sh [out-dir] [-- extra coordinator train flags]
 #
-# Environment: STEPS (default 20), REPLICAS (16), BASE_PORT (14222: client
+# Environment: STEPS (default 20), SAMPLERS (16), BASE_PORT (14222: client
 # ports BASE..BASE+2, routes BASE+100.., monitoring BASE+200..; when one of
 # them is in use the script moves all nine up by 1000, up to ten times),
 # GOFLAGS_BUILD (e.g. "-tags openblas"; set CGO_LDFLAGS=-lopenblas too).
@@ -23,7 +24,7 @@ if [ $# -gt 0 ] && [ "$1" != "--" ]; then
 fi
 if [ "${1:-}" = "--" ]; then shift; fi
 steps=${STEPS:-20}
-replicas=${REPLICAS:-16}
+samplers=${SAMPLERS:-16}
 base=${BASE_PORT:-14222}
 
 # in_use reports whether something listens on a loopback port (bash's
@@ -59,10 +60,12 @@ go build ${GOFLAGS_BUILD:-} -o "$bin/nats-server" github.com/nats-io/nats-server
 go build ${GOFLAGS_BUILD:-} -o "$bin/coordinator" ./cmd/coordinator
 go build ${GOFLAGS_BUILD:-} -o "$bin/sampler" ./cmd/sampler
 
-draw() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
-export NTKBUS_COORDINATOR_PASSWORD=$(draw)
-export NTKBUS_SAMPLER_PASSWORD=$(draw)
-export NTKBUS_ROUTE_PASSWORD=$(draw)
+# One key per identity and the route password, for this run only; the
+# servers read the users from beside their configuration.
+secrets=$work/secrets
+go run ./deploy/credentials --samplers "$samplers" --out "$secrets" --root "$work" >/dev/null
+cp deploy/nats/nats.conf "$secrets/"
+export NTKBUS_ROUTE_PASSWORD=$(cat "$secrets/route.password")
 routes=""
 for i in 0 1 2; do
   routes+="${routes:+, }nats-route://route:$NTKBUS_ROUTE_PASSWORD@127.0.0.1:$((base+100+i))"
@@ -72,7 +75,7 @@ for i in 0 1 2; do
   port=$((base+i))
   NATS_NAME=nats-$((i+1)) NATS_LISTEN=127.0.0.1:$port NATS_HTTP=127.0.0.1:$((base+200+i)) \
   NATS_CLUSTER_LISTEN=127.0.0.1:$((base+100+i)) NATS_ROUTES="[$routes]" \
-    "$bin/nats-server" -c deploy/nats/nats.conf >"$out/nats-$((i+1)).log" 2>&1 &
+    "$bin/nats-server" -c "$secrets/nats.conf" >"$out/nats-$((i+1)).log" 2>&1 &
   pids+=($!)
   urls+="${urls:+,}nats://127.0.0.1:$port"
 done
@@ -100,20 +103,22 @@ for i in 0 1 2; do
   [ "$(peers "$i")" -ge 2 ] || { echo "nats-$((i+1)) is not routed to both peers; see $out/nats-$((i+1)).log" >&2; exit 1; }
 done
 echo "cluster up: $urls"
-echo "more samplers join with: NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=$NTKBUS_SAMPLER_PASSWORD sampler --nats $urls"
+echo "samplers sampler-1 … sampler-$samplers start, each with its own key"
 
-NTKBUS_NATS_USER=sampler NTKBUS_NATS_PASSWORD=$NTKBUS_SAMPLER_PASSWORD \
-  "$bin/sampler" --nats "$urls" --replicas "$replicas" >"$out/samplers.log" 2>&1 &
-sampler_pid=$!
-pids+=($sampler_pid)
+sampler_pids=()
+for i in $(seq "$samplers"); do
+  "$bin/sampler" --nats "$urls" --nkey "$secrets/sampler-$i.nk" --identity "sampler-$i" --name "sampler-$i" \
+    --replicas 1 >"$out/sampler-$i.log" 2>&1 &
+  sampler_pids+=($!)
+  pids+=($!)
+done
 
-NTKBUS_NATS_USER=coordinator NTKBUS_NATS_PASSWORD=$NTKBUS_COORDINATOR_PASSWORD \
-  "$bin/coordinator" train --problem wave --layers 2,64,64,64,1 --steps "$steps" \
+"$bin/coordinator" train --problem wave --layers 2,64,64,64,1 --steps "$steps" \
   --init-probes 32 --probes 16 --alpha 0.01 --exact-every 5 --verify 0.05 \
-  --nats "$urls" --samplers 0 --out "$out/train" "$@"
+  --nats "$urls" --nkey "$secrets/coordinator.nk" --samplers 0 --out "$out/train" "$@"
 
 echo "stopping the samplers (they finish what they hold)"
-kill -TERM "$sampler_pid"
-wait "$sampler_pid" || true
-tail -n 1 "$out/samplers.log"
+kill -TERM "${sampler_pids[@]}"
+for pid in "${sampler_pids[@]}"; do wait "$pid" || true; done
+tail -q -n 1 "$out"/sampler-*.log | head -n 3
 echo "done: results in $out/train"

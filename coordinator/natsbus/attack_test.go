@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"net"
@@ -621,5 +622,62 @@ func TestAnswerForAnotherSamplerIsRefused(t *testing.T) {
 	})
 	if st := b.Stats(); st.Rejected[protocol.ReasonSender] < r.Answers.Load()-1 {
 		t.Errorf("%d answers of the rogue, %d refused for their sender: %v", r.Answers.Load(), st.Rejected[protocol.ReasonSender], st.Rejected)
+	}
+}
+
+// Chunk requests are bounded per identity: a credential that took no
+// batch gets two copies of the served snapshot, however often it asks (60
+// bytes a request once returned the 4 MB snapshot without limit); the
+// samplers that work are unaffected, and the next snapshot opens a new
+// quota.
+func TestChunkRequestsBoundedPerIdentity(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 28})
+	c := newCluster(t)
+	c.samplers(2)
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4})
+	f.estimate(t, b, 16, nil) // the snapshot is served now
+	rogue := c.connectAs(c.rogue(0), "rogue")
+	replies := make(chan *nats.Msg, 256)
+	if _, err := rogue.ChanSubscribe("_INBOX_rogue-0.x.*", replies); err != nil {
+		t.Fatal(err)
+	}
+	var codec protocol.Codec
+	req := codec.MarshalChunkRequest(nil, &protocol.ChunkRequest{Version: protocol.Version, Run: "test", Step: 2, Index: 0})
+	const asks = 100
+	for i := range asks {
+		rogue.PublishRequest("ntkbus.snap.test.rogue-0", fmt.Sprintf("_INBOX_rogue-0.x.%d", i), req)
+	}
+	rogue.Flush()
+	served, refused := 0, 0
+	for served+refused < asks {
+		select {
+		case m := <-replies:
+			if m.Header.Get(protocol.HeaderError) != "" {
+				refused++
+				if !strings.Contains(m.Header.Get(protocol.HeaderError), "rate") {
+					t.Errorf("refusal %q", m.Header.Get(protocol.HeaderError))
+				}
+			} else {
+				served++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d served, %d refused of %d asks, then nothing", served, refused, asks)
+		}
+	}
+	b.mu.RLock()
+	n := len(b.chunks)
+	b.mu.RUnlock()
+	if served != spareCopies*n {
+		t.Errorf("%d chunks served of a %d-chunk snapshot to a client that took no batch, want %d", served, n, spareCopies*n)
+	}
+	if st := b.Stats(); st.Rejected[protocol.ReasonRate] != int64(refused) {
+		t.Errorf("refusals counted %v, sent %d", st.Rejected, refused)
+	}
+	// The samplers still fetch a new step's snapshot.
+	w := f.work()
+	w.ID, w.Step = 77, 7
+	acc := coordinator.NewAccumulator(f.plan, w.Step, f.r0, false)
+	if err := b.Probes(context.Background(), w, 0, 16, acc.Add); err != nil || acc.Applied() != 16 {
+		t.Fatalf("after the flood: %v, %d probes", err, acc.Applied())
 	}
 }

@@ -160,6 +160,13 @@ type Backend struct {
 	snap    protocol.Snapshot
 	checkAt uint64 // the Work.ID Options.Check was last set to
 
+	// Chunks served per identity for the served snapshot, and how many
+	// copies of it each may have (see chunkQuota), under chunkMu.
+	chunkMu sync.Mutex
+	served  map[string]int
+	quota   map[string]int
+	inProc  map[string]bool
+
 	statsMu    sync.Mutex
 	stats      Stats
 	chunkNanos atomic.Int64
@@ -212,7 +219,8 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 		opt.BatchSeconds = 20
 	}
 	b := &Backend{nc: nc, opt: opt, pulls: make(chan arrival, 256), results: make(chan arrival, 1024), quit: make(chan struct{}),
-		peers: map[string]*peer{}, doneRanges: map[[2]int]bool{}, emitted: map[string][][2]int{}}
+		peers: map[string]*peer{}, doneRanges: map[[2]int]bool{}, emitted: map[string][][2]int{},
+		served: map[string]int{}, quota: map[string]int{}, inProc: map[string]bool{}}
 	b.log = opt.Log
 	if b.log == nil {
 		b.log = hclog.NewNullLogger()
@@ -224,6 +232,7 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 			return nil, err
 		}
 		b.peer(id).inProcess = true
+		b.inProc[id] = true
 	}
 	if opt.Verify != 0 {
 		var err error
@@ -399,6 +408,12 @@ func (b *Backend) serveChunk(m *nats.Msg) {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	if b.chunks != nil && req.Run == b.opt.Run && req.Step == b.ref.Step {
+		if err := b.chargeChunk(id, len(b.chunks)); err != nil {
+			fail(err)
+			return
+		}
+	}
 	switch {
 	case req.Run != b.opt.Run:
 		fail(&protocol.RejectError{Reason: protocol.ReasonRun, Detail: fmt.Sprintf("chunk of run %s, serving %s", req.Run, b.opt.Run)})
@@ -422,6 +437,30 @@ func (b *Backend) serveChunk(m *nats.Msg) {
 	m.Respond(out)
 }
 
+// Copies of a snapshot an identity may fetch: one per replica that was
+// given a batch lately, and two more (a prefetch, a fetch again after a
+// timeout), at most maxHeld+2. A sampler needs one copy per replica and
+// step; a client asking over and over is refused until the next snapshot.
+const spareCopies = 2
+
+// chargeChunk counts one chunk served to identity id, or refuses it when
+// id has had its copies of the served snapshot (of n chunks).
+func (b *Backend) chargeChunk(id string, n int) error {
+	b.chunkMu.Lock()
+	defer b.chunkMu.Unlock()
+	if b.inProc[id] {
+		return nil
+	}
+	copies := b.quota[id] + spareCopies
+	if b.served[id] >= copies*n {
+		return &protocol.RejectError{Reason: protocol.ReasonRate, Detail: fmt.Sprintf("%s has fetched %d copies of this snapshot, as many as its %d busy replicas and %d spare may", id, copies, b.quota[id], spareCopies)}
+	}
+	if _, ok := b.served[id]; ok || len(b.served) < maxPeers {
+		b.served[id]++
+	}
+	return nil
+}
+
 func (b *Backend) rejectChunk(err error) {
 	reason := protocol.ReasonOf(err)
 	if reason == "" {
@@ -429,8 +468,10 @@ func (b *Backend) rejectChunk(err error) {
 	}
 	b.count(func(s *Stats) { s.Rejected[reason]++ })
 	level := hclog.Warn
-	if reason == protocol.ReasonStaleStep {
-		level = hclog.Debug // a slow sampler asking for the last step's snapshot
+	if reason == protocol.ReasonStaleStep || reason == protocol.ReasonRate {
+		// A slow sampler asking for the last step's snapshot; a replica
+		// prefetching before the coordinator has seen it take work.
+		level = hclog.Debug
 	}
 	b.log.Log(level, "chunk request refused", "reason", reason, "error", err)
 }
@@ -471,6 +512,9 @@ func (b *Backend) publish(w *coordinator.Work) error {
 	b.mu.Unlock()
 	b.doneRanges = map[[2]int]bool{}
 	b.emitted = map[string][][2]int{}
+	b.chunkMu.Lock()
+	clear(b.served)
+	b.chunkMu.Unlock()
 	b.retracted = nil
 	b.log.Debug("snapshot published", "step", w.Step, "bytes", ref.Size, "chunks", ref.Chunks)
 	return b.announce()

@@ -500,44 +500,6 @@ func TestTrainingOverNATSEqualsFused(t *testing.T) {
 	}
 }
 
-// With the deploy config's users and permissions, samplers deliver every
-// result at the first assignment, without a permission violation.
-func TestWithDeployPermissions(t *testing.T) {
-	srv := deployServer(t)
-	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 9})
-	noted := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-		if errors.Is(err, nats.ErrPermissionViolation) {
-			t.Errorf("permission violation: %v", err)
-		}
-	})
-	for i := 0; i < 2; i++ {
-		nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("sampler", "s"), noted)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		w, err := worker.Start(nc, worker.Options{ID: fmt.Sprintf("s%d", i), Identity: "sampler"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Stop()
-	}
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("coordinator", "c"), noted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b := f.backend(t, nc, Options{Batch: 2})
-	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
-	want := f.estimate(t, local, 40, nil)
-	got := f.estimate(t, b, 40, nil)
-	sameBits(t, "with permissions", got, want, f.plan.Layout().N)
-	nc.Flush()
-	if st := b.Stats(); st.Redispatched != 0 || st.Results != 20 || st.Batches != 20 || b.Audit().Total() != 0 {
-		t.Errorf("stats %+v: every batch should arrive at the first assignment", st)
-	}
-}
-
 // newOpenCluster is a cluster on a server without users or permissions.
 func newOpenCluster(t testing.TB) *cluster {
 	t.Helper()
@@ -552,36 +514,6 @@ func newOpenCluster(t testing.TB) *cluster {
 	c := &cluster{t: t, emb: &Embedded{Server: srv, URL: srv.ClientURL(), Samplers: map[string]Credential{}}, srv: srv, url: srv.ClientURL()}
 	t.Cleanup(c.close)
 	return c
-}
-
-// deployServer starts a nats-server from deploy/nats/nats.conf, with the
-// passwords "c" (coordinator) and "s" (sampler).
-func deployServer(t *testing.T) *server.Server {
-	t.Helper()
-	port := freePorts(t, 2)
-	t.Setenv("NATS_NAME", "perm")
-	t.Setenv("NATS_LISTEN", fmt.Sprintf("127.0.0.1:%d", port[0]))
-	t.Setenv("NATS_HTTP", "127.0.0.1:0")
-	t.Setenv("NATS_CLUSTER_LISTEN", fmt.Sprintf("127.0.0.1:%d", port[1]))
-	t.Setenv("NATS_ROUTES", fmt.Sprintf("[nats-route://route:r@127.0.0.1:%d]", port[1]))
-	t.Setenv("NTKBUS_ROUTE_PASSWORD", "r")
-	t.Setenv("NTKBUS_COORDINATOR_PASSWORD", "c")
-	t.Setenv("NTKBUS_SAMPLER_PASSWORD", "s")
-	o, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.NoLog, o.NoSigs, o.HTTPPort = true, true, 0
-	srv, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	return srv
 }
 
 // trainTheta runs cfg's steps from theta0 on b (nil: the trainer's own

@@ -27,6 +27,7 @@ type peer struct {
 	pulled      bool
 	held        int                  // live assignments
 	replicas    map[string]time.Time // instance names that pulled, and when: they only size batches
+	workers     map[string]time.Time // instance names given a batch, and when: they set the chunk quota
 	inErrors    int                  // this call's errors of an in-process sampler
 	givenBack   int                  // this call's batches given back
 }
@@ -48,7 +49,7 @@ func (b *Backend) peer(id string) *peer {
 	if len(b.peers) >= maxPeers {
 		return nil
 	}
-	p := &peer{id: id, replicas: map[string]time.Time{}}
+	p := &peer{id: id, replicas: map[string]time.Time{}, workers: map[string]time.Time{}}
 	b.peers[id] = p
 	return p
 }
@@ -445,6 +446,7 @@ func (b *Backend) handlePull(c *call, ar arrival) error {
 		return nil
 	}
 	c.lastSign = now
+	b.noteWorker(p, name, now)
 	b.nonce++
 	a := &assignment{token: b.nonce, bt: bt, p: p, instance: name, at: now, beat: now, live: true}
 	c.tokens[a.token] = a
@@ -461,6 +463,25 @@ func (b *Backend) handlePull(c *call, ar arrival) error {
 		return fmt.Errorf("send work: %w", err)
 	}
 	return nil
+}
+
+// noteWorker records that replica name of p was given a batch, and sets
+// p's snapshot quota to the replicas given batches in the last ten minutes.
+func (b *Backend) noteWorker(p *peer, name string, now time.Time) {
+	if _, ok := p.workers[name]; ok || len(p.workers) < maxHeld {
+		p.workers[name] = now
+	}
+	n := 0
+	for w, t := range p.workers {
+		if now.Sub(t) > 10*time.Minute {
+			delete(p.workers, w)
+			continue
+		}
+		n++
+	}
+	b.chunkMu.Lock()
+	b.quota[p.id] = n
+	b.chunkMu.Unlock()
 }
 
 // pick chooses p's next batch: one given back, else a new one cut from

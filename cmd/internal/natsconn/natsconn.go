@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"ntkbus/protocol"
 )
@@ -29,6 +30,8 @@ import (
 //	--password    NTKBUS_NATS_PASSWORD
 //	--creds       NTKBUS_NATS_CREDS     a .creds file (JWT and nkey seed)
 //	--nkey        NTKBUS_NATS_NKEY      an nkey seed file
+//	              NTKBUS_NATS_NKEY_SEED an nkey seed itself (containers; no flag, so
+//	                                    that no secret is on a command line)
 //	--tls-ca      NTKBUS_NATS_TLS_CA    CA certificate to trust
 //	--tls-cert    NTKBUS_NATS_TLS_CERT  client certificate (with --tls-key)
 //	--tls-key     NTKBUS_NATS_TLS_KEY
@@ -61,7 +64,7 @@ func (f *Flags) Register(fs *flag.FlagSet, defaultURL, urlHelp string) {
 
 // Identity is the name that scopes this credential's subjects (chunk
 // requests and inboxes): --identity, else the --user name, else def. A
-// server's permissions must grant the same name (deploy/nats/auth.conf).
+// server's permissions must grant the same name (deploy/secrets/users.conf).
 func (f *Flags) Identity(def string) (string, error) {
 	id := f.IdentityName
 	if id == "" {
@@ -167,6 +170,16 @@ func (f *Flags) Options(name string, log hclog.Logger) ([]nats.Option, error) {
 		}
 		opts = append(opts, o)
 	}
+	if seed := strings.TrimSpace(os.Getenv("NTKBUS_NATS_NKEY_SEED")); seed != "" {
+		if f.NKey != "" {
+			return nil, fmt.Errorf("both --nkey and NTKBUS_NATS_NKEY_SEED: give one")
+		}
+		o, err := seedOption([]byte(seed))
+		if err != nil {
+			return nil, fmt.Errorf("NTKBUS_NATS_NKEY_SEED: %w", err)
+		}
+		opts = append(opts, o)
+	}
 	if f.TLSCA != "" {
 		opts = append(opts, nats.RootCAs(f.TLSCA))
 	}
@@ -177,6 +190,19 @@ func (f *Flags) Options(name string, log hclog.Logger) ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(f.TLSCert, f.TLSKey))
 	}
 	return opts, nil
+}
+
+// seedOption authenticates with a user nkey seed.
+func seedOption(seed []byte) (nats.Option, error) {
+	kp, err := nkeys.FromSeed(seed)
+	if err != nil {
+		return nil, errors.New("not an nkey seed")
+	}
+	pub, err := kp.PublicKey()
+	if err != nil || !nkeys.IsValidPublicUserKey(pub) {
+		return nil, errors.New("not a user nkey seed")
+	}
+	return nats.Nkey(pub, func(nonce []byte) ([]byte, error) { return kp.Sign(nonce) }), nil
 }
 
 // Connect connects to f.URL. With no server up yet it returns a connection
