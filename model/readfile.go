@@ -61,7 +61,7 @@ func OpenRegular(path string, limit int64) (*os.File, error) {
 	}
 	if limit >= 0 && fi.Size() > limit {
 		f.Close()
-		return nil, fmt.Errorf("%s: %s, larger than %s, the most this file may be", path, formatBytes(fi.Size()), formatBytes(limit))
+		return nil, fmt.Errorf("%s: larger than %s, the most this file may be (it has %s)", path, formatBytes(limit), formatBytes(fi.Size()))
 	}
 	return f, nil
 }
