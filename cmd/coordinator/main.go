@@ -15,15 +15,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"syscall"
 
+	"ntkbus/cmd/internal/buildinfo"
 	"ntkbus/model"
-	"ntkbus/protocol"
 )
 
 // command is one subcommand.
@@ -118,31 +116,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun \"coordinator help <command>\" or \"coordinator <command> -h\" for its flags.")
 }
 
-// version names the build: the module version Go stamped (a tag, or a
-// pseudo-version from the commit), the commit, the wire protocol, Go and
-// the BLAS backend.
-func version() string {
-	v, commit := "(devel)", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				commit = s.Value[:min(12, len(s.Value))]
-			case "vcs.modified":
-				if s.Value == "true" {
-					commit += "+dirty"
-				}
-			}
-		}
-	}
-	if commit != "" {
-		commit = ", commit " + commit
-	}
-	return fmt.Sprintf("coordinator (ntkbus) %s%s, protocol %d, %s, BLAS %s", v, commit, protocol.Version, runtime.Version(), model.BLASBackend())
-}
+// version names the build: one version for the coordinator and the
+// sampler, from the module's build information.
+func version() string { return buildinfo.Line("coordinator") }
 
 // inputError marks an error in what the user gave (flags, files): exit 2.
 type inputError struct{ error }

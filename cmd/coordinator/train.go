@@ -88,19 +88,19 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.steps, "steps", 1000, "training steps")
 	fs.StringVar(&f.weights, "weights", "estimate", "loss weights: estimate (Algorithm 3), exact (Algorithm 1), or fixed (a plain PINN)")
 	fs.StringVar(&f.fixed, "fixed-weights", "", "fixed weights per block, comma-separated (default all 1)")
-	fs.StringVar(&f.loss, "loss", "", "how a block's squares enter the loss: mean (Σ_b λ_b‖R_b‖²/n_b; the default with --weights fixed) or sum (Σ_b λ_b‖R_b‖², the paper's; the default with NTK weights)")
+	fs.StringVar(&f.loss, "loss", "", "how a block's squares enter the loss: mean (Σ_b λ_b‖R_b‖²/n_b) or sum (Σ_b λ_b‖R_b‖², the paper's) (default mean with --weights fixed, sum with NTK weights)")
 	fs.Float64Var(&f.stop.TargetError, "target-error", 0, "stop once the relative L² error (evaluated every --error-every steps) is at most this (0: no target)")
 	fs.Float64Var(&f.stop.TargetLoss, "target-loss", 0, "stop once the loss (Σ_b mean squared residual) is at most this (0: no target)")
-	fs.IntVar(&f.stop.StallSteps, "stall-steps", -1, "stop when the loss has not fallen by --stall-decrease in this many steps (0: never; default 100 for ngd, sngd and lbfgs, 0 for gd and adam)")
+	fs.IntVar(&f.stop.StallSteps, "stall-steps", 0, "stop when the loss has not fallen by --stall-decrease in this many steps, 0: never (default 100 for ngd, sngd and lbfgs, 0 for gd and adam)")
 	fs.Float64Var(&f.stop.StallDecrease, "stall-decrease", 0.01, "the relative decrease of the loss the stall rule waits for")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
-	fs.IntVar(&f.stepProbes, "probes", 1, "new probes m per step (Algorithm 3); sngd: the sketch's columns S (default 100), also Algorithm 3's m; ngd --solver cg: the preconditioner's columns (default 0)")
+	fs.IntVar(&f.stepProbes, "probes", 0, "new probes m per step of Algorithm 3; for sngd the sketch's columns S (also Algorithm 3's m); for ngd --solver cg the preconditioner's columns (default 1; sngd 100; ngd --solver cg 0)")
 	fs.IntVar(&f.exactEvery, "exact-every", 0, "exact weights every k steps: Algorithm 1's period (default 1), or with --weights estimate the period of the exact reference logged beside the estimate (0: none)")
 	fs.IntVar(&f.eig, "eigenvalues", 0, "log the k largest eigenvalues of the exact K at exact steps (small problems)")
 	fs.BoolVar(&f.kernel, "kernel", false, "keep the full n×n K̂ moving average, not only its block traces")
 	fs.StringVar(&f.optimizer, "optimizer", "adam", "gd (the paper's gradient descent), adam, lbfgs (gonum's L-BFGS with the Moré–Thuente line search; fixed weights and points), ngd (natural gradient from the exact NTK) or sngd (from its Nyström sketch of --probes S columns)")
-	fs.Float64Var(&f.lr, "lr", 1e-3, "learning rate η (ngd, sngd: default 1, where the line search starts)")
+	fs.Float64Var(&f.lr, "lr", 0, "learning rate η (default 0.001; ngd and sngd 1, where the line search starts)")
 	fs.StringVar(&f.damping, "damping", "auto", "ngd, sngd: damping μ of (K + μI)z = R, a number or auto (Levenberg–Marquardt)")
 	fs.Float64Var(&f.dampStart, "damping-start", 0, "ngd, sngd with --damping auto: the first μ (0: 10⁻⁶·max K̃_ii)")
 	fs.BoolVar(&f.lineSearch, "line-search", true, "ngd, sngd: backtracking Armijo line search on η")
@@ -129,6 +129,13 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 
 func (f *trainFlags) runConfig() (coordinator.RunConfig, error) {
 	var rc coordinator.RunConfig
+	// Defaults that natural() changes for ngd and sngd where not given.
+	if !f.set["lr"] {
+		f.lr = 1e-3
+	}
+	if !f.set["probes"] {
+		f.stepProbes = 1
+	}
 	s, err := f.modelSetup()
 	if err != nil {
 		return rc, err
@@ -425,7 +432,7 @@ func (f *trainFlags) keepTransport(t *coordinator.Transport) string {
 // failed line searches leave θ), off for gd and adam.
 func (f *trainFlags) stopRules(optimizer string) coordinator.StopRules {
 	s := f.stop
-	if s.StallSteps == -1 {
+	if !f.set["stall-steps"] {
 		s.StallSteps = 0
 		if optim.IsNatural(optimizer) || optimizer == "lbfgs" {
 			s.StallSteps = 100

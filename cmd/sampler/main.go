@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 
+	"ntkbus/cmd/internal/buildinfo"
 	"ntkbus/cmd/internal/natsconn"
 	"ntkbus/model"
 	"ntkbus/protocol"
@@ -39,7 +39,7 @@ func main() {
 
 // versionLine is what --version prints.
 func versionLine() string {
-	return fmt.Sprintf("sampler %s (ntkbus protocol %d, %s, BLAS %s)", worker.Version, protocol.Version, runtime.Version(), model.BLASBackend())
+	return buildinfo.Line("sampler")
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
@@ -140,7 +140,7 @@ flags:
 		conns = append(conns, nc)
 		workers = append(workers, w)
 	}
-	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "identity", identity, "version", worker.Version, "blas", model.BLASBackend())
+	log.Info("samplers started", "replicas", *replicas, "nats", nf.URL, "identity", identity, "version", buildinfo.Version(), "blas", model.BLASBackend())
 	if w := model.BLASWarning(); w != "" {
 		log.Warn(w)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"ntkbus/cmd/internal/buildinfo"
 	"ntkbus/protocol"
 )
 
@@ -154,7 +155,7 @@ func TestHelpAndVersion(t *testing.T) {
 		t.Errorf("-h: exit %d\n%s", code, help.String())
 	}
 	var ver syncBuf
-	if code := run(context.Background(), []string{"--version"}, &ver); code != 0 || !strings.HasPrefix(ver.String(), "sampler 3.") || strings.Count(ver.String(), "\n") != 1 {
+	if code := run(context.Background(), []string{"--version"}, &ver); code != 0 || ver.String() != buildinfo.Line("sampler")+"\n" || strings.Count(ver.String(), "\n") != 1 {
 		t.Errorf("--version: exit %d: %q", code, ver.String())
 	}
 }
