@@ -173,6 +173,7 @@ type Backend struct {
 	chunkBytes atomic.Int64
 
 	peers      map[string]*peer
+	strikesFor uint64 // the Work.ID the peers' strikes count for
 	nonce      uint64
 	doneRanges map[[2]int]bool // batches answered for the served snapshot
 	announced  time.Time

@@ -21,15 +21,15 @@ type peer struct {
 	inProcess   bool
 	trusted     bool            // answered a checked batch right
 	quarantined protocol.Reason // mismatch or implausible: no more work in this run
-	strikes     int             // this call's failures: silence, errors, refused answers
+	strikes     int             // failures at this base point (step): silence, errors, refused answers
 	why         string          // the last strike's reason
 	perProbe    float64         // seconds per probe by the coordinator's clock, moving average (0: unknown)
 	pulled      bool
 	held        int                  // live assignments
 	replicas    map[string]time.Time // instance names that pulled, and when: they only size batches
 	workers     map[string]time.Time // instance names given a batch, and when: they set the chunk quota
-	inErrors    int                  // this call's errors of an in-process sampler
-	givenBack   int                  // this call's batches given back
+	inErrors    int                  // errors of an in-process sampler at this base point
+	givenBack   int                  // batches given back at this base point
 }
 
 // Limits of what one identity can make the backend hold.
@@ -62,7 +62,7 @@ func (p *peer) excluded() string {
 	case p.quarantined != "":
 		return fmt.Sprintf("quarantined for the run: caught forging (%s)", p.quarantined)
 	case p.strikes >= maxStrikes:
-		return "no more batches of this call: " + p.why
+		return "no more batches of this step: " + p.why
 	}
 	return ""
 }
@@ -116,14 +116,22 @@ type call struct {
 	// answered: with none for WaitSamplers while nothing is held, the call
 	// ends with an error that says what was measured.
 	lastSign time.Time
+	lastPull time.Time // the last pull of a sampler that may get work
 	warned   time.Time
 }
 
 func (b *Backend) newCall(w *coordinator.Work, lo, hi int, emit func(j int, d []float64) error) *call {
 	maxBatch := max(1, (b.maxPayload()-1024)/(8*b.opt.Width))
 	now := time.Now()
+	// Strikes last as long as the base point: the calls of one estimate
+	// (its rounds) or of one training step share them.
+	newWork := w.ID != b.strikesFor
+	b.strikesFor = w.ID
 	for _, p := range b.peers {
-		p.strikes, p.why, p.held, p.inErrors, p.givenBack = 0, "", 0, 0, 0
+		p.held = 0
+		if newWork {
+			p.strikes, p.why, p.inErrors, p.givenBack = 0, "", 0, 0
+		}
 	}
 	return &call{w: w, lo: lo, hi: hi, next: lo, byLo: map[int]*batch{}, tokens: map[uint64]*assignment{}, emit: emit,
 		exp:      protocol.ResultExpect{Run: b.opt.Run, Step: int64(w.Step), Width: b.opt.Width, Lo: lo, Probes: hi, MaxBatch: maxBatch},
@@ -167,7 +175,10 @@ func (b *Backend) tend(c *call, now time.Time) error {
 		}
 	}
 	if b.assignable(c, now) {
-		if c.toldNone && now.Sub(b.announced) > 250*time.Millisecond || now.Sub(b.announced) > 2*time.Second && now.Sub(c.lastSign) > 2*time.Second {
+		// Announce work that came back after someone was told "none", and
+		// work nobody asked for lately (a lost announcement, a sampler
+		// that joined since).
+		if (c.toldNone || now.Sub(c.lastPull) > 250*time.Millisecond) && now.Sub(b.announced) > 250*time.Millisecond {
 			c.toldNone = false
 			if err := b.announce(); err != nil {
 				return err
@@ -291,18 +302,20 @@ func (b *Backend) assignable(c *call, now time.Time) bool {
 	return false
 }
 
-// nextWake is when tend has something to do at the latest.
+// nextWake is when tend has something to do at the latest: a holder's
+// silence running out, an announcement of work that came back, or a second
+// from now. Nothing already past is returned, so the loop never spins.
 func (b *Backend) nextWake(c *call, now time.Time) time.Time {
 	next := now.Add(time.Second)
 	for _, bt := range c.batches {
 		for _, a := range bt.holders {
-			if t := a.beat.Add(b.silence() + time.Millisecond); t.Before(next) {
+			if t := a.beat.Add(b.silence() + time.Millisecond); !a.p.inProcess && t.After(now) && t.Before(next) {
 				next = t
 			}
 		}
 	}
-	if c.toldNone {
-		if t := b.announced.Add(250 * time.Millisecond); t.Before(next) {
+	if c.toldNone && b.assignable(c, now) {
+		if t := b.announced.Add(250 * time.Millisecond); t.After(now) && t.Before(next) {
 			next = t
 		}
 	}
@@ -428,6 +441,7 @@ func (b *Backend) handlePull(c *call, ar arrival) error {
 		b.respondNone(m, why)
 		return nil
 	}
+	c.lastPull = now
 	name := pl.Instance
 	if name == "" {
 		name = id
@@ -548,7 +562,8 @@ func (b *Backend) drop(c *call, a *assignment) {
 }
 
 // strike counts a failure against p (never against a sampler of this
-// process); at maxStrikes it gets no more of the call's batches, and those
+// process); at maxStrikes it gets no more batches of this base point (the
+// step, or the estimate), and those
 // it holds go to others.
 func (b *Backend) strike(c *call, p *peer, why string) {
 	if p == nil || p.inProcess {
@@ -557,7 +572,7 @@ func (b *Backend) strike(c *call, p *peer, why string) {
 	p.strikes++
 	p.why = why
 	if p.strikes == maxStrikes {
-		b.log.Warn("sampler failed batches of this call; it gets no more of them", "sampler", p.id, "failures", maxStrikes, "last", why)
+		b.log.Warn("sampler failed batches of this step; it gets no more of them", "sampler", p.id, "failures", maxStrikes, "last", why)
 		b.dropAll(c, p)
 	}
 }

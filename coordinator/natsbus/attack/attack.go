@@ -26,6 +26,7 @@ type Answer func(c *Client, wr *protocol.WorkRequest)
 type Client struct {
 	NC       *nats.Conn
 	ID       string
+	Instance string // the name it gives itself
 	Subjects protocol.Subjects
 	Taken    atomic.Int64 // batches received
 	Answers  atomic.Int64 // results and errors sent
@@ -39,7 +40,13 @@ type Client struct {
 
 // Start runs a client on nc under identity id, answering with answer.
 func Start(nc *nats.Conn, subjects protocol.Subjects, id string, answer Answer) (*Client, error) {
-	c := &Client{NC: nc, ID: id, Subjects: subjects, stop: make(chan struct{}), done: make(chan struct{})}
+	return StartNamed(nc, subjects, id, "attack", answer)
+}
+
+// StartNamed is Start with the instance name the client gives itself in
+// its pulls and results (a name, not an identity).
+func StartNamed(nc *nats.Conn, subjects protocol.Subjects, id, instance string, answer Answer) (*Client, error) {
+	c := &Client{NC: nc, ID: id, Instance: instance, Subjects: subjects, stop: make(chan struct{}), done: make(chan struct{})}
 	runs := make(chan string, 16)
 	var acodec protocol.Codec
 	sub, err := nc.Subscribe(subjects.AnnounceAll(), func(m *nats.Msg) {
@@ -66,23 +73,28 @@ func Start(nc *nats.Conn, subjects protocol.Subjects, id string, answer Answer) 
 	nc.Flush()
 	go func() {
 		defer close(c.done)
-		run, n := "", 0
+		run, n, busy := "", 0, false
 		var codec protocol.Codec
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			select {
-			case <-c.stop:
-				return
-			case run = <-runs:
-			case <-tick.C:
+			// After a batch it asks again at once, as a sampler does;
+			// after "none", at the next announcement or tick.
+			if !busy {
+				select {
+				case <-c.stop:
+					return
+				case run = <-runs:
+				case <-tick.C:
+				}
 			}
+			busy = false
 			if run == "" {
 				continue
 			}
 			n++
 			reply := fmt.Sprintf("%s.%d", inbox, n)
-			nc.PublishRequest(subjects.PullFrom(run, id), reply, codec.MarshalPull(nil, &protocol.Pull{Version: protocol.Version, Run: run, Instance: "attack"}))
+			nc.PublishRequest(subjects.PullFrom(run, id), reply, codec.MarshalPull(nil, &protocol.Pull{Version: protocol.Version, Run: run, Instance: instance}))
 			var m *nats.Msg
 			select {
 			case m = <-replies:
@@ -97,6 +109,7 @@ func Start(nc *nats.Conn, subjects protocol.Subjects, id string, answer Answer) 
 			}
 			c.Taken.Add(1)
 			answer(c, &wr)
+			busy = true
 		}
 	}()
 	return c, nil
@@ -139,7 +152,7 @@ func (c *Client) Fail(wr *protocol.WorkRequest, code string) {
 	var codec protocol.Codec
 	m := nats.NewMsg(c.Subjects.ResultsFrom(wr.Run, c.ID))
 	m.Header.Set(protocol.HeaderKind, protocol.KindError)
-	m.Data = codec.MarshalSamplerError(nil, &protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: "attack", Code: code, Message: "no"})
+	m.Data = codec.MarshalSamplerError(nil, &protocol.SamplerError{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: c.Instance, Code: code, Message: "no"})
 	c.NC.PublishMsg(m)
 	c.Answers.Add(1)
 }
@@ -148,7 +161,7 @@ func (c *Client) Fail(wr *protocol.WorkRequest, code string) {
 // token and width, every value 1, then what fill says.
 func Forged(width int, fill func(*protocol.Result)) Answer {
 	return func(c *Client, wr *protocol.WorkRequest) {
-		res := &protocol.Result{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: "attack", Width: width,
+		res := &protocol.Result{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: c.Instance, Width: width,
 			D: make([]float64, (wr.Hi-wr.Lo)*width), Seconds: 0.01}
 		for i := range res.D {
 			res.D[i] = 1
