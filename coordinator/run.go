@@ -621,6 +621,15 @@ func (r *Run) Execute(ctx context.Context) error {
 			r.lastErr, _ = tr.setup.SolutionErrors(tr.theta, r.grid)
 			r.hasError = true
 		}
+		if target := r.Config.Stop.TargetError; r.hasError && t > 0 && target > 0 && r.lastErr.L2 <= target {
+			// θ_t meets the target: it is the run's last θ.
+			if err := r.endEarly(t-1, StopTargetError); err != nil {
+				return err
+			}
+			total = tr.t
+			r.log.Info("run converged: stopping", "step", t, "reason", StopTargetError, "error_l2", r.lastErr.L2)
+			break
+		}
 		var exactFirst []float64
 		if t == 0 && r.Config.Train.Kernel {
 			n := tr.Layout().N
@@ -665,11 +674,7 @@ func (r *Run) Execute(ctx context.Context) error {
 		if r.opt.Progress != nil {
 			r.opt.Progress(rec, t+1, total)
 		}
-		var e *model.ErrorNorms
-		if r.hasError {
-			e = &r.lastErr
-		}
-		if reason := r.stop(rec, e); reason != "" {
+		if reason := r.stop(rec); reason != "" {
 			if err := r.endEarly(t, reason); err != nil {
 				return err
 			}

@@ -13,9 +13,9 @@ import (
 // change when a run ends, never the numbers of a step, so they are no part
 // of its fingerprint and a resumed run may change them.
 type StopRules struct {
-	// TargetError stops the run after a step whose relative L² error (at
-	// an error evaluation, every ErrorEvery steps) is at most this (0: no
-	// target).
+	// TargetError ends the run at the first θ_t (t > 0) whose relative L²
+	// error (at an error evaluation, every ErrorEvery steps) is at most
+	// this: θ_t is its final θ (0: no target).
 	TargetError float64 `json:"target_error,omitempty"`
 	// TargetLoss stops the run after a step whose loss (Σ_b mean squared
 	// residual, train.csv's loss) is at most this (0: no target).
@@ -79,13 +79,11 @@ func (s *stopState) check(step int) error {
 	return fmt.Errorf("stop reason %q", s.Reason)
 }
 
-// stop applies the rules after step rec.Step (whose error, if evaluated,
-// is e) and returns the reason to end the run there, or "".
-func (r *Run) stop(rec *StepRecord, e *model.ErrorNorms) string {
+// stop applies the loss rules after step rec.Step and returns the reason
+// to end the run there, or "". (The error target is checked before a
+// step, on the θ whose error was evaluated: Execute.)
+func (r *Run) stop(rec *StepRecord) string {
 	rules, st := r.Config.Stop, &r.stopState
-	if rules.TargetError > 0 && e != nil && e.L2 <= rules.TargetError {
-		return StopTargetError
-	}
 	if rules.TargetLoss > 0 && rec.Loss <= rules.TargetLoss {
 		return StopTargetLoss
 	}

@@ -51,7 +51,7 @@ func (a *Adam) SetState(st *State) error {
 		return fmt.Errorf("Adam moments of %d and %d values for p = %d", len(st.M), len(st.V), p)
 	case !finite(st.M) || !finite(st.V):
 		return errors.New("Adam moments are not finite")
-	case st.Mu != 0 || st.Nu != 0:
+	case st.Mu != 0 || st.Nu != 0 || st.Eta != 0 || st.History != nil:
 		return errors.New("damping state for Adam")
 	}
 	for _, v := range st.V {

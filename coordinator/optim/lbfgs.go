@@ -157,7 +157,7 @@ func (m *LBFGS) SetState(st *State) error {
 		st = &State{} // no iterates yet
 	}
 	switch {
-	case st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0:
+	case st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0 || st.Eta != 0:
 		return errors.New("another optimizer's state for L-BFGS")
 	case len(st.History) > m.store+1:
 		return fmt.Errorf("L-BFGS history of %d iterates: it keeps at most %d", len(st.History), m.store+1)

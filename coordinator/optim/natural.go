@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/floats"
+	"gonum.org/v1/gonum/lapack"
 	"gonum.org/v1/gonum/lapack/lapack64"
 
 	"ntkbus/coordinator/sketch"
@@ -41,8 +42,9 @@ type NaturalConfig struct {
 	// Damping is μ; with DampingAuto it is the first μ (0: 10⁻⁶·max K̃_ii).
 	Damping     float64 `json:"damping"`
 	DampingAuto bool    `json:"damping_auto"`
-	// LineSearch backtracks η by halves from the schedule's rate until the
-	// Armijo condition holds (at most MaxHalvings times).
+	// LineSearch backtracks η by halves until the Armijo condition holds
+	// (at most MaxHalvings times), from the schedule's rate or twice the
+	// last step's η, whichever is less.
 	LineSearch bool `json:"line_search"`
 	// Solver is SolverCholesky or SolverCG for ngd, SolverWoodbury for sngd.
 	Solver    string  `json:"solver"`
@@ -57,14 +59,14 @@ const (
 	ArmijoC = 1e-4
 	// MaxHalvings bounds the line search: η down to 2⁻²⁰ of its start.
 	MaxHalvings = 20
-	// DeepBacktrack is the number of halvings from which automatic damping
-	// grows μ whatever ρ (see natural.adapt). poisson2d's first steps from
-	// θ₀ take 7–9 halvings and must not count: with 7 (under Nielsen's
-	// rule) one seed in three ended 10³ times worse.
-	DeepBacktrack = 11
-	// RatioGood is the ratio of actual to predicted decrease from which
-	// automatic damping shrinks μ.
-	RatioGood = 0.25
+	// RatioPoor and RatioGood are the ratios of actual to predicted
+	// decrease below which automatic damping grows μ and above which it
+	// shrinks it (natural.adapt).
+	RatioPoor = 0.25
+	RatioGood = 0.75
+	// ratioStall is the ratio below which μ grows at any η: the model
+	// is wrong even where the line search let the step through.
+	ratioStall = 0.1
 	// dampingStart is τ in μ₀ = τ·max K̃_ii, Madsen, Nielsen & Tingleff's
 	// choice for a start believed good.
 	dampingStart = 1e-6
@@ -75,11 +77,17 @@ const (
 	// in function space, the step's relative error was 4·10⁻² at
 	// μ = ε_mach·Tr K, 3·10⁻³ at 10⁻¹⁴·Tr K and 5·10⁻⁷ at 10⁻¹⁰·Tr K.
 	dampingFloor = 1e-10
-	// roundingFloor is the bound for the solves without such a null space:
-	// the p×p one in parameter space (p ≤ n), where the step at
-	// μ = ε_mach·Tr K is good to 2·10⁻¹² (TestNGDLinearResidualReachesLeastSquares),
-	// and Woodbury on a sketch, exact on K̂'s range and 1/μ on the rest.
+	// roundingFloor is the bound for Woodbury on a sketch, exact on K̂'s
+	// range and 1/μ on the rest.
 	roundingFloor = 0x1p-52
+	// svdFloor is the bound in parameter space (p ≤ n), where the step is
+	// solved from J̃'s SVD and never squares its condition number: μ may
+	// go down to ε²·Tr K̃, with the singular values below max(n, p)·ε·σ₁
+	// dropped as numpy's and LAPACK's least squares do. The normal
+	// equations J̃ᵀJ̃ + μI used before needed μ ≥ ε·Tr K̃, and there the
+	// pure-Go and OpenBLAS builds' rounding steered poisson2d's path apart
+	// (4.5·10⁻⁷ against 9.1·10⁻⁸ after 300 steps).
+	svdFloor = 0x1p-104
 	// dampingCeil is μ's upper bound relative to Tr K̃: there the step is
 	// gradient descent with rate 1/μ and growing μ further only stalls.
 	dampingCeil = 1e12
@@ -143,6 +151,9 @@ type natural struct {
 	jac, jt, ej, g    []float64 // p ≤ n: J, J̃ = W^{1/2}J, a unit vector, J̃ᵀR̃
 	gres              []float64 // p ≤ n: the Gramian solve's residual
 	gram              []float64 // p ≤ n: J̃ᵀJ̃ + μI, then its Cholesky factor
+	sv, u, vt, c, f   []float64 // p ≤ n: J̃ = U diag(sv) Vᵀ, c = UᵀR̃, the filter f(σ)
+	work              []float64
+	lastEta           float64 // η of the last accepted step (0: none yet)
 }
 
 func newNatural(cfg Config) *natural {
@@ -158,7 +169,7 @@ func (nt *natural) Needs() Needs { return Needs{Columns: nt.columns} }
 
 func (nt *natural) Columns() []string { return NaturalColumns }
 
-func (nt *natural) State() *State { return &State{Mu: nt.mu, Nu: nt.nu} }
+func (nt *natural) State() *State { return &State{Mu: nt.mu, Nu: nt.nu, Eta: nt.lastEta} }
 
 func (nt *natural) SetState(st *State) error {
 	switch {
@@ -166,10 +177,14 @@ func (nt *natural) SetState(st *State) error {
 		return errors.New("no natural-gradient damping state")
 	case st.M != nil || st.V != nil:
 		return errors.New("Adam moments for a natural gradient")
+	case st.History != nil:
+		return errors.New("L-BFGS iterates for a natural gradient")
 	case math.IsNaN(st.Mu) || math.IsInf(st.Mu, 0) || st.Mu < 0 || !(st.Nu >= 0 && st.Nu <= MaxNu):
 		return fmt.Errorf("natural-gradient damping μ = %v, ν = %v: μ finite and non-negative, 0 ≤ ν ≤ 2⁶⁰", st.Mu, st.Nu)
+	case !(st.Eta >= 0 && st.Eta <= nt.sched.LR):
+		return fmt.Errorf("natural-gradient step length η = %v: want 0 ≤ η ≤ %v", st.Eta, nt.sched.LR)
 	}
-	nt.mu, nt.nu = st.Mu, st.Nu
+	nt.mu, nt.nu, nt.lastEta = st.Mu, st.Nu, st.Eta
 	return nil
 }
 
@@ -205,6 +220,7 @@ func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
 
 	// The diagonal of K̃ sets μ's start and bounds.
 	dense := nt.cfg.Solver == SolverCholesky
+	t0 := time.Now()
 	if dense {
 		if err := nt.exactKernel(ev); err != nil {
 			return fmt.Errorf("step %d: %w", p.Step, err)
@@ -212,6 +228,7 @@ func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
 	} else {
 		ev.Diagonal(nt.diag)
 	}
+	kernelSeconds := time.Since(t0).Seconds()
 	var trace, maxDiag float64
 	for i, d := range nt.diag {
 		d *= nt.sw[i] * nt.sw[i]
@@ -223,6 +240,7 @@ func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
 	}
 	nt.mu = nt.clamp(nt.mu, trace)
 
+	t1 := time.Now()
 	var err error
 	switch {
 	case nt.sketch:
@@ -230,7 +248,7 @@ func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
 	case nt.cfg.Solver == SolverCG:
 		err = nt.solveCG(ctx, p)
 	case nt.jac != nil:
-		err = nt.solveGramian(trace)
+		err = nt.solveSVD(trace)
 	default:
 		err = nt.solveCholesky(trace)
 	}
@@ -256,11 +274,15 @@ func (nt *natural) Step(ctx context.Context, p *Problem, rec *Record) error {
 	}
 	slope := floats.Dot(nt.rt, nt.kz) // −∇Φ·(−v): the decrease per unit η
 	curv := floats.Dot(nt.kz, nt.kz)  // ‖J̃ v‖²
+	t2 := time.Now()
 	nt.lineSearch(p, slope, curv)
+	t3 := time.Now()
 	nt.adapt(trace)
+	rec.KernelSeconds, rec.SolveSeconds, rec.SearchSeconds = kernelSeconds, t2.Sub(t1).Seconds()-rec.ColumnSeconds, t3.Sub(t2).Seconds()
 	if !rec.Rejected {
 		copy(p.Theta, nt.thetaTry)
 		nt.kValid = false
+		nt.lastEta = rec.Eta
 	}
 	rec.LR = nt.sched.At(p.Step)
 	return nil
@@ -324,42 +346,6 @@ func (nt *natural) jacobian(ev model.Evaluator) {
 		row := nt.jac[i*p : (i+1)*p]
 		nt.diag[i] = floats.Dot(row, row)
 	}
-}
-
-// solveGramian takes the step with J (p ≤ n) in parameter space, by the
-// push-through identity Jᵀ(K + μI)⁻¹ = (JᵀJ + μI)⁻¹Jᵀ: the p×p Cholesky of
-// J̃ᵀJ̃ + μI instead of the n×n one of K̃ + μI, which for n > p is singular
-// but for μ and amplifies K's rounding in its n − p null directions. It
-// sets v = (J̃ᵀJ̃ + μI)⁻¹J̃ᵀR̃, K̃z = J̃v with z = (R̃ − J̃v)/μ, and the solve's
-// residual in parameter space, ‖(J̃ᵀJ̃ + μI)v − J̃ᵀR̃‖ / ‖J̃ᵀR̃‖.
-func (nt *natural) solveGramian(trace float64) error {
-	n, p := len(nt.z), len(nt.v)
-	impl := blas64.Implementation()
-	for i := 0; i < n; i++ {
-		floats.ScaleTo(nt.jt[i*p:(i+1)*p], nt.sw[i], nt.jac[i*p:(i+1)*p])
-	}
-	impl.Dgemv(blas.Trans, n, p, 1, nt.jt, p, nt.rt, 1, 0, nt.g, 1)
-	err := nt.factor(trace, "J̃ᵀJ̃ + μI", nt.gram, p, nt.v, nt.g, func(mu float64) {
-		impl.Dsyrk(blas.Upper, blas.Trans, p, n, 1, nt.jt, p, 0, nt.gram, p)
-		for j := 0; j < p; j++ {
-			nt.gram[j*p+j] += mu
-		}
-	})
-	if err != nil {
-		return err
-	}
-	mu := nt.mu
-	impl.Dgemv(blas.NoTrans, n, p, 1, nt.jt, p, nt.v, 1, 0, nt.kz, 1)
-	for i := range nt.z {
-		nt.z[i] = (nt.rt[i] - nt.kz[i]) / mu
-		nt.sz[i] = nt.kz[i] - nt.rt[i]
-	}
-	impl.Dgemv(blas.Trans, n, p, 1, nt.jt, p, nt.sz, 1, 0, nt.gres, 1)
-	floats.AddScaled(nt.gres, mu, nt.v)
-	if gn := floats.Norm(nt.g, 2); gn > 0 {
-		nt.rec.SolveResidual = floats.Norm(nt.gres, 2) / gn
-	}
-	return nil
 }
 
 // factor solves a x = b for the dim×dim matrix a that fill(μ) writes
@@ -507,11 +493,19 @@ func (nt *natural) residual() float64 {
 	return math.Sqrt(num / den)
 }
 
-// lineSearch tries θ − ηv from η = the schedule's rate, halving η while
-// the Armijo condition fails (only the first η without a line search),
-// and leaves the accepted θ in thetaTry or marks the step rejected.
+// lineSearch tries θ − ηv from η = the schedule's rate, or twice the last
+// accepted η if that is less, halving η while the Armijo condition fails
+// (only the schedule's rate without a line search), and leaves the
+// accepted θ in thetaTry or marks the step rejected. Starting from the
+// last η (and doubling it after every step it passes) spares the
+// evaluations a restart from 1 costs when every step needs η ≈ 1/8 —
+// 3–12 a step in the wave's first 200 steps before — and still returns to
+// η = 1 in a few steps once full steps pass.
 func (nt *natural) lineSearch(p *Problem, slope, curv float64) {
 	eta := nt.sched.At(p.Step)
+	if nt.cfg.LineSearch && nt.lastEta > 0 {
+		eta = math.Min(eta, 2*nt.lastEta)
+	}
 	rec := nt.rec
 	if !(slope > 0) || math.IsInf(slope, 0) {
 		// Not a descent direction: only an inexact solve can do this.
@@ -540,39 +534,46 @@ func (nt *natural) lineSearch(p *Problem, slope, curv float64) {
 	}
 }
 
-// adapt updates μ after the step. Automatic damping is Levenberg–Marquardt
-// with the ratio ρ of actual to predicted decrease at the η taken: a step
-// with ρ ≥ ¼ halves μ, one with ρ < ¼ doubles it; a step the line search
-// shortened by DeepBacktrack halvings or more doubles μ for each of those
-// halvings from the DeepBacktrack-th on (the direction, not only its
-// length, was wrong: sngd steps at η ≈ 10⁻⁵ with ρ ≈ 1); a rejected step
-// multiplies μ by ν and doubles ν. A milder shortening is the line
-// search's business: the full Gauss–Newton step of a PINN often overshoots
-// two- to fourfold at any μ. With a fixed μ, a rejection grows μ the same
-// way for the next step, and an accepted step restores it.
+// adapt updates μ after the step: Levenberg–Marquardt on the ratio ρ of
+// actual to predicted decrease at the η taken, read together with η. The
+// line search handles the overshoot of a good direction (a PINN's full
+// Gauss–Newton step often overshoots two- to fourfold at any μ, so
+// backtracking alone is no reason to damp), and μ answers what it cannot:
 //
-// Measured on poisson2d (3 seeds, 300 steps; relative L² errors): this
-// rule 5.7–5.9·10⁻⁸ on every seed; Nielsen's smooth rule on ρ (neutral at
-// ρ = ½, where PINN steps sit at ρ ≈ 0.3–0.5, so μ stays where it starts)
-// 1.7·10⁻⁷–2.3·10⁻⁵; halving μ on every step that was not shortened
-// deeply, without ρ, 2.8·10⁻⁷–2.1·10⁻⁶, and sngd with 64 columns then
-// stalled at 3·10⁻² (4·10⁻⁵ with this rule).
+//   - ρ > ¾: the model is good: μ / 3 (Nielsen's largest cut);
+//   - ρ < ¼ at η < ½ (the line search cut the step twice or more and the
+//     model is still poor there), or ρ < 0.1 at any η (the step passed
+//     Armijo but the model is wrong): μ × 2;
+//   - otherwise μ stays: a step that passes at a good η with a fair ρ
+//     does not raise it;
+//   - a rejected step multiplies μ by ν and doubles ν (Nielsen's rule).
+//
+// Measured on poisson2d (2→32→1, mean loss, 300–500 steps, pure Go and
+// OpenBLAS; docs/natural-gradient.md): the previous rule (μ halved
+// whenever ρ ≥ ¼, doubled below) let μ fall to 10⁻²⁸ while η sat at
+// 2⁻¹⁰ on the undamped direction (seed 2: 10⁻³ after 300 steps); pure
+// LM (η = 1, Nielsen's update) 1–7·10⁻⁵ and Nielsen's update under the
+// line search 5·10⁻⁷–2·10⁻⁶, both holding μ where ρ ≈ ½; without the
+// ρ < 0.1 clause the run crawled at η = ½, ρ ≈ 0.02 (4·10⁻⁸ after 450
+// steps); growing μ whenever η < ½ and ρ < ½ damped too much (1.5·10⁻⁶).
+// With a fixed μ, a rejection grows μ the same way for the next step,
+// and an accepted step restores it.
 func (nt *natural) adapt(trace float64) {
 	rec := nt.rec
+	rho := rec.Actual / rec.Predicted
 	switch {
 	case rec.Rejected:
 		nt.mu *= nt.nu
 		nt.nu = min(2*nt.nu, MaxNu)
 	case !nt.cfg.DampingAuto:
 		nt.mu, nt.nu = nt.cfg.Damping, 2
-	case rec.Evals-1 >= DeepBacktrack:
-		nt.mu *= math.Pow(2, float64(rec.Evals-DeepBacktrack))
+	case rho > RatioGood:
+		nt.mu /= 3
 		nt.nu = 2
-	case rec.Actual < RatioGood*rec.Predicted:
+	case rho < RatioPoor && rec.Eta < 0.5 || rho < ratioStall:
 		nt.mu *= 2
 		nt.nu = 2
 	default:
-		nt.mu /= 2
 		nt.nu = 2
 	}
 	nt.mu = nt.clamp(nt.mu, trace)
@@ -581,11 +582,71 @@ func (nt *natural) adapt(trace float64) {
 // clamp keeps μ within [floor, 10¹²]·Tr K̃, the floor of the step's solve.
 func (nt *natural) clamp(mu, trace float64) float64 {
 	floor := dampingFloor
-	if nt.sketch || nt.jac != nil && nt.cfg.Solver == SolverCholesky {
+	switch {
+	case nt.sketch:
 		floor = roundingFloor
+	case nt.jac != nil && nt.cfg.Solver == SolverCholesky:
+		floor = svdFloor
 	}
 	if trace > 0 {
 		mu = math.Min(math.Max(mu, floor*trace), dampingCeil*trace)
 	}
 	return mu
+}
+
+// solveSVD takes the step with J (p ≤ n) in parameter space as a damped
+// least-squares problem on J̃ itself, through its thin SVD
+// J̃ = U diag(σ) Vᵀ: v = V diag(σ/(σ² + μ)) UᵀR̃, with σ_i below
+// max(n, p)·ε·σ₁ taken as zero (LAPACK's and numpy's rcond). Unlike the
+// normal equations J̃ᵀJ̃ + μI it does not square J̃'s condition number, so
+// μ may go down to ε²·Tr K̃ and the step's rounding does not steer the
+// iteration. It sets v, K̃z = J̃v, and the solve's residual in parameter
+// space, ‖(J̃ᵀJ̃ + μI)v − J̃ᵀR̃‖ / ‖J̃ᵀR̃‖.
+func (nt *natural) solveSVD(trace float64) error {
+	n, p := len(nt.z), len(nt.v)
+	if len(nt.sv) != p {
+		nt.sv, nt.c, nt.f = make([]float64, p), make([]float64, p), make([]float64, p)
+		nt.u, nt.vt = make([]float64, n*p), make([]float64, p*p)
+	}
+	for i := 0; i < n; i++ {
+		floats.ScaleTo(nt.jt[i*p:(i+1)*p], nt.sw[i], nt.jac[i*p:(i+1)*p])
+	}
+	a := blas64.General{Rows: n, Cols: p, Stride: p, Data: nt.jt}
+	u := blas64.General{Rows: n, Cols: p, Stride: p, Data: nt.u}
+	vt := blas64.General{Rows: p, Cols: p, Stride: p, Data: nt.vt}
+	if len(nt.work) == 0 {
+		w := []float64{0}
+		lapack64.Gesvd(lapack.SVDStore, lapack.SVDAll, a, u, vt, nt.sv, w, -1)
+		nt.work = make([]float64, int(w[0]))
+	}
+	if !lapack64.Gesvd(lapack.SVDStore, lapack.SVDAll, a, u, vt, nt.sv, nt.work, len(nt.work)) {
+		return errors.New("the SVD of J̃ did not converge")
+	}
+	impl := blas64.Implementation()
+	impl.Dgemv(blas.Trans, n, p, 1, nt.u, p, nt.rt, 1, 0, nt.c, 1)
+	mu := nt.mu
+	cut := float64(max(n, p)) * 0x1p-52 * nt.sv[0]
+	for i, s := range nt.sv {
+		nt.f[i] = 0
+		if s > cut {
+			nt.f[i] = s / (s*s + mu) * nt.c[i]
+		}
+	}
+	impl.Dgemv(blas.Trans, p, p, 1, nt.vt, p, nt.f, 1, 0, nt.v, 1)
+	for i, s := range nt.sv {
+		nt.f[i] *= s
+	}
+	impl.Dgemv(blas.NoTrans, n, p, 1, nt.u, p, nt.f, 1, 0, nt.kz, 1)
+	// The residual of the damped normal equations, from J̃ itself.
+	for i := 0; i < n; i++ {
+		floats.ScaleTo(nt.jt[i*p:(i+1)*p], nt.sw[i], nt.jac[i*p:(i+1)*p])
+		nt.sz[i] = nt.kz[i] - nt.rt[i]
+	}
+	impl.Dgemv(blas.Trans, n, p, 1, nt.jt, p, nt.rt, 1, 0, nt.g, 1)
+	impl.Dgemv(blas.Trans, n, p, 1, nt.jt, p, nt.sz, 1, 0, nt.gres, 1)
+	floats.AddScaled(nt.gres, mu, nt.v)
+	if gn := floats.Norm(nt.g, 2); gn > 0 {
+		nt.rec.SolveResidual = floats.Norm(nt.gres, 2) / gn
+	}
+	return nil
 }

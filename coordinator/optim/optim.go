@@ -145,12 +145,13 @@ func New(cfg Config, p int) (Method, error) {
 type State struct {
 	M, V    []float64 // adam: the moment estimates
 	Mu, Nu  float64   // ngd, sngd: the damping μ of the next step, and Nielsen's ν
+	Eta     float64   // ngd, sngd: the last accepted step length, where the line search starts
 	History []Iterate // lbfgs: the last major iterates, θ_t last
 }
 
 // noState is the State and SetState of a method that keeps nothing.
 func noState(st *State) error {
-	if st != nil && (st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0 || st.History != nil) {
+	if st != nil && (st.M != nil || st.V != nil || st.Mu != 0 || st.Nu != 0 || st.Eta != 0 || st.History != nil) {
 		return errors.New("optimizer state for a method that keeps none")
 	}
 	return nil

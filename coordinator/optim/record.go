@@ -21,6 +21,11 @@ type Record struct {
 	// the step's probe columns (logged, not in train.csv: it is no part of
 	// the run's numbers).
 	ColumnSeconds float64
+	// KernelSeconds, SolveSeconds and SearchSeconds are the wall-clock
+	// time of the step's parts (logged, not in train.csv): the exact K or
+	// J (or K's diagonal), the solve with the passes for v and K̃z, and the
+	// line search's evaluations of Φ.
+	KernelSeconds, SolveSeconds, SearchSeconds float64
 }
 
 // NaturalColumns are train.csv's columns of a natural-gradient step.
@@ -83,6 +88,9 @@ func (r *Record) LogArgs(cols []string) []any {
 	}
 	if r.ColumnSeconds > 0 {
 		args = append(args, "columns_seconds", r.ColumnSeconds)
+	}
+	if r.KernelSeconds+r.SolveSeconds+r.SearchSeconds > 0 {
+		args = append(args, "kernel_seconds", r.KernelSeconds, "solve_seconds", r.SolveSeconds, "search_seconds", r.SearchSeconds)
 	}
 	return args
 }
