@@ -129,7 +129,7 @@ func TestTrainStopRules(t *testing.T) {
 		} `json:"stop"`
 	}
 	read("config.json", &rc)
-	if rc.Stop.TargetLoss != 1e-4 || rc.Stop.StallSteps != 100 || rc.Stop.StallDecrease != 0.01 {
+	if rc.Stop.TargetLoss != 1e-4 || rc.Stop.StallSteps != 100 || rc.Stop.StallDecrease != 0.1 {
 		t.Errorf("config.json stop rules: %+v; want the target and ngd's default stall rule", rc.Stop)
 	}
 	// Extended without the target (and a shorter stall rule), it runs on.

@@ -92,7 +92,7 @@ func (f *trainFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.stop.TargetError, "target-error", 0, "stop once the relative L² error (evaluated every --error-every steps) is at most this (0: no target)")
 	fs.Float64Var(&f.stop.TargetLoss, "target-loss", 0, "stop once the loss (Σ_b mean squared residual) is at most this (0: no target)")
 	fs.IntVar(&f.stop.StallSteps, "stall-steps", 0, "stop when the loss has not fallen by --stall-decrease in this many steps, 0: never (default 100 for ngd, sngd and lbfgs, 0 for gd and adam)")
-	fs.Float64Var(&f.stop.StallDecrease, "stall-decrease", 0.01, "the relative decrease of the loss the stall rule waits for")
+	fs.Float64Var(&f.stop.StallDecrease, "stall-decrease", 0.1, "the relative decrease of the loss the stall rule waits for (10%: a natural gradient at its floor still gains 1–3% per 100 steps, nothing in the error)")
 	fs.Float64Var(&f.alpha, "alpha", 1e-3, "moving-average rate α of Algorithm 3")
 	fs.IntVar(&f.initProbes, "init-probes", 100, "probes N at θ_0 (Algorithm 3)")
 	fs.IntVar(&f.stepProbes, "probes", 0, "new probes m per step of Algorithm 3; for sngd the sketch's columns S (also Algorithm 3's m); for ngd --solver cg the preconditioner's columns (default 1; sngd 100; ngd --solver cg 0)")
