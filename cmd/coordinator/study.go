@@ -272,6 +272,12 @@ func printStudy(out io.Writer, dir string, cfg study.Config, ref *study.Referenc
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
+	sketch := map[string]bool{}
+	if vs, err := study.ParseVariants(strings.Join(cfg.Variants, ","), 0); err == nil {
+		for _, vr := range vs {
+			sketch[vr.Name] = vr.Estimator.Sketch()
+		}
+	}
 	for _, v := range order {
 		var x, yk, yt []float64
 		for _, r := range byVariant[v] {
@@ -283,7 +289,14 @@ func printStudy(out io.Writer, dir string, cfg study.Config, ref *study.Referenc
 			what string
 			y    []float64
 		}{{"K̂", yk}, {"trace", yt}} {
-			if slope, _, lo, hi, err := figures.FitLogLog(x, s.y); err == nil {
+			slope, _, lo, hi, err := figures.FitLogLog(x, s.y)
+			switch {
+			case err != nil:
+			case sketch[v]:
+				// A sketch's error is no power of N (it falls to a floor
+				// at the kernel's numerical rank): no slope, no theory.
+				fmt.Fprintf(out, "%s: MSE of the %s from %.3g at N = %d to %.3g at N = %d (a sketch: no Monte Carlo rate)\n", v, s.what, s.y[0], int(x[0]), s.y[len(s.y)-1], int(x[len(x)-1]))
+			default:
 				fmt.Fprintf(out, "%s: MSE of the %s ∝ N^%.3f (95%% interval [%.3f, %.3f]; theory −1)\n", v, s.what, slope, lo, hi)
 			}
 		}

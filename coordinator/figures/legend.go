@@ -35,7 +35,8 @@ const (
 // draw draws the plot and its legend on c. The legend goes in the first
 // position inside the axes (top right, top left, bottom left, bottom right,
 // then the edge midpoints) that no data crosses; if every position is
-// covered, the plot is narrowed and the legend drawn to its right.
+// covered, the legend goes to the right of the plot when it is narrow, else
+// below it.
 func (ch *chart) draw(c draw.Canvas) {
 	if len(ch.entries) == 0 {
 		ch.p.Draw(c)
@@ -59,14 +60,30 @@ func (ch *chart) draw(c draw.Canvas) {
 		drawLegend(c, &leg, box)
 		return
 	}
+	// Outside: to the right when that leaves the plot three quarters of
+	// the width and its title room, else below the plot, centred, so that
+	// a long legend does not squeeze the plot into half the figure.
 	inner := c
 	inner.Max.X -= w + legendMargin
+	titleW := ch.p.Title.TextStyle.Width(ch.p.Title.Text)
+	if w <= (c.Max.X-c.Min.X)/4 && titleW <= inner.Max.X-inner.Min.X {
+		ch.p.Draw(inner)
+		dc := ch.p.DataCanvas(inner)
+		x0 := inner.Max.X + legendMargin
+		drawLegend(c, &leg, vg.Rectangle{
+			Min: vg.Point{X: x0, Y: dc.Max.Y - h},
+			Max: vg.Point{X: x0 + w, Y: dc.Max.Y},
+		})
+		return
+	}
+	inner = c
+	inner.Min.Y += h + legendMargin
 	ch.p.Draw(inner)
 	dc := ch.p.DataCanvas(inner)
-	x0 := inner.Max.X + legendMargin
+	x0 := max(c.Min.X, min((dc.Min.X+dc.Max.X-w)/2, c.Max.X-w))
 	drawLegend(c, &leg, vg.Rectangle{
-		Min: vg.Point{X: x0, Y: dc.Max.Y - h},
-		Max: vg.Point{X: x0 + w, Y: dc.Max.Y},
+		Min: vg.Point{X: x0, Y: c.Min.Y},
+		Max: vg.Point{X: x0 + w, Y: c.Min.Y + h},
 	})
 }
 

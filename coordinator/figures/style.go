@@ -182,3 +182,7 @@ func (r valueRange) widen() valueRange {
 }
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// SeriesColor is the colour LinePlot gives its i-th series, for a figure
+// whose panels should keep one colour per thing across them.
+func SeriesColor(i int) color.Color { return seriesColor(i) }

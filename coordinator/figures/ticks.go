@@ -9,11 +9,14 @@ import (
 )
 
 // logTicks is a plot.Ticker for log axes (given the values themselves, not
-// their logarithms). Decades are labelled 10ⁿ, every second or third one
-// when many are shown, and 2…9×10ⁿ get unlabelled minor ticks. When fewer
+// their logarithms). Every decade is labelled 10ⁿ (every second or third one
+// beyond sixteen decades), and 2…9×10ⁿ get unlabelled minor ticks. When fewer
 // than three labelled decades fall inside the range, the 2× and 5× ticks
 // (and if need be all of them) are labelled too, as plain numbers where
-// short, so that a log axis always carries at least two numbers. gonum's
+// short; and when the labels still leave a stretch of the axis of more
+// than a third of it unlabelled, or the range is less than a decade (0.55
+// to 1.9, whose values above 1 would have no label), the axis takes linear
+// ticks instead, so that any value on it can be read. gonum's
 // plot.LogTicks labels only decades, and starts a decade late below 1.
 type logTicks struct{}
 
@@ -21,10 +24,15 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 	if !(lo > 0) || !(hi >= lo) || math.IsInf(hi, 0) {
 		return nil
 	}
+	if hi < 10*lo {
+		// Less than a decade: linear labels (2, 4, 6, 8 rather than
+		// 2, 3, …, 8 crowded at the top), each readable.
+		return positiveLinear(lo, hi)
+	}
 	k0 := int(math.Floor(math.Log10(lo)))
 	k1 := int(math.Ceil(math.Log10(hi)))
 	decades := k1 - k0
-	step := 1 + (decades-1)/8
+	step := 1 + (decades-1)/16
 	withMinor := decades <= 12
 
 	type mark struct {
@@ -63,6 +71,21 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 				marks[i].label = true
 			}
 		}
+		// The largest stretch without a label, ends included, in decades.
+		at := []float64{math.Log10(lo)}
+		for _, mk := range marks {
+			if mk.label && inside(mk) {
+				at = append(at, math.Log10(decimal(mk.m, mk.k)))
+			}
+		}
+		at = append(at, math.Log10(hi))
+		gap := 0.0
+		for i := 1; i < len(at); i++ {
+			gap = math.Max(gap, at[i]-at[i-1])
+		}
+		if span := at[len(at)-1] - at[0]; span > 0 && gap > span/3 {
+			return positiveLinear(lo, hi)
+		}
 	}
 	ticks := make([]plot.Tick, 0, len(marks))
 	for _, mk := range marks {
@@ -75,6 +98,18 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 			}
 		}
 		ticks = append(ticks, t)
+	}
+	return ticks
+}
+
+// positiveLinear is linearTicks' ticks of [lo, hi] above zero, for a log
+// axis of less than a decade.
+func positiveLinear(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	for _, t := range (linearTicks{}).Ticks(lo, hi) {
+		if t.Value > 0 {
+			ticks = append(ticks, t)
+		}
 	}
 	return ticks
 }

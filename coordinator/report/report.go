@@ -148,29 +148,14 @@ func RunFigures(dir string) ([]string, error) {
 		return out, err
 	}
 
-	// Weights, with intervals, and the exact ones dashed.
-	series = nil
-	for _, b := range blocks {
-		s := figures.Series{Name: "λ " + b, X: step, Y: t.Col("lambda_" + b), Group: b}
-		if rc.Train.Mode == coordinator.Estimated {
-			s.Name += " estimate"
-			s.Lo, s.Hi = t.Col("lambda_"+b+"_lo"), t.Col("lambda_"+b+"_hi")
-			for i := range s.Lo { // a lower bound ≤ 0 cannot show on a log axis
-				if s.Lo[i] <= 0 {
-					s.Lo[i] = s.Y[i] / 10
-				}
-			}
+	// Weights, with intervals, and the exact ones dashed; none with fixed
+	// weights (the figure would be flat lines at the weights given).
+	if rc.Train.Mode != coordinator.Fixed {
+		if err := add("weights.png", weightsFigure(filepath.Join(dir, "weights.png"), t, blocks, rc.Train.Mode)); err != nil {
+			return out, err
 		}
-		series = append(series, s)
-		if t.Has("exact_lambda_"+b) && rc.Train.Mode == coordinator.Estimated {
-			x, y := finite(step, t.Col("exact_lambda_"+b))
-			series = append(series, figures.Series{Name: "λ " + b + " exact", X: x, Y: y, Style: figures.Dashed, Group: b})
-		}
-	}
-	if err := add("weights.png", figures.LinePlot(filepath.Join(dir, "weights.png"), series, figures.LineOptions{
-		Title: "NTK loss weights λ_b = Tr K / Tr K_bb", XLabel: "Step", YLabel: "Loss weight", LogY: true,
-	})); err != nil {
-		return out, err
+	} else {
+		os.Remove(filepath.Join(dir, "weights.png")) // drawn by an earlier version
 	}
 
 	// Eigenvalues.
@@ -206,17 +191,7 @@ func RunFigures(dir string) ([]string, error) {
 	}
 
 	// Solution error.
-	if t.Has("error_max") {
-		x1, y1 := finite(step, t.Col("error_max"))
-		x2, y2 := finite(step, t.Col("error_rms"))
-		series := []figures.Series{
-			{Name: "max |u − u*|", X: x1, Y: y1, Style: figures.SolidMarkers},
-			{Name: "RMS error", X: x2, Y: y2, Style: figures.SolidMarkers},
-		}
-		if t.Has("error_l2") {
-			x3, y3 := finite(step, t.Col("error_l2"))
-			series = append(series, figures.Series{Name: "relative L² error", X: x3, Y: y3, Style: figures.SolidMarkers})
-		}
+	if series := errorSeries(dir, t); series != nil {
 		if err := add("error.png", figures.LinePlot(filepath.Join(dir, "error.png"), series, figures.LineOptions{Title: "Error against the " + setup.Problem.Truth, XLabel: "Step", YLabel: "Error", LogY: true})); err != nil {
 			return out, err
 		}
@@ -254,6 +229,94 @@ func RunFigures(dir string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// errorSeries are the solution errors of a run's train.csv against the
+// step, and after the last step (summary.json's, at the step count: the
+// rows hold the error of θ_t before step t), or nil without them.
+func errorSeries(dir string, t *Table) []figures.Series {
+	if !t.Has("error_max") {
+		return nil
+	}
+	step := t.Col("step")
+	x1, y1 := finite(step, t.Col("error_max"))
+	x2, y2 := finite(step, t.Col("error_rms"))
+	series := []figures.Series{
+		{Name: "max |u − u*|", X: x1, Y: y1, Style: figures.SolidMarkers},
+		{Name: "RMS error", X: x2, Y: y2, Style: figures.SolidMarkers},
+	}
+	if t.Has("error_l2") {
+		x3, y3 := finite(step, t.Col("error_l2"))
+		series = append(series, figures.Series{Name: "relative L² error", X: x3, Y: y3, Style: figures.SolidMarkers})
+	}
+	if sum, err := readSummary(dir); err == nil && sum.Steps > 0 {
+		for i, v := range []*float64{sum.ErrorMax, sum.ErrorRMS, sum.ErrorL2} {
+			if i < len(series) && v != nil && !math.IsNaN(*v) && (len(series[i].X) == 0 || series[i].X[len(series[i].X)-1] < float64(sum.Steps)) {
+				series[i].X = append(series[i].X, float64(sum.Steps))
+				series[i].Y = append(series[i].Y, *v)
+			}
+		}
+	}
+	return series
+}
+
+// weightsFigure draws the loss weights λ_b against the step: with
+// estimated weights each block's estimate with its 95% band and the exact
+// weight dashed, in a panel of its own when there are three blocks or more
+// (their bands would overlap into one mass); with exact weights one plot.
+func weightsFigure(path string, t *Table, blocks []string, mode coordinator.WeightMode) error {
+	step := t.Col("step")
+	estimated := mode == coordinator.Estimated
+	blockSeries := func(b string) []figures.Series {
+		s := figures.Series{Name: "λ " + b, X: step, Y: t.Col("lambda_" + b), Group: b}
+		var out []figures.Series
+		if estimated {
+			s.Name += " estimate (95% band)"
+			s.Lo, s.Hi = t.Col("lambda_"+b+"_lo"), t.Col("lambda_"+b+"_hi")
+			for i := range s.Lo { // a lower bound ≤ 0 cannot show on a log axis
+				if s.Lo[i] <= 0 {
+					s.Lo[i] = s.Y[i] / 10
+				}
+			}
+		}
+		out = append(out, s)
+		if estimated && t.Has("exact_lambda_"+b) {
+			x, y := finite(step, t.Col("exact_lambda_"+b))
+			out = append(out, figures.Series{Name: "λ " + b + " exact", X: x, Y: y, Style: figures.Dashed, Group: b})
+		}
+		return out
+	}
+	const title = "NTK loss weights λ_b = Tr K / Tr K_bb"
+	if !estimated || len(blocks) < 3 {
+		var series []figures.Series
+		for _, b := range blocks {
+			series = append(series, blockSeries(b)...)
+		}
+		return figures.LinePlot(path, series, figures.LineOptions{Title: title, XLabel: "Step", YLabel: "Loss weight", LogY: true})
+	}
+	var panels []figures.LinePanel
+	for k, b := range blocks {
+		series := blockSeries(b)
+		for i := range series {
+			// The figure's title says what is drawn: no legend per panel.
+			series[i].Color, series[i].Name = figures.SeriesColor(k), ""
+		}
+		panels = append(panels, figures.LinePanel{Title: "block " + b, XLabel: "Step", YLabel: "λ_{" + b + "}", Series: series})
+	}
+	return figures.LinePanels(path, panels, figures.LinePanelsOptions{Title: title + ": estimate with its 95% band, exact dashed", LogY: true})
+}
+
+// readSummary reads a run's summary.json (written when the run ends).
+func readSummary(dir string) (*coordinator.Summary, error) {
+	data, err := model.ReadFileLimit(filepath.Join(dir, "summary.json"), coordinator.MaxConfigBytes)
+	if err != nil {
+		return nil, err
+	}
+	var s coordinator.Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // timeAverage returns T = 1..len(v) and (1/T) Σ_{t<T} v_t.
@@ -568,17 +631,21 @@ func StudyFigures(dir string) ([]string, error) {
 			return out
 		}
 		var err error
-		if len(order) == 1 {
+		if len(order) == 1 && !sketchVariant(order[0]) {
 			v := order[0]
 			if !hasFinite(pick(v, m.col)) {
 				continue
 			}
 			err = figures.ErrorRatePlot(path, pick(v, "N"), pick(v, m.col), pick(v, m.col+"_se"), figures.ErrorRateOptions{
-				Title: m.what + " (" + v + ")", Predicted: predicted(t, v, m.kind, pick),
+				Title: m.what + " (" + v + ")", Predicted: predicted(t, v, m.kind, pick, ""),
 			})
 		} else {
-			var series []figures.Series
-			var x0, y0 float64
+			// Several variants: a fitted log-log slope, and the theory's
+			// curves and its O(N⁻¹) line, only for the Monte Carlo
+			// (Hutchinson) variants they describe; a sketch's error is not
+			// a power of N (it falls to a floor once its rank is reached).
+			var series, theory []figures.Series
+			var refs []figures.Reference
 			for _, v := range order {
 				y := pick(v, m.col)
 				if !hasFinite(y) {
@@ -586,21 +653,31 @@ func StudyFigures(dir string) ([]string, error) {
 				}
 				n := pick(v, "N")
 				name := v
-				if slope, _, lo, hi, ferr := figures.FitLogLog(n, y); ferr == nil {
-					name = fmt.Sprintf("%s (slope %.2f [%.2f, %.2f])", v, slope, lo, hi)
+				if !sketchVariant(v) {
+					if slope, _, lo, hi, ferr := figures.FitLogLog(n, y); ferr == nil {
+						name = fmt.Sprintf("%s: slope %s [%s, %s]", v, signed(slope), signed(lo), signed(hi))
+					}
 				}
-				series = append(series, figures.Series{Name: name, X: n, Y: y, Err: pick(v, m.col+"_se"), Style: figures.SolidMarkers})
-				if x0 == 0 {
-					x0, y0 = n[0], y[0]
+				s := figures.Series{Name: name, X: n, Y: y, Err: pick(v, m.col+"_se"), Style: figures.SolidMarkers, Group: v}
+				series = append(series, s)
+				if sketchVariant(v) {
+					continue
+				}
+				// Named for the variant they describe, beside others.
+				theory = append(theory, predicted(t, v, m.kind, pick, v+": ")...)
+				if len(refs) == 0 {
+					if ref, ok := centred(n, y); ok {
+						ref.Label = v + ": O(N⁻¹), the Monte Carlo rate"
+						refs = append(refs, ref)
+					}
 				}
 			}
 			if len(series) == 0 {
 				continue
 			}
-			series = append(series, predicted(t, order[0], m.kind, pick)...)
-			err = figures.LinePlot(path, series, figures.LineOptions{
+			err = figures.LinePlot(path, append(series, theory...), figures.LineOptions{
 				Title: m.what, XLabel: "Number of samples N", YLabel: "Mean squared error", LogX: true, LogY: true,
-				References: []figures.Reference{{Label: "O(N⁻¹) reference", Slope: -1, X0: x0, Y0: y0}},
+				References: refs,
 			})
 		}
 		if err != nil {
@@ -713,7 +790,7 @@ func variantOf(path string) string {
 // "kernel" or "trace") as dashed series: Theorem 4's Monte Carlo terms and,
 // for Gaussian probes, the exact expected squared error. Studies written
 // before these columns existed have none.
-func predicted(t *Table, variant, kind string, pick func(v, col string) []float64) []figures.Series {
+func predicted(t *Table, variant, kind string, pick func(v, col string) []float64, prefix string) []figures.Series {
 	var out []figures.Series
 	for _, c := range []struct{ col, name string }{
 		{"theorem4_" + kind, "Theorem 4's Monte Carlo terms"},
@@ -729,9 +806,39 @@ func predicted(t *Table, variant, kind string, pick func(v, col string) []float6
 		if !hasFinite(y) {
 			continue
 		}
-		out = append(out, figures.Series{Name: c.name, X: pick(variant, "N"), Y: y, Style: figures.Dashed})
+		out = append(out, figures.Series{Name: prefix + c.name, X: pick(variant, "N"), Y: y, Style: figures.Dashed})
 	}
 	return out
+}
+
+// sketchVariant reports whether a study variant ("gaussian/exact/nystrom")
+// keeps its probes as columns (Nyström, XNysTrace): its error is not a
+// Monte Carlo rate.
+func sketchVariant(v string) bool {
+	vs, err := study.ParseVariants(strings.ReplaceAll(v, "/", ":"), 0)
+	return err == nil && len(vs) == 1 && vs[0].Estimator.Sketch()
+}
+
+// centred is the O(N⁻¹) line through the geometric mean of the points.
+func centred(n, y []float64) (figures.Reference, bool) {
+	var mx, my float64
+	k := 0
+	for i := range n {
+		if n[i] > 0 && y[i] > 0 && !math.IsInf(y[i], 0) {
+			mx += math.Log10(n[i])
+			my += math.Log10(y[i])
+			k++
+		}
+	}
+	if k == 0 {
+		return figures.Reference{}, false
+	}
+	return figures.Reference{Slope: -1, X0: math.Pow(10, mx/float64(k)), Y0: math.Pow(10, my/float64(k))}, true
+}
+
+// signed formats v with two decimals and a true minus sign.
+func signed(v float64) string {
+	return strings.Replace(strconv.FormatFloat(v, 'f', 2, 64), "-", "−", 1)
 }
 
 func hasFinite(v []float64) bool {

@@ -73,10 +73,44 @@ func TestRunFigures(t *testing.T) {
 			t.Errorf("figure %d is %s, want %s", i, filepath.Base(f), want[i])
 		}
 		w, h := 960, 640
-		if want[i] == "kernels.png" {
-			w, h = 0, 0 // panels: size depends on the layout
+		if want[i] == "kernels.png" || want[i] == "weights.png" {
+			w, h = 0, 0 // panels (a block's weights each): size depends on the layout
 		}
 		checkPNG(t, f, w, h)
+	}
+
+	// With fixed weights there is no weights figure (it would be flat
+	// lines at the weights given), and the error figure ends at the last
+	// step: the error of the final θ from summary.json.
+	fixed := filepath.Join(t.TempDir(), "fixed")
+	cfg.Train.Mode, cfg.Train.Kernel, cfg.Train.ExactEvery, cfg.Train.Eigenvalues = coordinator.Fixed, false, 0, 0
+	cfg.ErrorEvery = 7
+	if r, err = coordinator.NewRun(fixed, cfg, nil, coordinator.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(fixed, "weights.png"), nil, 0o644) // an earlier version's
+	if files, err = RunFigures(fixed); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "weights.png" {
+			t.Error("a fixed-weight run has a weights figure")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(fixed, "weights.png")); err == nil {
+		t.Error("an earlier weights.png of a fixed-weight run stays")
+	}
+	tab, err := ReadTable(filepath.Join(fixed, "train.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range errorSeries(fixed, tab) {
+		if n := len(s.X); n != 6 || s.X[n-2] != 28 || s.X[n-1] != 30 {
+			t.Errorf("%s at steps %v: want 0, 7, …, 28 and the last step, 30", s.Name, s.X)
+		}
 	}
 }
 

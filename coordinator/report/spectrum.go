@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 
@@ -23,17 +24,48 @@ type EigenCurve struct {
 // series per curve (non-positive values are left out: a log axis cannot
 // show them). A positive floor draws the rounding level of a float64
 // eigensolver (ε·λ₁: eigenvalues below it are not resolved), as a dashed
-// horizontal line.
+// horizontal line. The index axis covers the eigenvalues that carry
+// weight, those at or above the floor (without one, above 10⁻¹⁶·λ₁), and
+// half as many again to show the fall; the title says where it is cut.
 func EigenvaluePlot(path, title string, curves []EigenCurve, floor float64) error {
+	level := floor
+	n, top := 0, 0.0
+	for _, c := range curves {
+		n = max(n, len(c.Values))
+		if len(c.Values) > 0 {
+			top = math.Max(top, c.Values[0])
+		}
+	}
+	if level <= 0 {
+		level = showFloor * top
+	}
+	above := 0 // eigenvalues at or above the level, in the longest curve
+	for _, c := range curves {
+		k := 0
+		for k < len(c.Values) && c.Values[k] >= level {
+			k++
+		}
+		above = max(above, k)
+	}
+	show, xlabel := n, "index i"
+	if above > 0 && above+max(5, above/2) < n {
+		show = above + max(5, above/2)
+		what := "10⁻¹⁶·λ_{1}"
+		if floor > 0 {
+			what = "the rounding level"
+		}
+		xlabel = fmt.Sprintf("index i: the first %d of %d eigenvalues, %d of them at or above %s", show, n, above, what)
+	}
 	var series []figures.Series
 	for _, c := range curves {
-		x := make([]float64, len(c.Values))
+		v := c.Values[:min(show, len(c.Values))]
+		x := make([]float64, len(v))
 		for i := range x {
 			x[i] = float64(i + 1)
 		}
-		series = append(series, figures.Series{Name: c.Name, X: x, Y: c.Values, Style: c.Style})
+		series = append(series, figures.Series{Name: c.Name, X: x, Y: v, Style: c.Style})
 	}
-	opt := figures.LineOptions{Title: title, XLabel: "index i", YLabel: "eigenvalue λ_{i}", LogY: true}
+	opt := figures.LineOptions{Title: title, XLabel: xlabel, YLabel: "eigenvalue λ_{i}", LogY: true}
 	if floor > 0 {
 		opt.References = []figures.Reference{{Label: "rounding level ε·λ_{1}", Slope: 0, X0: 1, Y0: floor}}
 	}
