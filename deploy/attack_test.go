@@ -286,9 +286,13 @@ var attackRows = []struct {
 			b.rogue(t, "sampler-4", "mute", func(*attack.Client, *protocol.WorkRequest) {})
 			b.rogue(t, "sampler-5", "stall", func(c *attack.Client, wr *protocol.WorkRequest) {
 				go func() {
-					for range 200 {
+					for range 400 {
 						c.Progress(wr, 1)
-						time.Sleep(time.Duration(wr.Beat) * time.Millisecond)
+						select {
+						case <-c.Stopping():
+							return
+						case <-time.After(time.Duration(wr.Beat) * time.Millisecond):
+						}
 					}
 				}()
 			})

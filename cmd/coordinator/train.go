@@ -380,8 +380,7 @@ func runTrain(args []string, out io.Writer) error {
 	}
 	if nb, ok := backend.(*natsbus.Backend); ok {
 		st := nb.Stats()
-		log.Info("bus", "batches", st.Batches, "results", st.Results, "redispatched", st.Redispatched,
-			"coordinator_seconds", st.CoordinatorSeconds, "sampler_seconds", st.SamplerSeconds, "samplers", st.Samplers)
+		log.Info("bus", st.LogFields()...)
 	}
 	fmt.Fprintf(out, "done: %d steps, results in %s\n", run.Trainer.Next(), run.Dir)
 	return nil

@@ -576,20 +576,24 @@ func TestEndlessProgressCannotHoldTheRun(t *testing.T) {
 		go func() {
 			for range 400 {
 				r.Progress(wr, 1)
-				time.Sleep(time.Duration(wr.Beat) * time.Millisecond)
+				select {
+				case <-r.Stopping():
+					return
+				case <-time.After(time.Duration(wr.Beat) * time.Millisecond):
+				}
 			}
 		}()
 	}
 	cl := newCluster(t)
 	startRogue(t, cl.connectAs(cl.rogue(0), "rogue"), "rogue-0", stall)
-	b := f.backend(t, cl.connect("coordinator"), Options{Batch: 4, Timeout: 400 * time.Millisecond, WaitSamplers: time.Second})
+	b := f.backend(t, cl.connect("coordinator"), Options{Batch: 4, Timeout: 4 * time.Second, WaitSamplers: time.Second})
 	acc := coordinator.NewAccumulator(f.plan, 2, f.r0, false)
 	err := b.Probes(context.Background(), f.work(), 0, 8, acc.Add)
 	if err == nil || !strings.Contains(err.Error(), "rogue-0 (probes") {
 		t.Fatalf("with nobody but a stalling rogue: %v", err)
 	}
 	cl.samplers(1)
-	b2 := f.backend(t, cl.connect("coordinator2"), Options{Run: "test2", Batch: 4, Timeout: 400 * time.Millisecond})
+	b2 := f.backend(t, cl.connect("coordinator2"), Options{Run: "test2", Batch: 4, Timeout: 4 * time.Second})
 	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
 	for step := range 3 {
 		w := f.work()

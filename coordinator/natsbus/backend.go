@@ -134,6 +134,13 @@ type Stats struct {
 	Samplers      int // identities that asked for work
 }
 
+// LogFields are the counters as key/value pairs for a log line.
+func (s Stats) LogFields() []any {
+	return []any{"batches", s.Batches, "results", s.Results, "pulls", s.Pulls, "idle_pulls", s.Idle,
+		"progress_reports", s.Progress, "redispatched", s.Redispatched, "copies", s.Copies, "silent", s.Silent,
+		"coordinator_seconds", s.CoordinatorSeconds, "sampler_seconds", s.SamplerSeconds, "samplers", s.Samplers}
+}
+
 // Backend is the NATS implementation of coordinator.Backend.
 type Backend struct {
 	nc   *nats.Conn
@@ -586,8 +593,10 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 		case <-ctx.Done():
 			return ctx.Err()
 		case checks <- next:
+			tick = time.Now()
 			c.checks = c.checks[1:]
 		case <-timer.C:
+			tick = time.Now()
 		case a := <-b.pulls:
 			tick = time.Now()
 			if err := b.handlePull(c, a); err != nil {

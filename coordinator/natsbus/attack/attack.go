@@ -129,6 +129,10 @@ func (c *Client) Stop() {
 	}
 }
 
+// Stopping is closed when Stop is called: answers that go on in the
+// background (progress forever) end with it.
+func (c *Client) Stopping() <-chan struct{} { return c.stop }
+
 // Send publishes a result on the client's results subject.
 func (c *Client) Send(res *protocol.Result) {
 	c.mu.Lock()
