@@ -511,7 +511,7 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 		m.Kernels += 2
 	}
 	// The natural gradients: ngd by Cholesky keeps the dense K and its
-	// factor (p > n), or J twice and the p×p Gramian (p ≤ n); the sketch
+	// factor (p > n), or J, J̃, the SVD's U and Vᵀ (p ≤ n); the sketch
 	// (sngd, CG's preconditioner) keeps its columns, test matrix and
 	// weighted columns.
 	hint := ""
@@ -528,7 +528,7 @@ func (f *trainFlags) checkMemory(rc coordinator.RunConfig) error {
 			m.Kernels += 2
 			hint = " (ngd: --solver cg needs no dense K)"
 		default:
-			m.Columns += 2 * p
+			m.Columns += 3 * p // J, J̃ and the SVD's U
 			m.Params += p
 			hint = " (ngd: --solver cg needs no Jacobian)"
 		}

@@ -17,17 +17,18 @@ import (
 	"ntkbus/model"
 )
 
-// The natural-gradient optimizers: for the objective Φ = ½ Rᵀ Λ R with
-// R̃ = Λ^{1/2} R and K̃ = Λ^{1/2} K Λ^{1/2}, the damped Gauss–Newton step in
+// The natural-gradient optimizers: for the objective Φ = ½ Rᵀ W R with
+// R̃ = W^{1/2} R and K̃ = W^{1/2} K W^{1/2}, the damped Gauss–Newton step in
 // function space is
 //
-//	(K̃ + μI) z = R̃,   θ ← θ − η Jᵀ Λ^{1/2} z,
+//	(K̃ + μI) z = R̃,   θ ← θ − η Jᵀ W^{1/2} z,
 //
 // which by the push-through identity equals −η (J̃ᵀJ̃ + μI)⁻¹ J̃ᵀ R̃: the
 // Levenberg–Marquardt step, from an n×n solve and one backward pass, never
 // a p×p Gramian when p > n. "ngd" solves with the exact K (dense, by
 // Cholesky, or by conjugate gradients on the products J(Jᵀv)); when p ≤ n
-// its dense route solves the same step with the p×p Gramian instead.
+// its dense route solves the same step as damped least squares on J̃,
+// through J̃'s SVD.
 // "sngd" solves with the Nyström approximation of K from the step's probe
 // columns.
 const (
@@ -37,7 +38,7 @@ const (
 )
 
 // NaturalConfig are the settings of the ngd and sngd optimizers. The step
-// length η starts at the schedule's rate (1 by default for these).
+// length η is at most the schedule's rate (1 by default for these).
 type NaturalConfig struct {
 	// Damping is μ; with DampingAuto it is the first μ (0: 10⁻⁶·max K̃_ii).
 	Damping     float64 `json:"damping"`
@@ -149,8 +150,7 @@ type natural struct {
 	cg                CG
 	jv                []float64
 	jac, jt, ej, g    []float64 // p ≤ n: J, J̃ = W^{1/2}J, a unit vector, J̃ᵀR̃
-	gres              []float64 // p ≤ n: the Gramian solve's residual
-	gram              []float64 // p ≤ n: J̃ᵀJ̃ + μI, then its Cholesky factor
+	gres              []float64 // p ≤ n: the residual of the damped normal equations
 	sv, u, vt, c, f   []float64 // p ≤ n: J̃ = U diag(sv) Vᵀ, c = UᵀR̃, the filter f(σ)
 	work              []float64
 	lastEta           float64 // η of the last accepted step (0: none yet)
@@ -299,7 +299,7 @@ func (nt *natural) exactKernel(ev model.Evaluator) error {
 		return nil
 	}
 	if p <= n {
-		if need := 8 * (2*int64(n)*int64(p) + int64(p)*int64(p)); need > nt.maxMemory {
+		if need := 8 * (3*int64(n)*int64(p) + int64(p)*int64(p)); need > nt.maxMemory {
 			return fmt.Errorf("the %d×%d Jacobian needs %.1f GiB, over the memory limit of %.1f GiB: train with --solver cg, or raise --max-memory", n, p, float64(need)/(1<<30), float64(nt.maxMemory)/(1<<30))
 		}
 		nt.jacobian(ev)
@@ -331,7 +331,7 @@ func (nt *natural) jacobian(ev model.Evaluator) {
 	n, p := lay.N, lay.P
 	if len(nt.jac) != n*p {
 		nt.jac, nt.jt = make([]float64, n*p), make([]float64, n*p)
-		nt.ej, nt.g, nt.gres, nt.gram = make([]float64, p), make([]float64, p), make([]float64, p), make([]float64, p*p)
+		nt.ej, nt.g, nt.gres = make([]float64, p), make([]float64, p), make([]float64, p)
 	}
 	col := nt.jv
 	for j := 0; j < p; j++ {
