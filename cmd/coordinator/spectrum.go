@@ -133,6 +133,12 @@ func runSpectrum(args []string, out io.Writer) (err error) {
 		return err
 	}
 	log := lf.logger(nil)
+	log.Info("spectrum", "problem", setup.Problem.Name, "probes", *probes, "exact", *exact)
+	// The command's progress: its phases say what runs, its ticker that
+	// it runs (the dense exact K of the wave network takes 20 s).
+	phase := newProgress(os.Stderr, log, "spectrum", 0)
+	defer phase.finish()
+	phase.note("the exact diagonal of K")
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
@@ -169,7 +175,8 @@ func runSpectrum(args []string, out io.Writer) (err error) {
 
 	var sketchAll, exactAll []float64
 	if *probes > 0 {
-		part, vals, err := sketchSpectrum(ctx, log, &bf, setup, coll, theta, r0, settings, uint32(*step), *probes, *workers, *maxMem)
+		phase.note(fmt.Sprintf("the sketch of %d probes", *probes))
+		part, vals, err := sketchSpectrum(ctx, phase, log, &bf, setup, coll, theta, r0, settings, uint32(*step), *probes, *workers, *maxMem)
 		if err != nil {
 			return err
 		}
@@ -178,7 +185,7 @@ func runSpectrum(args []string, out io.Writer) (err error) {
 		rep.Sketch = part
 	}
 	if *exact {
-		part, vals, err := exactSpectrum(ev, diag, *method, *maxMem, sketch.RPCholeskyOptions{MaxRank: *rank, Block: *block, Tol: *tol, Seed: *seed}, log)
+		part, vals, err := exactSpectrum(phase, ev, diag, *method, *maxMem, sketch.RPCholeskyOptions{MaxRank: *rank, Block: *block, Tol: *tol, Seed: *seed})
 		if err != nil {
 			return err
 		}
@@ -241,7 +248,7 @@ func (p *spectrumPart) finish(vals []float64, trace float64, top int) {
 // sketchSpectrum draws S probes of the step (over the bus or in process,
 // as "estimate" does), keeps their columns Y = KΩ, and returns the
 // Nyström approximation's eigenvalues and block shares.
-func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *model.Setup, coll *model.Collocation, theta, r0 []float64,
+func sketchSpectrum(ctx context.Context, phase *progress, log hclog.Logger, bf *busFlags, setup *model.Setup, coll *model.Collocation, theta, r0 []float64,
 	settings sampler.Settings, step uint32, S, workers int, maxMem int64) (*spectrumPart, []float64, error) {
 	start := time.Now()
 	// Priced before anything is made: the in-process workers' evaluators
@@ -275,7 +282,7 @@ func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *
 		backend, desc = bs.backend, bs.desc
 	}
 	w := &coordinator.Work{ID: 1, PointsID: 1, Step: step, Theta: theta, Points: coll}
-	bar := newProgress(os.Stderr, log, "probes", S)
+	bar := phase.child("probes", S)
 	cols, err := coordinator.NewColumnAccumulator(plan, step, r0, false)
 	if err != nil {
 		return nil, nil, err
@@ -319,7 +326,7 @@ func sketchSpectrum(ctx context.Context, log hclog.Logger, bf *busFlags, setup *
 // dense K (structured route, symmetric eigensolver) when it fits maxMem,
 // else the eigenvalues of a randomly pivoted Cholesky factor on the exact
 // diagonal and columns.
-func exactSpectrum(ev model.Evaluator, diag []float64, method string, maxMem int64, ro sketch.RPCholeskyOptions, log hclog.Logger) (*spectrumPart, []float64, error) {
+func exactSpectrum(phase *progress, ev model.Evaluator, diag []float64, method string, maxMem int64, ro sketch.RPCholeskyOptions) (*spectrumPart, []float64, error) {
 	start := time.Now()
 	n := ev.Layout().N
 	dense := model.KernelBytes(ev) + 8*int64(n)*int64(n) // K, NTK's work, the eigensolver's copy
@@ -327,10 +334,12 @@ func exactSpectrum(ev model.Evaluator, diag []float64, method string, maxMem int
 		if dense > maxMem {
 			return nil, nil, badInput("the dense exact K of %d residuals needs %s, over --max-memory %s: use --exact-method rpcholesky", n, fmtBytes(dense), fmtBytes(maxMem))
 		}
+		phase.note(fmt.Sprintf("the dense exact K (%d×%d)", n, n))
 		K := make([]float64, n*n)
 		if err := ev.NTK(K); err != nil {
 			return nil, nil, err
 		}
+		phase.note("the eigenvalues of the exact K")
 		var es mat.EigenSym
 		if !es.Factorize(mat.NewSymDense(n, K), false) {
 			return nil, nil, fmt.Errorf("the eigenvalues of K did not converge")
@@ -350,7 +359,8 @@ func exactSpectrum(ev model.Evaluator, diag []float64, method string, maxMem int
 		return nil, nil, badInput("randomly pivoted Cholesky of rank %d on %d residuals needs %s (factor %s, kept cotangents %s), over --max-memory %s: lower --rank or raise the limit",
 			ro.MaxRank, n, fmtBytes(need), fmtBytes(factor), fmtBytes(model.ColumnBytes(ev)), fmtBytes(maxMem))
 	}
-	bar := newProgress(os.Stderr, log, "pivots", ro.MaxRank)
+	phase.note("randomly pivoted Cholesky of the exact K")
+	bar := phase.child("pivots", ro.MaxRank)
 	ro.Progress = func(rank int, resid float64) {
 		bar.update(rank, fmt.Sprintf("Tr(K − FFᵀ)/Tr K = %.2e", resid/sumOf(diag)))
 	}
