@@ -39,6 +39,7 @@ type progress struct {
 	done   int
 	status string
 	last   time.Time // the last line this progress wrote
+	said   int       // done at that line
 	ended  bool
 }
 
@@ -183,7 +184,7 @@ func (p *progress) render() {
 
 // line writes a log line (off a terminal).
 func (p *progress) line() {
-	p.last = time.Now()
+	p.last, p.said = time.Now(), p.done
 	p.sh.last = p.last
 	p.log.Info(p.what, "done", p.done, "of", p.total, "elapsed", roundDuration(time.Since(p.start)), "eta", p.eta(), "status", strings.TrimSpace(p.status))
 }
@@ -227,7 +228,7 @@ func (p *progress) finish() {
 		p.ended = true
 		if p.bar != nil {
 			p.bar.Finish()
-		} else if !p.tty && p.begun && p.done > p.first && time.Since(p.last) > time.Second {
+		} else if !p.tty && p.begun && p.done > p.said {
 			p.line()
 		}
 		for i, a := range sh.active {
