@@ -35,8 +35,8 @@ const (
 // draw draws the plot and its legend on c. The legend goes in the first
 // position inside the axes (top right, top left, bottom left, bottom right,
 // then the edge midpoints) that no data crosses; if every position is
-// covered, the legend goes to the right of the plot when it is narrow, else
-// below it.
+// covered, the legend goes to the right of the plot or below it, whichever
+// leaves the plot more room.
 func (ch *chart) draw(c draw.Canvas) {
 	if len(ch.entries) == 0 {
 		ch.p.Draw(c)
@@ -60,13 +60,16 @@ func (ch *chart) draw(c draw.Canvas) {
 		drawLegend(c, &leg, box)
 		return
 	}
-	// Outside: to the right when that leaves the plot three quarters of
-	// the width and its title room, else below the plot, centred, so that
-	// a long legend does not squeeze the plot into half the figure.
+	// Outside: to the right of the plot or below it, centred, whichever
+	// leaves the plot the larger area (a wide legend beside a wide figure
+	// took half of it), below when the title would not fit beside the
+	// legend, and never below when the legend would take half the height.
 	inner := c
 	inner.Max.X -= w + legendMargin
-	titleW := ch.p.Title.TextStyle.Width(ch.p.Title.Text)
-	if w <= (c.Max.X-c.Min.X)/4 && titleW <= inner.Max.X-inner.Min.X {
+	W, H := c.Max.X-c.Min.X, c.Max.Y-c.Min.Y
+	titleFits := ch.p.Title.TextStyle.Width(ch.p.Title.Text) <= inner.Max.X-inner.Min.X
+	below := ((W*(H-h-legendMargin) > (W-w-legendMargin)*H) || !titleFits) && h <= H/2
+	if !below {
 		ch.p.Draw(inner)
 		dc := ch.p.DataCanvas(inner)
 		x0 := inner.Max.X + legendMargin

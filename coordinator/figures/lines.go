@@ -142,6 +142,18 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 	var drawn []*drawnSeries
 	groups := map[string]color.Color{}
 	next := 0
+	// Bands are lighter the more there are, so that where several overlap
+	// each line stays visible instead of one mass of colour.
+	bands := 0
+	for i := range series {
+		if series[i].Lo != nil {
+			bands++
+		}
+	}
+	bandAlpha := 0.2
+	if bands > 3 {
+		bandAlpha = max(0.06, 0.6/float64(bands))
+	}
 	for i := range series {
 		s := &series[i]
 		col, ok := groups[s.Group]
@@ -155,7 +167,7 @@ func buildLines(series []Series, refs []Reference, ax axes) (*chart, error) {
 		if s.Group != "" && !ok {
 			groups[s.Group] = col
 		}
-		d := s.prepare(ax, col)
+		d := s.prepare(ax, col, bandAlpha)
 		finite = finite || d.finite
 		if len(d.pts) == 0 {
 			continue
@@ -298,7 +310,7 @@ type drawnSeries struct {
 }
 
 // prepare drops unusable points and builds the plotters for s.
-func (s *Series) prepare(ax axes, col color.Color) *drawnSeries {
+func (s *Series) prepare(ax axes, col color.Color, bandAlpha float64) *drawnSeries {
 	d := &drawnSeries{name: s.Name, bars: errorBars{color: col}}
 	var upper, lower plotter.XYs
 	for i := range s.X {
@@ -338,7 +350,7 @@ func (s *Series) prepare(ax axes, col color.Color) *drawnSeries {
 			d.band = append(d.band, lower[i])
 		}
 		if poly, err := plotter.NewPolygon(d.band); err == nil {
-			poly.Color = withAlpha(col, 0.2)
+			poly.Color = withAlpha(col, bandAlpha)
 			poly.LineStyle.Width = 0
 			d.bandPoly = poly
 		}
