@@ -381,6 +381,17 @@ func TestNormalDerivative(t *testing.T) {
 	if got := Format(n, e.Coords, e.Fields); got != "-x*v_x + 0.5*v_t" {
 		t.Errorf("dn with a varying normal: %s", got)
 	}
+	// dn of an expression of the coordinates is its exact derivative.
+	n = mustParse(t, "dn(x^2*t + sin(t))", e)
+	if got, want := Eval(n, vals), -0.3*(2*0.3*0.7)+0.5*(0.3*0.3+math.Cos(0.7)); math.Abs(got-want) > 1e-15 {
+		t.Errorf("dn(x^2*t + sin(t)) = %v, want %v", got, want)
+	}
+	if _, err := Parse("dn(u*x)", e); err == nil || !strings.Contains(err.Error(), "1:3: dn takes an output, dn(u), or an expression of the coordinates only") {
+		t.Errorf("dn(u*x): %v", err)
+	}
+	if _, err := Parse("dn(u, v)", e); err == nil || !strings.Contains(err.Error(), "1:5: dn takes one argument") {
+		t.Errorf("dn(u, v): %v", err)
+	}
 }
 
 // TestErrors checks that every mistake is reported at its position with

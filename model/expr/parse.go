@@ -707,32 +707,55 @@ func (p *parser) derivative(name, open token) (*Node, error) {
 	return nil, errorf(name.pos, "D of order %d: residuals read derivatives up to order %d (the network carries its value, gradient and second-order operators); write the PDE as a system of first- or second-order equations in more outputs", len(ks), MaxOrder)
 }
 
-// normal parses dn(field): the outward normal derivative Σ n_k ∂_k f.
+// normal parses dn(f): the outward normal derivative Σ n_k ∂_k f of an
+// output f, or of an expression of the coordinates (its exact derivative),
+// such as a manufactured solution's Neumann data.
 func (p *parser) normal(name, open token) (*Node, error) {
-	ids, err := p.identList(open)
+	arg, err := p.sum()
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) != 1 {
-		return nil, errorf(name.pos, "dn takes one output: dn(%s)", ids[0].text)
+	if !p.isOp(")") {
+		if p.tok.kind == tEOF {
+			return nil, errorf(open.pos, "this '(' is never closed")
+		}
+		if p.isOp(",") {
+			return nil, errorf(p.tok.pos, "dn takes one argument")
+		}
+		return nil, p.unexpected("')'")
 	}
-	f, err := p.field(ids[0], "dn")
-	if err != nil {
+	if err := p.advance(); err != nil {
 		return nil, err
+	}
+	field := -1
+	if arg.Kind == Load && arg.Var.Order == 0 && !arg.Var.IsCoord() {
+		field = arg.Var.Field
+	} else if Depends(arg, func(v Var) bool { return !v.IsCoord() }) {
+		return nil, errorf(open.pos, "dn takes an output, dn(%s), or an expression of the coordinates only", p.env.Fields[0])
+	}
+	what := "the expression"
+	if field >= 0 {
+		what = p.env.Fields[field]
 	}
 	if p.env.Normal == nil {
 		why := p.env.NoDn
 		if why == "" {
 			why = "this expression has no boundary"
 		}
-		return nil, errorf(name.pos, "dn(%s), the outward normal derivative, needs points on a face of the box or on a hole's boundary: %s", ids[0].text, why)
+		return nil, errorf(name.pos, "dn(%s), the outward normal derivative, needs points on a face of the box or on a hole's boundary: %s", what, why)
 	}
 	var acc *Node
 	for k, nk := range p.env.Normal {
 		if nk == nil || nk.is(0) {
 			continue
 		}
-		t := mulAt(nk, &Node{Kind: Load, Var: First(f, k), Pos: name.pos}, name.pos)
+		var d *Node
+		if field >= 0 {
+			d = &Node{Kind: Load, Var: First(field, k), Pos: name.pos}
+		} else {
+			d = Diff(arg, Coord(k))
+		}
+		t := mulAt(nk, d, name.pos)
 		if acc == nil {
 			acc = t
 		} else {
