@@ -154,7 +154,7 @@ func (b *busFlags) start(ctx context.Context, log hclog.Logger, out io.Writer, s
 		listen := b.listen
 		if isBusy(listen) {
 			host, _, _ := net.SplitHostPort(listen)
-			log.Warn("embedded NATS address busy, taking a free port", "address", listen)
+			log.Info("embedded NATS address busy, taking a free port", "address", listen)
 			listen = net.JoinHostPort(host, "0")
 		}
 		if !natsbus.IsLoopback(listen) && b.listenCert == "" {

@@ -69,7 +69,7 @@ flags:
 	nf.Register(fs, "nats://127.0.0.1:4222", "NATS server URLs, comma-separated")
 	replicas := fs.Int("replicas", 1, "independent sampler instances in this process, each with its own connection")
 	name := fs.String("name", "", "instance name prefix (default: host name)")
-	fetch := fs.Duration("fetch-timeout", 30*time.Second, "time to fetch one snapshot")
+	fetch := fs.Duration("fetch-timeout", 30*time.Second, "how long a snapshot fetch waits without any chunk arriving")
 	maxSnap := fs.Int("max-snapshot", protocol.DefaultMaxSnapshot, "bytes of the largest snapshot this sampler fetches")
 	maxMem := fs.Int64("max-memory", model.DefaultMaxMemory, "bytes a snapshot's work may use (the evaluator its points and network need; an exact kernel)")
 	level := fs.String("log-level", "info", "log level: trace, debug (every request), info, warn, error")

@@ -166,6 +166,11 @@ type Backend struct {
 	encoded []byte
 	snap    protocol.Snapshot
 	checkAt uint64 // the Work.ID Options.Check was last set to
+	// checking is closed when Options.Check is ready for checkAt (it is
+	// set beside the dispatch, while the samplers fetch and compute);
+	// checkErr is what setting it said.
+	checking chan struct{}
+	checkErr error
 
 	// Chunks served per identity for the served snapshot, and how many
 	// copies of it each may have (see chunkQuota), under chunkMu.
@@ -343,7 +348,10 @@ func (b *Backend) Audit() coordinator.Audit {
 	a.Verified, a.Mismatches, a.Quarantined = s.Verified, s.Mismatches, s.Quarantined
 	a.Rejected = nil
 	for k, v := range s.Rejected {
-		if v != 0 {
+		// A late copy of a batch already answered, or an answer of a step
+		// already done, is what copies and slow samplers send: counted in
+		// Stats, refused, but nothing went wrong.
+		if v != 0 && k != protocol.ReasonDuplicate && k != protocol.ReasonStaleStep {
 			a.Reject(string(k))
 			a.Rejected[string(k)] = v
 		}
@@ -367,6 +375,7 @@ func (b *Backend) Retracted(w *coordinator.Work) [][2]int {
 
 // Close unsubscribes. The connection is the caller's.
 func (b *Backend) Close() error {
+	b.waitCheck()
 	for _, s := range b.subs {
 		s.Unsubscribe()
 	}
@@ -484,13 +493,20 @@ func (b *Backend) rejectChunk(err error) {
 	b.log.Log(level, "chunk request refused", "reason", reason, "error", err)
 }
 
-// publish makes w the served snapshot and announces it.
+// publish makes w the served snapshot and announces it, and starts
+// setting the plausibility bound at w beside the dispatch.
 func (b *Backend) publish(w *coordinator.Work) error {
 	if b.opt.Check != nil && b.checkAt != w.ID {
-		if err := b.opt.Check.At(w); err != nil {
-			return fmt.Errorf("bound the results of step %d: %w", w.Step, err)
-		}
-		b.checkAt = w.ID
+		b.waitCheck() // the bound of the last base point is still being set
+		b.checkAt, b.checkErr = w.ID, nil
+		done := make(chan struct{})
+		b.checking = done
+		go func() {
+			defer close(done)
+			if err := b.opt.Check.At(w); err != nil {
+				b.checkErr = fmt.Errorf("bound the results of step %d: %w", w.Step, err)
+			}
+		}()
 	}
 	if b.chunks != nil && b.workID == w.ID && b.ref.Step == int64(w.Step) {
 		return b.announce()
@@ -528,6 +544,15 @@ func (b *Backend) publish(w *coordinator.Work) error {
 	return b.announce()
 }
 
+// waitCheck waits until the plausibility bound of the current base point
+// is set, and says what setting it said.
+func (b *Backend) waitCheck() error {
+	if b.checking != nil {
+		<-b.checking
+	}
+	return b.checkErr
+}
+
 // announce tells the samplers the run has work, with its snapshot.
 func (b *Backend) announce() error {
 	ann := b.codec.MarshalAnnounce(nil, &protocol.Announce{Version: protocol.Version, Run: b.opt.Run, Snap: b.ref})
@@ -561,6 +586,7 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	if err := b.publish(w); err != nil {
 		return err
 	}
+	c.lastSign, c.warned = time.Now(), time.Now()
 	if b.ver != nil {
 		b.ver.start(ctx)
 		defer b.ver.end()

@@ -748,6 +748,9 @@ func (b *Backend) accept(c *call, p *peer, data []byte, at time.Time) error {
 		return nil
 	}
 	if b.opt.Check != nil {
+		if err := b.waitCheck(); err != nil {
+			return err
+		}
 		wd := b.opt.Width
 		for j := bt.lo; j < bt.hi; j++ {
 			if err := b.opt.Check.Check(j, r.D[(j-bt.lo)*wd:(j-bt.lo+1)*wd]); err != nil {

@@ -70,8 +70,11 @@ type Options struct {
 	// requests and results go to subjects ending in it, and answers come to
 	// _INBOX_<Identity>.>, which a server's permissions confine to that
 	// credential. Default DefaultIdentity.
-	Identity     string
-	FetchTimeout time.Duration // per snapshot (default 10 s)
+	Identity string
+	// FetchTimeout is how long a snapshot fetch waits without any chunk
+	// arriving (default 10 s): a large snapshot on a slow link takes as
+	// long as it takes while chunks keep coming.
+	FetchTimeout time.Duration
 	// MaxSnapshot bounds the encoded snapshot this worker fetches (default
 	// protocol.DefaultMaxSnapshot).
 	MaxSnapshot int
@@ -338,13 +341,15 @@ func (w *Worker) nextRun() string {
 	return ids[0]
 }
 
-// settle marks run quiet (it had nothing), or forgets it (nobody serves it).
-func (w *Worker) settle(run string, gone bool) {
+// settle marks run quiet (it had nothing for a pull sent at asked), or
+// forgets it (nobody serves it). An announcement since the pull was sent
+// says there is work after all: the run stays worth asking.
+func (w *Worker) settle(run string, asked time.Time, gone bool) {
 	w.runsMu.Lock()
 	defer w.runsMu.Unlock()
 	if gone {
 		delete(w.runs, run)
-	} else if r := w.runs[run]; r != nil {
+	} else if r := w.runs[run]; r != nil && !r.seen.After(asked) {
 		r.quiet = true
 	}
 }
@@ -482,9 +487,10 @@ func (w *Worker) loop() {
 			}
 			continue
 		}
+		asked := time.Now()
 		wr, ok, gone := w.pull(run)
 		if !ok {
-			w.settle(run, gone)
+			w.settle(run, asked, gone)
 			continue
 		}
 		if w.stopping() {
@@ -848,7 +854,7 @@ func (w *Worker) fetchLocked(run string, ref protocol.SnapshotRef) error {
 		select {
 		case m = <-w.replies:
 		case <-timeout.C:
-			return fmt.Errorf("fetch snapshot of step %d: %d of %d chunks not answered within %v", ref.Step, inFlight, ref.Chunks, w.opt.FetchTimeout)
+			return fmt.Errorf("fetch snapshot of step %d: no chunk for %v, %d of %d in flight", ref.Step, w.opt.FetchTimeout, inFlight, ref.Chunks)
 		case <-w.stop:
 			return errors.New("the sampler is stopping")
 		}
@@ -862,6 +868,13 @@ func (w *Worker) fetchLocked(run string, ref protocol.SnapshotRef) error {
 			continue
 		}
 		inFlight--
+		if !timeout.Stop() {
+			select {
+			case <-timeout.C:
+			default:
+			}
+		}
+		timeout.Reset(w.opt.FetchTimeout)
 		if e := m.Header.Get(protocol.HeaderError); e != "" {
 			return fmt.Errorf("fetch snapshot of step %d: the coordinator says: %s", ref.Step, e)
 		}
