@@ -68,6 +68,13 @@ const (
 	// ratioStall is the ratio below which μ grows at any η: the model
 	// is wrong even where the line search let the step through.
 	ratioStall = 0.1
+	// sketchLost is the step length at or below which sngd's automatic
+	// damping takes the sketch's direction for wrong, whatever ρ (a short
+	// enough step always follows the model): sngd with 64 columns on
+	// poisson2d otherwise sat at η ≈ 2⁻¹⁰ and ended at 2 (relative L²).
+	// Not for ngd's exact K, whose first steps on poisson2d pass at such
+	// η and which the clause cost two orders of magnitude.
+	sketchLost = 0x1p-8
 	// dampingStart is τ in μ₀ = τ·max K̃_ii, Madsen, Nielsen & Tingleff's
 	// choice for a start believed good.
 	dampingStart = 1e-6
@@ -546,7 +553,9 @@ func (nt *natural) lineSearch(p *Problem, slope, curv float64) {
 //     Armijo but the model is wrong): μ × 2;
 //   - otherwise μ stays: a step that passes at a good η with a fair ρ
 //     does not raise it;
-//   - a rejected step multiplies μ by ν and doubles ν (Nielsen's rule).
+//   - a rejected step multiplies μ by ν and doubles ν (Nielsen's rule);
+//   - sngd only: a step at η ≤ 2⁻⁸ multiplies μ by 4 (the sketch's
+//     direction, not its length, is wrong).
 //
 // Measured on poisson2d (2→32→1, mean loss, 300–500 steps, pure Go and
 // OpenBLAS; docs/natural-gradient.md): the previous rule (μ halved
@@ -567,6 +576,9 @@ func (nt *natural) adapt(trace float64) {
 		nt.nu = min(2*nt.nu, MaxNu)
 	case !nt.cfg.DampingAuto:
 		nt.mu, nt.nu = nt.cfg.Damping, 2
+	case nt.sketch && rec.Eta <= sketchLost:
+		nt.mu *= 4
+		nt.nu = 2
 	case rho > RatioGood:
 		nt.mu /= 3
 		nt.nu = 2
