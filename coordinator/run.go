@@ -1008,9 +1008,12 @@ func encodeCheckpoint(ck *checkpointState) ([]byte, error) {
 // decodeCheckpoint checks a checkpoint file's header and checksum and
 // decodes its state (whose fields checkState checks).
 func decodeCheckpoint(data []byte) (*checkpointState, error) {
+	if !bytes.HasPrefix(data, []byte(checkpointMagic+" ")) {
+		return nil, errors.New("not a checkpoint of this version: earlier versions wrote no checksum header (start such a run again), or it is torn or another file")
+	}
 	line, _, ok := bytes.Cut(data[:min(len(data), checkpointHeaderBytes)], []byte("\n"))
 	if !ok {
-		return nil, errors.New("no header line: it is torn, or not a checkpoint")
+		return nil, errors.New("no whole header line: it is torn, or not a checkpoint")
 	}
 	body := data[len(line)+1:]
 	var version int

@@ -251,7 +251,8 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 	}{
 		{"another run's checkpoint", "checkpoint.gob", ckB, "written for another configuration"},
 		{"a torn checkpoint", "checkpoint.gob", ckB[:len(ckB)/2], "do not match their SHA-256"},
-		{"an empty checkpoint", "checkpoint.gob", nil, "no header line"},
+		{"an empty checkpoint", "checkpoint.gob", nil, "not a checkpoint of this version"},
+		{"a flipped bit", "checkpoint.gob", flipped(ckB, len(ckB)/2), "do not match their SHA-256"},
 		{"the old key style", "config.json", bytes.Replace(cfgA, []byte(`"init_probes"`), []byte(`"InitProbes"`), 1), `key style of an earlier version ("InitProbes")`},
 		{"an unknown key", "config.json", bytes.Replace(cfgA, []byte(`"alpha"`), []byte(`"alpah"`), 1), `unknown field "alpah"`},
 	} {
@@ -262,9 +263,13 @@ func TestResumeRefusesForeignFiles(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, tc.file), tc.data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		before := folderBytes(t, dir)
 		code, _, e := runCmd(t, "train", "--resume", dir, "--steps", "5", "--log-level", "error")
 		if code != 2 || !strings.Contains(e, tc.want) || strings.Count(strings.TrimSpace(e), "\n") > 0 {
 			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", tc.name, code, e, tc.want)
+		}
+		if after := folderBytes(t, dir); after != before {
+			t.Errorf("%s: the refused resume changed the run folder", tc.name)
 		}
 	}
 }
@@ -446,4 +451,29 @@ func TestInterruptExitStatus(t *testing.T) {
 	if !strings.Contains(tail, want) {
 		t.Errorf("the interrupt message does not give the command with the folder:\n%s\nwant %q", tail, want)
 	}
+}
+
+// flipped returns data with one bit of byte i flipped.
+func flipped(data []byte, i int) []byte {
+	out := append([]byte(nil), data...)
+	out[i] ^= 0x10
+	return out
+}
+
+// folderBytes is every file of a folder, names and contents, as one string.
+func folderBytes(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %x\n", e.Name(), len(data), data)
+	}
+	return b.String()
 }
