@@ -156,11 +156,8 @@ func readProbeLog(path, fingerprint string, from int, lim probeLimits) (*probeLo
 		}
 		pl.sum = sum
 		pl.size += int64(len(rec))
-		if int64(step) >= int64(lim.steps) || int(step) < from {
-			continue // before the checkpoint, or beyond a shortened run
-		}
-		if j >= lim.maxJ(int(step)) {
-			return nil, bad("record %d: probe %d of step %d, this run draws %d", k, j, step, lim.maxJ(int(step)))
+		if int64(step) >= int64(lim.steps) || int(step) < from || j >= lim.maxJ(int(step)) {
+			continue // before the checkpoint, beyond a shortened run, or a probe this run does not draw
 		}
 		d := make([]float64, lim.width)
 		for i := range d {

@@ -105,6 +105,9 @@ func runStudyThroughput(args []string, out io.Writer) (err error) {
 		return err
 	}
 	log := lf.logger(nil)
+	log.Info("study throughput", "problem", setup.Problem.Name)
+	phase := newProgress(os.Stderr, log, "throughput", 0)
+	defer phase.finish()
 	intr := watchInterrupts(os.Stderr)
 	defer intr.stop()
 	ctx := intr.ctx
@@ -125,6 +128,7 @@ func runStudyThroughput(args []string, out io.Writer) (err error) {
 	ev.Residual(theta, r0)
 
 	if *probes == 0 {
+		phase.note("sizing a round by a warm-up in process")
 		if *probes, err = sizeRound(ctx, local, plan, theta, coll, r0, *workers); err != nil {
 			return err
 		}
@@ -133,7 +137,7 @@ func runStudyThroughput(args []string, out io.Writer) (err error) {
 	rep := throughputReport{
 		Problem: setup.Problem.Name, N: lay.N, P: lay.P, Probes: *probes, Rounds: *rounds, BLAS: model.BLASBackend(),
 	}
-	m := measurer{plan: plan, theta: theta, coll: coll, r0: r0, probes: *probes, rounds: *rounds, log: log}
+	m := measurer{plan: plan, theta: theta, coll: coll, r0: r0, probes: *probes, rounds: *rounds, log: log, phase: phase}
 	if *compare {
 		if rep.Local, err = m.run(ctx, local, fmt.Sprintf("local, %d workers", *workers), nil); err != nil {
 			return fmt.Errorf("in process: %w", err)
@@ -196,6 +200,7 @@ type measurer struct {
 	probes int
 	rounds int
 	log    hclog.Logger
+	phase  *progress // the command's progress: which round runs
 	acc    *coordinator.Accumulator
 }
 
@@ -208,6 +213,7 @@ func (m *measurer) run(ctx context.Context, b coordinator.Backend, desc string, 
 	warm := min(m.probes, max(16, m.probes/10))
 	w := &coordinator.Work{ID: 1 << 40, PointsID: 1, Step: 0, Theta: m.theta, Points: m.coll}
 	m.acc.Reset(0, m.r0)
+	m.phase.note(desc + ": warm-up")
 	if err := b.Probes(ctx, w, 0, warm, m.acc.Add); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
@@ -221,6 +227,7 @@ func (m *measurer) run(ctx context.Context, b coordinator.Backend, desc string, 
 		step := uint32(r + 1)
 		w := &coordinator.Work{ID: uint64(r + 1), PointsID: 1, Step: step, Theta: m.theta, Points: m.coll}
 		m.acc.Reset(step, m.r0)
+		m.phase.note(fmt.Sprintf("%s: round %d of %d", desc, r+1, m.rounds))
 		start := time.Now()
 		if err := b.Probes(ctx, w, 0, m.probes, m.acc.Add); err != nil {
 			return nil, fmt.Errorf("round %d: %w", r+1, err)
