@@ -291,7 +291,8 @@ func TestRunInputBounds(t *testing.T) {
 	}
 }
 
-// A checkpoint with one bit flipped, anywhere, is refused before any of it
+// A checkpoint with one bit flipped (in the header and all over the state)
+// is refused before any of it
 // is used, with one line that names the file; a FIFO or a directory in its
 // place is refused without blocking, and a file larger than any checkpoint
 // of the run before it is read.
@@ -302,8 +303,15 @@ func TestCheckpointDetectsEveryFlippedBit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range good {
-		// One bit of every byte, cycling through the eight positions.
+	header := bytes.IndexByte(good, '\n') + 1
+	stride := max(1, (len(good)-header)/400)
+	for i := 0; i < len(good); i++ {
+		// One bit of every byte of the header and of about 400 bytes
+		// spread over the state, the last included, cycling through the
+		// eight positions.
+		if i >= header && (i-header)%stride != 0 && i != len(good)-1 {
+			continue
+		}
 		data := append([]byte(nil), good...)
 		data[i] ^= 1 << (i % 8)
 		if err := os.WriteFile(path, data, 0o644); err != nil {
