@@ -32,7 +32,7 @@ def at_time(errs, t):
 
 def main():
     out, title = sys.argv[1], sys.argv[2]
-    runs = [a.split("=", 1) for a in sys.argv[3:]]
+    runs = [a.rsplit("=", 1) for a in sys.argv[3:]]
     loaded = [(lab, d) + load(d) for lab, d in runs]
     t0 = loaded[0][3]["seconds"]
     lines = [f"# {title}", "",
