@@ -275,6 +275,9 @@ func runTrain(args []string, out io.Writer) error {
 		if err != nil {
 			return inputError{err}
 		}
+		if !st.Finished() || set["steps"] {
+			fmt.Fprintf(out, "train: resuming %s at step %d of %d\n", dir, st.Step, st.Config.Train.Steps)
+		}
 		if stopSet(set) {
 			rules := f.stopRules(st.Config.Train.Optimizer)
 			old := st.Config.Stop
@@ -333,10 +336,9 @@ func runTrain(args []string, out io.Writer) error {
 		return err
 	}
 	log := f.logf.logger(nil)
-	// The first line, before anything slow starts (servers, samplers).
-	if f.resume != "" {
-		fmt.Fprintf(out, "train: resuming %s at step %d of %d\n", dir, from, rc.Train.Steps)
-	} else {
+	// The first line of a new run, before anything slow starts (servers,
+	// samplers); a resumed run's came as soon as its folder was read.
+	if f.resume == "" {
 		fmt.Fprintf(out, "train: %s\n", describeRun(rc))
 	}
 	bar := newProgress(os.Stderr, log, "train", rc.Train.Steps).from(from)
