@@ -42,33 +42,31 @@ func (ch *chart) draw(c draw.Canvas) {
 		ch.p.Draw(c)
 		return
 	}
-	leg := plot.NewLegend()
-	leg.TextStyle.Font = sans(legendSize)
-	leg.TextStyle.Handler = ch.p.TextHandler
-	leg.Top, leg.Left = true, true
-	leg.ThumbnailWidth = vg.Points(22)
-	leg.Padding = vg.Points(1.5)
-	for _, e := range ch.entries {
-		leg.Add(e.name, e.thumbs...)
-	}
-	r := leg.Rectangle(c)
-	w := r.Max.X - r.Min.X + 2*legendPad
-	h := r.Max.Y - r.Min.Y + leg.TextStyle.FontExtents().Descent + 2*legendPad
+	leg, w, h := ch.legend(c, ch.entries)
 
 	if box, ok := ch.freeSpot(c, w, h); ok {
 		ch.p.Draw(c)
 		drawLegend(c, &leg, box)
 		return
 	}
-	// Outside: to the right of the plot or below it, centred, whichever
-	// leaves the plot the larger area (a wide legend beside a wide figure
-	// took half of it), below when the title would not fit beside the
-	// legend, and never below when the legend would take half the height.
+	// Outside: to the right of the plot, or below it, centred and in two
+	// columns when there are four entries or more and they fit the width,
+	// whichever leaves the plot the larger area (a wide legend beside a
+	// wide figure took half of it); below when the title would not fit
+	// beside the legend; never below when it would take half the height.
+	W, H := c.Max.X-c.Min.X, c.Max.Y-c.Min.Y
+	legs, widths, wb, hb := []*plot.Legend{&leg}, []vg.Length{w}, w, h
+	if k := (len(ch.entries) + 1) / 2; len(ch.entries) >= 4 {
+		l1, w1, h1 := ch.legend(c, ch.entries[:k])
+		l2, w2, h2 := ch.legend(c, ch.entries[k:])
+		if w1+w2 <= W {
+			legs, widths, wb, hb = []*plot.Legend{&l1, &l2}, []vg.Length{w1, w2}, w1+w2, max(h1, h2)
+		}
+	}
 	inner := c
 	inner.Max.X -= w + legendMargin
-	W, H := c.Max.X-c.Min.X, c.Max.Y-c.Min.Y
 	titleFits := ch.p.Title.TextStyle.Width(ch.p.Title.Text) <= inner.Max.X-inner.Min.X
-	below := ((W*(H-h-legendMargin) > (W-w-legendMargin)*H) || !titleFits) && h <= H/2
+	below := ((W*(H-hb-legendMargin) > (W-w-legendMargin)*H) || !titleFits) && hb <= H/2
 	if !below {
 		ch.p.Draw(inner)
 		dc := ch.p.DataCanvas(inner)
@@ -80,14 +78,36 @@ func (ch *chart) draw(c draw.Canvas) {
 		return
 	}
 	inner = c
-	inner.Min.Y += h + legendMargin
+	inner.Min.Y += hb + legendMargin
 	ch.p.Draw(inner)
 	dc := ch.p.DataCanvas(inner)
-	x0 := max(c.Min.X, min((dc.Min.X+dc.Max.X-w)/2, c.Max.X-w))
-	drawLegend(c, &leg, vg.Rectangle{
-		Min: vg.Point{X: x0, Y: c.Min.Y},
-		Max: vg.Point{X: x0 + w, Y: c.Min.Y + h},
-	})
+	x0 := max(c.Min.X, min((dc.Min.X+dc.Max.X-wb)/2, c.Max.X-wb))
+	box := vg.Rectangle{Min: vg.Point{X: x0, Y: c.Min.Y}, Max: vg.Point{X: x0 + wb, Y: c.Min.Y + hb}}
+	frameLegend(c, box)
+	for i, l := range legs {
+		l.Draw(draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: box.Min.X + legendPad, Y: box.Min.Y + legendPad},
+			Max: vg.Point{X: box.Min.X + widths[i] - legendPad, Y: box.Max.Y - legendPad},
+		}})
+		box.Min.X += widths[i]
+	}
+}
+
+// legend returns a legend of the entries and its size with its padding.
+func (ch *chart) legend(c draw.Canvas, entries []legendEntry) (plot.Legend, vg.Length, vg.Length) {
+	leg := plot.NewLegend()
+	leg.TextStyle.Font = sans(legendSize)
+	leg.TextStyle.Handler = ch.p.TextHandler
+	leg.Top, leg.Left = true, true
+	leg.ThumbnailWidth = vg.Points(22)
+	leg.Padding = vg.Points(1.5)
+	for _, e := range entries {
+		leg.Add(e.name, e.thumbs...)
+	}
+	r := leg.Rectangle(c)
+	w := r.Max.X - r.Min.X + 2*legendPad
+	h := r.Max.Y - r.Min.Y + leg.TextStyle.FontExtents().Descent + 2*legendPad
+	return leg, w, h
 }
 
 // freeSpot returns a w×h box inside the data area of the plot drawn on c
@@ -171,13 +191,18 @@ func segmentHits(r vg.Rectangle, a, b vg.Point) bool {
 		clip(-dy, float64(a.Y-r.Min.Y)) && clip(dy, float64(r.Max.Y-a.Y)) && t0 <= t1
 }
 
-// drawLegend draws leg inside box on a lightly framed white background.
-func drawLegend(c draw.Canvas, leg *plot.Legend, box vg.Rectangle) {
+// frameLegend draws a legend's lightly framed white background.
+func frameLegend(c draw.Canvas, box vg.Rectangle) {
 	outline := []vg.Point{
 		box.Min, {X: box.Max.X, Y: box.Min.Y}, box.Max, {X: box.Min.X, Y: box.Max.Y}, box.Min,
 	}
 	c.FillPolygon(color.NRGBA{255, 255, 255, 230}, outline)
 	c.StrokeLines(draw.LineStyle{Color: color.Gray{Y: 180}, Width: vg.Points(0.5)}, outline)
+}
+
+// drawLegend draws leg inside box on a lightly framed white background.
+func drawLegend(c draw.Canvas, leg *plot.Legend, box vg.Rectangle) {
+	frameLegend(c, box)
 	in := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{
 		Min: vg.Point{X: box.Min.X + legendPad, Y: box.Min.Y + legendPad},
 		Max: vg.Point{X: box.Max.X - legendPad, Y: box.Max.Y - legendPad},
