@@ -35,7 +35,7 @@ def main():
     out, title = sys.argv[1], sys.argv[2]
     lines = [f"# {title}", ""]
     for arg in sys.argv[3:]:
-        lab, rest = arg.split("=", 1)
+        lab, rest = arg.rsplit("=", 1)
         d, _, log = rest.partition(":")
         rows = list(csv.DictReader(open(os.path.join(d, "train.csv"))))
         errs = [(int(r["step"]), float(r["error_l2"]), float(r["error_max"]), float(r["seconds"])) for r in rows if r.get("error_l2")]
