@@ -1,0 +1,61 @@
+package coordinator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"ntkbus/coordinator/optim"
+	"ntkbus/model"
+	"ntkbus/sampler"
+)
+
+// BenchmarkWaveFileStepRatio takes a plain training step (fixed weights,
+// Adam) of the built-in wave problem and of problems/wave.toml in turn,
+// call by call (each first every other time), and reports file/builtin:
+// the issue's "the file wave runs the plain step within 5% of the
+// built-in".
+//
+//	go test ./coordinator -run '^$' -bench WaveFileStepRatio -cpu 1 -benchtime 40x
+func BenchmarkWaveFileStepRatio(b *testing.B) {
+	var trs []*Trainer
+	for _, problem := range []string{"wave", "../problems/wave.toml"} {
+		cfg, err := model.DefaultConfig(problem)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := model.NewSetup(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tc := TrainConfig{
+			Steps: 1 << 30, Mode: Fixed, Probe: sampler.Settings{Seed: 1}, Optimizer: "adam",
+			Schedule: optim.Schedule{LR: 1e-3}, PointSeed: 1, Fused: true,
+		}
+		tr, err := NewTrainer(s, s.InitTheta(1), tc, nil, model.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if _, err := tr.Step(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		trs = append(trs, tr)
+	}
+	ctx := context.Background()
+	var sum [2]time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range trs {
+			k = (k + i) % len(trs)
+			t0 := time.Now()
+			if _, err := trs[k].Step(ctx); err != nil {
+				b.Fatal(err)
+			}
+			sum[k] += time.Since(t0)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(sum[1])/float64(sum[0]), "file/builtin")
+}
