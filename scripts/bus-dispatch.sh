@@ -26,8 +26,15 @@ run=$(mktemp -d)
   echo "wall clock: $(( $(date +%s) - start )) s"
   echo
   echo "## 2. dispatch alone, 16 samplers, 2000 batches of trivial work per round"
-  (cd "$root" && go test ./coordinator/natsbus -run '^$' -bench 'Dispatch16' -benchtime 5x -count 3) |
-    grep -E '^Benchmark'
+  echo "(ntkbus: real samplers computing quadratic probes, one per batch; JetStream: bytes"
+  echo "fetched, acknowledged and sent back; run in turns, as the machine's load drifts)"
+  (cd "$root" && go test -c -o "$run/natsbus.test" ./coordinator/natsbus)
+  for _ in 1 2 3; do
+    for b in Pull JetStream; do
+      (cd "$root/coordinator/natsbus" && "$run/natsbus.test" -test.run '^$' -test.bench "Dispatch16$b\$" -test.benchtime 5x) |
+        grep -E '^Benchmark'
+    done
+  done
   echo
   echo "## 3. another client's +TERM drops a batch held on JetStream's work queue"
   (cd "$root" && go test ./coordinator/natsbus -run 'TestJetStreamAcksAreNotConfinedToTheHolder' -count 1 -v) |

@@ -159,7 +159,7 @@ func TestNoSamplersGivesUp(t *testing.T) {
 func TestTrainSlowerThanTimeout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	start := time.Now()
-	code, _, e := runCmd(t, "train", "--problem", "wave", "--steps", "1", "--init-probes", "4", "--probes", "2",
+	code, _, e := runCmd(t, "train", "--problem", "wave", "--steps", "1", "--init-probes", "2", "--probes", "1",
 		"--timeout", "50ms", "--listen", "127.0.0.1:0", "--samplers", "2", "--out", dir, "--log-level", "warn")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, e)

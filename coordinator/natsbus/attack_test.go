@@ -685,3 +685,41 @@ func TestChunkRequestsBoundedPerIdentity(t *testing.T) {
 		t.Fatalf("after the flood: %v, %d probes", err, acc.Applied())
 	}
 }
+
+// One credential flooding the results subject cannot crowd out the others:
+// beyond its rate its messages are dropped before they queue, and the
+// honest samplers' answers all arrive.
+func TestFloodOfOneIdentityIsCapped(t *testing.T) {
+	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 29})
+	c := newCluster(t)
+	c.samplers(2)
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 2})
+	nc := c.connectAs(c.rogue(0), "rogue")
+	var codec protocol.Codec
+	junk := codec.MarshalResult(nil, &protocol.Result{Version: protocol.Version, Run: "test", Step: 2, Lo: 0, Hi: 1, Token: 1, Instance: "x", Width: 1, D: []float64{1}})
+	stop := make(chan struct{})
+	flooded := make(chan struct{})
+	go func() {
+		defer close(flooded)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for range 1000 {
+				nc.Publish("ntkbus.results.test.rogue-0", junk)
+			}
+			nc.Flush()
+		}
+	}()
+	local, _ := coordinator.NewLocal(f.setup, f.points, f.plan.Settings, 1, model.Options{})
+	want := f.estimate(t, local, 32, nil)
+	got := f.estimate(t, b, 32, nil)
+	close(stop)
+	<-flooded
+	sameBits(t, "beside a flood", got, want, f.plan.Layout().N)
+	if st := b.Stats(); st.Rejected[protocol.ReasonRate] == 0 || st.Silent != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

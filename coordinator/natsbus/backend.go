@@ -32,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -179,6 +180,9 @@ type Backend struct {
 	quota   map[string]int
 	inProc  map[string]bool
 
+	floodMu sync.Mutex
+	flood   map[string]*bucket
+
 	statsMu    sync.Mutex
 	stats      Stats
 	chunkNanos atomic.Int64
@@ -233,7 +237,7 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 	}
 	b := &Backend{nc: nc, opt: opt, pulls: make(chan arrival, 256), results: make(chan arrival, 1024), quit: make(chan struct{}),
 		peers: map[string]*peer{}, doneRanges: map[[2]int]bool{}, emitted: map[string][][2]int{},
-		served: map[string]int{}, quota: map[string]int{}, inProc: map[string]bool{}}
+		served: map[string]int{}, quota: map[string]int{}, inProc: map[string]bool{}, flood: map[string]*bucket{}}
 	b.log = opt.Log
 	if b.log == nil {
 		b.log = hclog.NewNullLogger()
@@ -281,9 +285,50 @@ func New(nc *nats.Conn, opt Options) (*Backend, error) {
 	return b, nil
 }
 
+// Each identity may send at most floodRate messages a second to the
+// dispatch loop (pulls, progress, results, errors), in bursts of twice
+// that: an honest sampler sends a few a second per replica, and one
+// credential flooding the coordinator cannot crowd out the others' answers.
+const floodRate = 2000
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// admit takes a token of the identity a subject names (none: refused).
+func (b *Backend) admit(subject string) bool {
+	id, err := protocol.Sender(subject)
+	if err != nil {
+		return true // refused with its reason by the loop
+	}
+	now := time.Now()
+	b.floodMu.Lock()
+	defer b.floodMu.Unlock()
+	k := b.flood[id]
+	if k == nil {
+		if len(b.flood) >= maxPeers {
+			return false
+		}
+		k = &bucket{tokens: 2 * floodRate, at: now}
+		b.flood[id] = k
+	}
+	k.tokens = math.Min(2*floodRate, k.tokens+floodRate*now.Sub(k.at).Seconds())
+	k.at = now
+	if k.tokens < 1 {
+		b.count(func(s *Stats) { s.Rejected[protocol.ReasonRate]++ })
+		return false
+	}
+	k.tokens--
+	return true
+}
+
 // arrivePull hands a pull to the dispatch loop, or answers "none" when no
 // call runs.
 func (b *Backend) arrivePull(m *nats.Msg) {
+	if !b.admit(m.Subject) {
+		return
+	}
 	if !b.active.Load() {
 		b.respondNone(m, "")
 		return
@@ -298,7 +343,7 @@ func (b *Backend) arrivePull(m *nats.Msg) {
 // arriveResult hands a sampler's message to the dispatch loop; progress
 // reports between calls concern nothing any more and are dropped.
 func (b *Backend) arriveResult(m *nats.Msg) {
-	if !b.active.Load() && m.Header.Get(protocol.HeaderKind) == protocol.KindProgress {
+	if !b.active.Load() && m.Header.Get(protocol.HeaderKind) == protocol.KindProgress || !b.admit(m.Subject) {
 		return
 	}
 	select {
