@@ -157,6 +157,9 @@ func TestNoSamplersGivesUp(t *testing.T) {
 // that report progress keep their batches, and this process vouches for
 // its own.
 func TestTrainSlowerThanTimeout(t *testing.T) {
+	if raceEnabled {
+		t.Skip("minutes under the race detector; natsbus's TestSlowSamplerKeepsItsBatch runs there")
+	}
 	dir := filepath.Join(t.TempDir(), "run")
 	start := time.Now()
 	code, _, e := runCmd(t, "train", "--problem", "wave", "--steps", "1", "--init-probes", "2", "--probes", "1",
