@@ -5,7 +5,9 @@
 # Adam), each pair timed call by call in turn within one process
 # (BenchmarkWaveFileProbeRatio in model, BenchmarkWaveFileStepRatio in
 # coordinator), so that both sides see the same moments of a machine whose
-# speed drifts. The issue asks for the file within 5% of the built-in.
+# speed drifts; each repetition reports the median over its pairs of calls
+# of their ratio (a burst of load slows a pair, not the median) and the
+# ratio of the sums. The issue asks for the file within 5% of the built-in.
 #
 #   scripts/bench-problem-files.sh [calls=40] [reps=3]
 #
@@ -43,7 +45,7 @@ step=$(grep WaveFileStepRatio "$raw" | awk '{for (i=1;i<=NF;i++) if ($i=="file/b
   echo "# commit $commit, BLAS $blas (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-}), -cpu 1, $calls calls per side per repetition, $reps repetitions, $(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "# scripts/bench-problem-files.sh $calls $reps"
   cat "$raw"
-  echo "median file/builtin: probe $probe, plain step $step"
+  echo "median over the repetitions of file/builtin (each the median over its pairs of calls): probe $probe, plain step $step"
 } > "$result"
 rm -f "$raw"
 echo "wrote $result"
