@@ -25,6 +25,10 @@ type Audit struct {
 	RefusedFrom map[string]int64
 }
 
+// MaxAuditIdentities bounds the identities an audit names (in Quarantines
+// and in RefusedFrom): a deployment has one per sampler credential.
+const MaxAuditIdentities = 256
+
 // Total is the number of rejected results.
 func (a Audit) Total() int64 {
 	var n int64
@@ -59,14 +63,18 @@ func (a *Audit) Add(b Audit) {
 		if a.Quarantines == nil {
 			a.Quarantines = map[string]string{}
 		}
-		a.Quarantines[id] = why
+		if _, ok := a.Quarantines[id]; ok || len(a.Quarantines) < MaxAuditIdentities {
+			a.Quarantines[id] = why
+		}
 	}
 	for id, v := range b.RefusedFrom {
 		if v != 0 {
 			if a.RefusedFrom == nil {
 				a.RefusedFrom = map[string]int64{}
 			}
-			a.RefusedFrom[id] += v
+			if _, ok := a.RefusedFrom[id]; ok || len(a.RefusedFrom) < MaxAuditIdentities {
+				a.RefusedFrom[id] += v
+			}
 		}
 	}
 }

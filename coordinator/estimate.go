@@ -34,14 +34,6 @@ type EstimateResult struct {
 	Audit Audit
 }
 
-// Retractor is a backend that may learn, after it emitted probes of w in
-// an earlier Probes call, that the sampler which computed them was caught
-// forging: Retracted returns those probes (as [lo, hi) ranges) and forgets
-// them. The caller drops them and asks for them again.
-type Retractor interface {
-	Retracted(w *Work) [][2]int
-}
-
 // missing lists the ranges of [lo, hi) not in kept (all of it when kept is
 // nil).
 func missing(kept [][]float64, lo, hi int) [][2]int {
@@ -154,9 +146,11 @@ func EstimateAt(ctx context.Context, b Backend, plan *sampler.Plan, w *Work, r0 
 			if back := ret.Retracted(w); len(back) > 0 {
 				// An accumulator cannot subtract: start again from the
 				// probes kept, replaying each round's stopping rule.
-				for _, rg := range back {
-					for j := max(rg[0], 0); j < min(rg[1], len(kept)); j++ {
-						kept[j] = nil
+				for _, r := range back {
+					for _, rg := range r.Ranges {
+						for j := max(rg[0], 0); j < min(rg[1], len(kept)); j++ {
+							kept[j] = nil
+						}
 					}
 				}
 				if err := fresh(); err != nil {

@@ -76,25 +76,16 @@ func (tr *Trainer) fillColumns(ctx context.Context, t, lo, S int) error {
 	// Algorithm 3's probes do.
 	audit := &tr.rec.Audit
 	before := AuditOf(tr.backend)
-	var rejected int
-	err := tr.backend.Probes(ctx, w, lo, S, func(j int, d []float64) error {
-		if j < lo || j >= S {
-			audit.Reject("refused")
-			rejected++
-			return nil
-		}
-		if err := c.Add(j, d); err != nil {
-			audit.Reject(RefusalReason(err))
-			rejected++
-		}
-		return nil
-	})
+	// As Algorithm 3's probes: nothing a sampler caught forging gave the
+	// collection reaches the columns.
+	refused, err := Collect(ctx, tr.backend, w, lo, S, tr.plan.Width(), c.Add, nil)
+	audit.Add(refused)
 	audit.Add(AuditOf(tr.backend).Since(before))
 	if err != nil {
 		return fmt.Errorf("sketch columns: %w", err)
 	}
 	if got := c.Applied(); got < S {
-		return fmt.Errorf("sketch column %d of %d did not arrive (%d results rejected)", got, S, rejected)
+		return fmt.Errorf("sketch column %d of %d did not arrive (%d results rejected)", got, S, refused.Total())
 	}
 	return nil
 }

@@ -13,48 +13,74 @@ import (
 	"sort"
 
 	"ntkbus/model"
+	"ntkbus/protocol"
 )
 
 // probesFile is a run's probe log: every probe result that arrived from a
 // backend since the last checkpoint, appended as it arrives, so that a run
 // that stopped (an error, a signal, kill -9) computes none of them again.
 //
-// The file is a header line, then one record per probe:
+// The file is a header line, then records of two kinds:
 //
 //	ntkbus probes <version> <run fingerprint> <width>
-//	step uint32, j uint32, n uint32, n float64 (little-endian), sum [32]byte
+//	a result:     step uint32, j uint32, n uint32, k uint8, sender [k]byte, n float64, sum [32]byte
+//	a retraction: step uint32, 0xffffffff, 0 uint32, k uint8, sender [k]byte, r uint8, reason [r]byte, sum [32]byte
 //
-// where each record's sum is the SHA-256 of the previous sum (the first:
-// of the header line) and the record's own bytes before it: a chain over
-// the whole file, so that a changed, moved or inserted byte anywhere is
-// found. A last record cut short (a kill during a write) is dropped.
+// (little-endian), where each record's sum is the SHA-256 of the previous
+// sum (the first: of the header line) and the record's own bytes before
+// it: a chain over the whole file, so that a changed, moved or inserted
+// byte anywhere is found. A last record cut short (a kill during a write)
+// is dropped. sender is the identity the bus's server vouched for (empty
+// for a result this process computed); a retraction says that sender was
+// caught forging at that step, so a resume drops every result it gave the
+// step before, and keeps it out. Version 1 logs (results without a sender,
+// no retractions) are read, and written again as version 2.
 const probesFile = "probes.log"
 
-const probeLogVersion = 1
+const probeLogVersion = 2
+
+// retractionMark is a retraction record's j.
+const retractionMark = 0xffffffff
+
+// maxSenderBytes bounds a record's sender and reason (a subject token).
+const maxSenderBytes = 64
 
 // probeLog is a run's probe log: the records read back from an earlier
 // session that are still to be used, and the file open for appending.
 type probeLog struct {
-	path   string
-	header string
-	width  int
-	f      *os.File
-	sum    [32]byte // the chain's last sum
-	size   int64    // bytes of the header and whole records
+	path    string
+	header  string
+	version int // of the file read back; open writes it again at probeLogVersion if older
+	width   int
+	f       *os.File
+	sum     [32]byte // the chain's last sum
+	size    int64    // bytes of the header and whole records
 	// kept are the results read back, by step and probe index, until the
 	// step that needs them takes them; keptBytes bounds their memory.
-	kept      map[int]map[int][]float64
+	kept      map[int]map[int]keptProbe
 	keptBytes int64
 	read      int // records read back (for the log)
+	// retracted names the identities the log says were caught forging,
+	// with the reason: a resumed run keeps them out.
+	retracted map[string]string
 	// step is the step whose results are being logged, and done its
-	// probes logged or served, so that none is logged twice.
+	// probes logged or served, so that none is logged twice; from names
+	// each one's sender, so that what a sender caught later gave is found.
 	step int
 	done bitset
+	from map[int]string
 	buf  []byte
+	err  error // a retraction that could not be written
 }
 
-func probeLogHeader(fingerprint string, width int) string {
-	return fmt.Sprintf("ntkbus probes %d %s %d\n", probeLogVersion, fingerprint, width)
+// keptProbe is a result read back and the identity that sent it.
+type keptProbe struct {
+	d    []float64
+	from string
+}
+
+func probeLogHeader(version int, fingerprint string, width int) string {
+	return fmt.Sprintf("ntkbus probes %d %s %d\n", version, fingerprint, width)
 }
 
 // probeLimits says which records a run's log may hold: probe indices below
@@ -72,10 +98,12 @@ func (l probeLimits) maxJ(step int) int {
 	return l.each
 }
 
-func (l probeLimits) recordBytes() int64 { return 12 + 8*int64(l.width) + 32 }
+func (l probeLimits) recordBytes() int64 { return 13 + maxSenderBytes + 8*int64(l.width) + 32 }
 
 func (l probeLimits) maxBytes() int64 {
-	records := float64(l.maxJ(0)) + float64(max(0, l.steps-1))*float64(l.each)
+	// Every result may be retracted once and computed again (by identities
+	// caught one by one), each retraction a short record.
+	records := 4 * (float64(l.maxJ(0)) + float64(max(0, l.steps-1))*float64(l.each))
 	return int64(math.Min(records*float64(l.recordBytes())+1024, math.MaxInt64/2))
 }
 
@@ -86,7 +114,7 @@ func limitsOf(cfg *RunConfig, width int) probeLimits {
 
 // newProbeLog starts an empty log at path (replacing any file there).
 func newProbeLog(path, fingerprint string, width int) (*probeLog, error) {
-	pl := &probeLog{path: path, header: probeLogHeader(fingerprint, width), width: width, step: -1}
+	pl := &probeLog{path: path, header: probeLogHeader(probeLogVersion, fingerprint, width), version: probeLogVersion, width: width, step: -1}
 	if err := model.WriteFileAtomic(path, []byte(pl.header)); err != nil {
 		return nil, err
 	}
@@ -96,12 +124,14 @@ func newProbeLog(path, fingerprint string, width int) (*probeLog, error) {
 }
 
 // readProbeLog reads and checks the log at path, keeping the results of
-// steps from `from` on (as many as InitKeepBytes holds). It writes
-// nothing: openProbeLog does, once the whole run folder has been checked.
-// A missing file is an empty log (a run of an earlier version, or a log
-// someone removed: its probes are computed again).
+// steps from `from` on (as many as InitKeepBytes holds) that no later
+// retraction took back. It writes nothing: openProbeLog does, once the
+// whole run folder has been checked. A missing file is an empty log (a run
+// of an earlier version, or a log someone removed: its probes are
+// computed again).
 func readProbeLog(path, fingerprint string, from int, lim probeLimits) (*probeLog, error) {
-	pl := &probeLog{path: path, header: probeLogHeader(fingerprint, lim.width), width: lim.width, step: -1, kept: map[int]map[int][]float64{}}
+	pl := &probeLog{path: path, header: probeLogHeader(probeLogVersion, fingerprint, lim.width), version: probeLogVersion, width: lim.width, step: -1,
+		kept: map[int]map[int]keptProbe{}, retracted: map[string]string{}}
 	pl.sum = sha256.Sum256([]byte(pl.header))
 	pl.size = int64(len(pl.header))
 	f, err := model.OpenRegular(path, lim.maxBytes()+int64(len(pl.header)))
@@ -118,32 +148,91 @@ func readProbeLog(path, fingerprint string, from int, lim probeLimits) (*probeLo
 	}
 	r := bufio.NewReaderSize(f, 1<<16)
 	head := make([]byte, len(pl.header))
-	if _, err := io.ReadFull(r, head); err != nil || string(head) != pl.header {
-		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	if _, err := io.ReadFull(r, head); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, bad("its header is not this run's (another run's log, or a changed one)")
 		}
 		return nil, fmt.Errorf("probe log: read %s: %w", path, err)
 	}
+	switch string(head) {
+	case pl.header:
+	case probeLogHeader(1, fingerprint, lim.width):
+		pl.version = 1
+	default:
+		return nil, bad("its header is not this run's (another run's log, or a changed one)")
+	}
+	pl.sum = sha256.Sum256(head)
 	budget := int64(InitKeepBytes)
-	rec := make([]byte, lim.recordBytes())
+	senders := map[string]string{} // one string per identity
+	rec := make([]byte, 0, 13+maxSenderBytes+max(8*lim.width, 1+maxSenderBytes)+32)
+	// next reads n more bytes of the record; false at the end of the file
+	// or in a record cut short (dropped, and cut off by open).
+	var ioErr error
+	next := func(n int) bool {
+		m := len(rec)
+		rec = rec[:m+n]
+		_, err := io.ReadFull(r, rec[m:])
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			ioErr = fmt.Errorf("probe log: read %s: %w", path, err)
+		}
+		return err == nil
+	}
+	fixed := 12
+	if pl.version >= 2 {
+		fixed = 13
+	}
+records:
 	for k := 0; ; k++ {
-		n, err := io.ReadFull(r, rec[:12])
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-			_ = n // a record cut short: dropped, and cut off by open
+		rec = rec[:0]
+		if !next(fixed) {
 			break
 		}
-		if err != nil {
-			return nil, fmt.Errorf("probe log: read %s: %w", path, err)
-		}
-		step, j, w := binary.LittleEndian.Uint32(rec), int(binary.LittleEndian.Uint32(rec[4:])), binary.LittleEndian.Uint32(rec[8:])
-		if int(w) != lim.width {
-			return nil, bad("record %d has %d values, this run's probes %d", k, w, lim.width)
-		}
-		if _, err := io.ReadFull(r, rec[12:]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		step, j, w := binary.LittleEndian.Uint32(rec), binary.LittleEndian.Uint32(rec[4:]), binary.LittleEndian.Uint32(rec[8:])
+		sender, reason := "", ""
+		if pl.version >= 2 {
+			n := int(rec[12])
+			if n > maxSenderBytes {
+				return nil, bad("record %d names a sender of %d bytes", k, n)
+			}
+			if !next(n) {
 				break
 			}
-			return nil, fmt.Errorf("probe log: read %s: %w", path, err)
+			sender = string(rec[13:])
+			if sender != "" && protocol.ValidIdentity(sender) != nil {
+				return nil, bad("record %d names a sender that is no identity", k)
+			}
+			if s, ok := senders[sender]; ok {
+				sender = s
+			} else if len(senders) < 4*MaxAuditIdentities {
+				senders[sender] = sender
+			}
+		}
+		retraction := pl.version >= 2 && j == retractionMark
+		switch {
+		case retraction && (w != 0 || sender == ""):
+			return nil, bad("record %d is a retraction of %d values by %q", k, w, sender)
+		case retraction:
+			at := len(rec)
+			if !next(1) {
+				break records
+			}
+			n := int(rec[at])
+			if n == 0 || n > maxSenderBytes {
+				return nil, bad("record %d gives a reason of %d bytes", k, n)
+			}
+			if !next(n) {
+				break records
+			}
+			reason = string(rec[at+1:])
+		case int(w) != lim.width:
+			return nil, bad("record %d has %d values, this run's probes %d", k, w, lim.width)
+		default:
+			if !next(8 * lim.width) {
+				break records
+			}
+		}
+		if !next(32) {
+			break
 		}
 		body := rec[:len(rec)-32]
 		h := sha256.New()
@@ -152,16 +241,36 @@ func readProbeLog(path, fingerprint string, from int, lim probeLimits) (*probeLo
 		var sum [32]byte
 		h.Sum(sum[:0])
 		if string(sum[:]) != string(rec[len(body):]) {
+			if retraction {
+				return nil, bad("record %d (a retraction at step %d) does not match its SHA-256: the file was changed or damaged since it was written", k, step)
+			}
 			return nil, bad("record %d (step %d, probe %d) does not match its SHA-256: the file was changed or damaged since it was written", k, step, j)
 		}
 		pl.sum = sum
 		pl.size += int64(len(rec))
-		if int64(step) >= int64(lim.steps) || int(step) < from || j >= lim.maxJ(int(step)) {
+		if retraction {
+			// Every result the sender gave the step before is dropped;
+			// results logged after it are others' (it got no more work).
+			if len(pl.retracted) < MaxAuditIdentities {
+				pl.retracted[sender] = reason
+			}
+			for j, kp := range pl.kept[int(step)] {
+				if kp.from == sender {
+					delete(pl.kept[int(step)], j)
+					budget += 8 * int64(lim.width)
+					pl.keptBytes -= 8 * int64(lim.width)
+					pl.read--
+				}
+			}
+			continue
+		}
+		if int64(step) >= int64(lim.steps) || int(step) < from || int(j) >= lim.maxJ(int(step)) {
 			continue // before the checkpoint, beyond a shortened run, or a probe this run does not draw
 		}
+		vals := body[fixed+len(sender):]
 		d := make([]float64, lim.width)
 		for i := range d {
-			d[i] = math.Float64frombits(binary.LittleEndian.Uint64(body[12+8*i:]))
+			d[i] = math.Float64frombits(binary.LittleEndian.Uint64(vals[8*i:]))
 		}
 		if !finiteAll(d...) {
 			return nil, bad("record %d (step %d, probe %d) is not finite", k, step, j)
@@ -171,27 +280,34 @@ func readProbeLog(path, fingerprint string, from int, lim probeLimits) (*probeLo
 		}
 		byJ := pl.kept[int(step)]
 		if byJ == nil {
-			byJ = map[int][]float64{}
+			byJ = map[int]keptProbe{}
 			pl.kept[int(step)] = byJ
 		}
-		if _, dup := byJ[j]; !dup {
-			byJ[j] = d
+		if _, dup := byJ[int(j)]; !dup {
+			byJ[int(j)] = keptProbe{d: d, from: sender}
 			budget -= 8 * int64(lim.width)
 			pl.keptBytes += 8 * int64(lim.width)
 			pl.read++
 		}
 	}
+	if ioErr != nil {
+		return nil, ioErr
+	}
 	return pl, nil
 }
 
 // open opens the log for appending, after cutting off a record a kill left
-// cut short (or writing a new file where there was none).
+// cut short (or writing a new file where there was none). A log of an
+// earlier version is written again in this one, with the results kept.
 func (pl *probeLog) open() error {
-	if pl.size < 0 {
+	rewrite := pl.size >= 0 && pl.version != probeLogVersion
+	if pl.size < 0 || rewrite {
 		if err := model.WriteFileAtomic(pl.path, []byte(pl.header)); err != nil {
 			return err
 		}
 		pl.size = int64(len(pl.header))
+		pl.sum = sha256.Sum256([]byte(pl.header))
+		pl.version = probeLogVersion
 	}
 	f, err := os.OpenFile(pl.path, os.O_WRONLY, 0)
 	if err != nil {
@@ -206,6 +322,26 @@ func (pl *probeLog) open() error {
 		return fmt.Errorf("probe log: %w", err)
 	}
 	pl.f = f
+	if rewrite {
+		steps := make([]int, 0, len(pl.kept))
+		for step := range pl.kept {
+			steps = append(steps, step)
+		}
+		sort.Ints(steps)
+		for _, step := range steps {
+			js := make([]int, 0, len(pl.kept[step]))
+			for j := range pl.kept[step] {
+				js = append(js, j)
+			}
+			sort.Ints(js)
+			for _, j := range js {
+				kp := pl.kept[step][j]
+				if err := pl.append(step, j, kp.d, kp.from); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -225,6 +361,7 @@ func (pl *probeLog) at(step int) {
 		return
 	}
 	pl.step, pl.done = step, pl.done[:0]
+	clear(pl.from)
 	for s, byJ := range pl.kept {
 		if s < step {
 			pl.keptBytes -= 8 * int64(pl.width*len(byJ))
@@ -233,20 +370,52 @@ func (pl *probeLog) at(step int) {
 	}
 }
 
-// append writes one record (a result of the current step, of the log's
-// width and finite) in one write.
-func (pl *probeLog) append(j int, d []float64) error {
-	rb := 12 + 8*len(d) + 32
+// append writes one result record (of the log's width and finite) in one
+// write.
+func (pl *probeLog) append(step, j int, d []float64, sender string) error {
+	rb := 13 + len(sender) + 8*len(d) + 32
+	b := pl.record(rb, step, uint32(j), uint32(len(d)), sender)
+	for i, v := range d {
+		binary.LittleEndian.PutUint64(b[13+len(sender)+8*i:], math.Float64bits(v))
+	}
+	return pl.write(b)
+}
+
+// retract writes a retraction record: sender, caught forging for reason,
+// gave step nothing that counts.
+func (pl *probeLog) retract(step int, sender, reason string) error {
+	if len(reason) > maxSenderBytes {
+		reason = reason[:maxSenderBytes]
+	}
+	if reason == "" {
+		reason = "forged"
+	}
+	rb := 13 + len(sender) + 1 + len(reason) + 32
+	b := pl.record(rb, step, retractionMark, 0, sender)
+	b[13+len(sender)] = byte(len(reason))
+	copy(b[14+len(sender):], reason)
+	return pl.write(b)
+}
+
+// record returns the buffer of a record of rb bytes with its fixed fields
+// and sender written.
+func (pl *probeLog) record(rb, step int, j, n uint32, sender string) []byte {
 	if cap(pl.buf) < rb {
 		pl.buf = make([]byte, rb)
 	}
 	b := pl.buf[:rb]
-	binary.LittleEndian.PutUint32(b, uint32(pl.step))
-	binary.LittleEndian.PutUint32(b[4:], uint32(j))
-	binary.LittleEndian.PutUint32(b[8:], uint32(len(d)))
-	for i, v := range d {
-		binary.LittleEndian.PutUint64(b[12+8*i:], math.Float64bits(v))
-	}
+	binary.LittleEndian.PutUint32(b, uint32(step))
+	binary.LittleEndian.PutUint32(b[4:], j)
+	binary.LittleEndian.PutUint32(b[8:], n)
+	b[12] = byte(len(sender))
+	copy(b[13:], sender)
+	return b
+}
+
+// write chains record b (its last 32 bytes are the sum) and writes it in
+// one write.
+func (pl *probeLog) write(b []byte) error {
+	rb := len(b)
 	h := sha256.New()
 	h.Write(pl.sum[:])
 	h.Write(b[:rb-32])
@@ -287,10 +456,22 @@ func (pl *probeLog) checkpointed(next int) error {
 
 // loggedBackend is a backend whose results go through a probe log: probes
 // the log holds are served from it, the others computed by the backend
-// and logged as they arrive.
+// and logged as they arrive, with the identity that sent them.
 type loggedBackend struct {
 	Backend
-	log *probeLog
+	log  *probeLog
+	attr Attributor // the backend's, if it names senders
+}
+
+// logged wraps backend in the run's probe log. Around a backend that may
+// take results back, the log takes them back too (retractingLog).
+func logged(backend Backend, pl *probeLog) Backend {
+	lb := &loggedBackend{Backend: backend, log: pl}
+	lb.attr, _ = backend.(Attributor)
+	if r, ok := backend.(Retractor); ok {
+		return &retractingLog{loggedBackend: lb, ret: r}
+	}
+	return lb
 }
 
 // Probes serves probes [lo, hi) of w's step: first those read back from
@@ -299,8 +480,14 @@ type loggedBackend struct {
 // refused and counted by whoever takes it) but not logged.
 func (b *loggedBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j int, d []float64) error) error {
 	pl := b.log
+	if pl.err != nil {
+		return pl.err
+	}
 	step := int(w.Step)
 	pl.at(step)
+	if pl.from == nil {
+		pl.from = map[int]string{}
+	}
 	if byJ := pl.kept[step]; len(byJ) > 0 {
 		js := make([]int, 0, len(byJ))
 		for j := range byJ {
@@ -310,11 +497,14 @@ func (b *loggedBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit fu
 		}
 		sort.Ints(js)
 		for _, j := range js {
-			d := byJ[j]
+			kp := byJ[j]
 			delete(byJ, j)
-			pl.keptBytes -= 8 * int64(len(d))
+			pl.keptBytes -= 8 * int64(len(kp.d))
 			pl.done.set(j)
-			if err := emit(j, d); err != nil {
+			if kp.from != "" {
+				pl.from[j] = kp.from
+			}
+			if err := emit(j, kp.d); err != nil {
 				return err
 			}
 		}
@@ -340,10 +530,17 @@ func (b *loggedBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit fu
 			return nil
 		}
 		if len(d) == pl.width && finiteAll(d...) {
-			if err := pl.append(j, d); err != nil {
+			sender := ""
+			if b.attr != nil {
+				sender = b.attr.Sender()
+			}
+			if err := pl.append(step, j, d, sender); err != nil {
 				return err
 			}
 			pl.done.set(j)
+			if sender != "" {
+				pl.from[j] = sender
+			}
 		}
 		return emit(j, d)
 	}
@@ -355,10 +552,60 @@ func (b *loggedBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit fu
 	return nil
 }
 
+// retractingLog is a probe log around a backend that may take results
+// back: what it takes back, the log does too.
+type retractingLog struct {
+	*loggedBackend
+	ret Retractor
+}
+
+// Retracted is what the backend takes back from senders caught forging,
+// with every result of the step those senders gave that the log served
+// (logged in an earlier session): each sender's retraction is written to
+// the log before it is returned, so a resume never serves those results.
+func (b *retractingLog) Retracted(w *Work) []Retraction {
+	rs := b.ret.Retracted(w)
+	pl := b.log
+	step := int(w.Step)
+	for i := range rs {
+		r := &rs[i]
+		if step == pl.step {
+			for j, from := range pl.from {
+				if from == r.Identity {
+					r.Ranges = append(r.Ranges, [2]int{j, j + 1})
+				}
+			}
+			for _, rg := range r.Ranges {
+				for j := max(rg[0], 0); j < rg[1]; j++ {
+					pl.done.clear(j)
+					delete(pl.from, j)
+				}
+			}
+		}
+		if protocol.ValidIdentity(r.Identity) == nil {
+			if err := pl.retract(step, r.Identity, r.Reason); err != nil && pl.err == nil {
+				// The results are dropped all the same; the next call
+				// fails, before a resume could serve them.
+				pl.err = err
+			}
+		}
+	}
+	return rs
+}
+
+// Held is the wrapped backend's count of probes held for checks.
+func (b *loggedBackend) Held() int { return HeldBy(b.Backend) }
+
 // bitset is a set of probe indices.
 type bitset []uint64
 
 func (b bitset) has(j int) bool { return j/64 < len(b) && b[j/64]&(1<<(j%64)) != 0 }
+
+func (b bitset) clear(j int) {
+	if j/64 < len(b) {
+		b[j/64] &^= 1 << (j % 64)
+	}
+}
 
 func (b *bitset) set(j int) {
 	for len(*b) <= j/64 {

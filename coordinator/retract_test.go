@@ -33,7 +33,7 @@ func (f *forging) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j i
 	})
 }
 
-func (f *forging) Retracted(w *Work) [][2]int {
+func (f *forging) Retracted(w *Work) []Retraction {
 	if f.told || f.calls == 0 {
 		return nil
 	}
@@ -42,7 +42,7 @@ func (f *forging) Retracted(w *Work) [][2]int {
 		return nil
 	}
 	f.told = true
-	return [][2]int{{0, 8}, {f.bad, f.bad + f.k}}
+	return []Retraction{{Identity: "forger", Reason: "mismatch", Ranges: [][2]int{{0, 8}, {f.bad, f.bad + f.k}}}}
 }
 
 // Probes taken back after later rounds were committed leave no trace: the

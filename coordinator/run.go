@@ -24,6 +24,7 @@ import (
 
 	"ntkbus/coordinator/optim"
 	"ntkbus/model"
+	"ntkbus/protocol"
 )
 
 // RunConfig is what a run folder's config.json holds: enough to start the
@@ -127,8 +128,11 @@ type RunOptions struct {
 	CheckpointSeconds float64
 	// Progress is called after every step with the step's record.
 	Progress func(rec *StepRecord, done, total int)
-	// ProbeProgress is called as the initial probes of Algorithm 3 arrive.
-	ProbeProgress func(done, total int)
+	// ProbeProgress is called as the initial probes of Algorithm 3 arrive:
+	// done are in hand, held more received and held by the backend for
+	// its checks (--verify); done falls when a sampler caught forging
+	// loses what it gave.
+	ProbeProgress func(done, held, total int)
 	// StepStart is called as each step starts.
 	StepStart func(step, total int)
 	// WorkProgress is told how the long parts of a step go (Trainer.OnWork).
@@ -294,7 +298,7 @@ func NewRun(dir string, cfg RunConfig, backend Backend, opt RunOptions) (*Run, e
 			return nil, err
 		}
 		if backend != nil {
-			tr.backend = &loggedBackend{Backend: backend, log: r.probes}
+			tr.backend = logged(backend, r.probes)
 		}
 	}
 	r.init()
@@ -470,11 +474,12 @@ func ResumeRun(dir string, backend Backend, opt RunOptions) (*Run, error) {
 			return nil, err
 		}
 		if backend != nil {
-			tr.backend = &loggedBackend{Backend: backend, log: r.probes}
+			tr.backend = logged(backend, r.probes)
 		}
 	}
 	r.init()
 	r.log.Info("resumed", "dir", dir, "step", ck.Step, "probes_kept", ld.probes.read)
+	r.keepOut(backend, ld.probes.retracted)
 	return r, nil
 }
 
@@ -1121,15 +1126,76 @@ func checkState(ck *checkpointState, cfg *RunConfig, setup *model.Setup, n, B in
 			return fmt.Errorf("audit: %d rejected for a reason of %d bytes", n, len(reason))
 		}
 	}
+	if err := checkAuditIdentities(ck.Audit); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
 	if ck.CSVBytes < 0 || len(ck.CSVSum) != sha256.Size {
 		return fmt.Errorf("train.csv's length %d and checksum of %d bytes", ck.CSVBytes, len(ck.CSVSum))
 	}
 	return nil
 }
 
+// keepOut tells the backend of a resumed run which identities were caught
+// forging earlier in the run (the checkpoint's audit, and the probe log's
+// retractions after it): quarantine is for the run, so they get no work.
+func (r *Run) keepOut(backend Backend, retracted map[string]string) {
+	for id, why := range retracted {
+		if _, ok := r.audit.Quarantines[id]; !ok && len(r.audit.Quarantines) < MaxAuditIdentities {
+			if r.audit.Quarantines == nil {
+				r.audit.Quarantines = map[string]string{}
+			}
+			r.audit.Quarantines[id] = why
+			r.audit.Quarantined++
+		}
+	}
+	q, ok := backend.(Quarantiner)
+	if !ok || len(r.audit.Quarantines) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(r.audit.Quarantines))
+	for id := range r.audit.Quarantines {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		q.Quarantine(id, r.audit.Quarantines[id])
+	}
+	r.log.Info("samplers caught forging earlier in the run stay quarantined", "samplers", ids)
+}
+
 // maxAuditReasons bounds the rejection reasons a checkpoint may list (the
 // bus knows about a dozen).
 const maxAuditReasons = 64
+
+// checkAuditIdentities checks the identities an audit read back names:
+// at most MaxAuditIdentities in each map, each an identity of 1 to 64
+// bytes (what a subject token may hold), reasons of at most 64 bytes and
+// counts that are not negative.
+func checkAuditIdentities(a Audit) error {
+	if len(a.Quarantines) > MaxAuditIdentities || len(a.RefusedFrom) > MaxAuditIdentities {
+		return fmt.Errorf("%d quarantined and %d refused identities, more than the %d an audit keeps", len(a.Quarantines), len(a.RefusedFrom), MaxAuditIdentities)
+	}
+	if int64(len(a.Quarantines)) > a.Quarantined {
+		return fmt.Errorf("%d identities named quarantined, %d counted", len(a.Quarantines), a.Quarantined)
+	}
+	for id, why := range a.Quarantines {
+		if err := protocol.ValidIdentity(id); err != nil {
+			return fmt.Errorf("quarantined: %w", err)
+		}
+		if len(why) == 0 || len(why) > 64 {
+			return fmt.Errorf("identity %s quarantined for a reason of %d bytes (want 1 to 64)", id, len(why))
+		}
+	}
+	for id, n := range a.RefusedFrom {
+		if err := protocol.ValidIdentity(id); err != nil {
+			return fmt.Errorf("refusals: %w", err)
+		}
+		if n < 0 {
+			return fmt.Errorf("%d refusals of identity %s", n, id)
+		}
+	}
+	return nil
+}
 
 func finiteAll(v ...float64) bool {
 	for _, x := range v {

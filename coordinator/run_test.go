@@ -61,7 +61,7 @@ func TestInterruptedInitialProbesAreKept(t *testing.T) {
 	dir := filepath.Join(root, "interrupted")
 	ctx, cancel := context.WithCancel(context.Background())
 	var seen int
-	r, err = NewRun(dir, cfg, localFor(t, s, cfg, 2), RunOptions{ProbeProgress: func(done, total int) {
+	r, err = NewRun(dir, cfg, localFor(t, s, cfg, 2), RunOptions{ProbeProgress: func(done, _, total int) {
 		seen = done
 		if done == 15 {
 			cancel()
@@ -360,7 +360,7 @@ func TestProbeLogIsChecked(t *testing.T) {
 	cfg := RunConfig{Model: s.Config, Seed: 2, Train: estimateConfig(2)}
 	dir := filepath.Join(t.TempDir(), "run")
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRun(dir, cfg, localFor(t, s, cfg, 1), RunOptions{ProbeProgress: func(done, total int) {
+	r, err := NewRun(dir, cfg, localFor(t, s, cfg, 1), RunOptions{ProbeProgress: func(done, _, total int) {
 		if done == 10 {
 			cancel()
 		}

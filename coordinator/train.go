@@ -239,13 +239,14 @@ type Trainer struct {
 	shared   []bool // blocks of cfg.SharedWeight
 	rec      StepRecord
 
-	initArrived int // initial probes in, for OnProbe
 	// touched is set once a step has changed the state a checkpoint
 	// keeps (θ, the weights, the moving average, the optimizer's): until
 	// then a step that fails leaves the trainer as it was before it.
 	touched bool
-	// OnProbe, when set, is called as the initial probes arrive.
-	OnProbe func(done, total int)
+	// OnProbe, when set, is called as the initial probes arrive: done
+	// are in hand, held more received and held by the backend for its
+	// checks (--verify).
+	OnProbe func(done, held, total int)
 	// OnWork, when set, is told how the long parts of a step go: the
 	// probes of a step after the first on a backend, an optimizer's solve.
 	OnWork func(what string, done, total int)
@@ -627,7 +628,6 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		if len(tr.ds) == 0 {
 			tr.ds = append(tr.ds, make([]float64, tr.plan.Width()))
 		}
-		tr.initArrived = 0
 		for j := 0; j < m; j++ {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("step %d probes: %w", t, err)
@@ -636,7 +636,9 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 			if err := tr.add(j, tr.ds[0]); err != nil {
 				return fmt.Errorf("step %d: %w", t, err)
 			}
-			tr.arrived(t, m)
+			if t == 0 {
+				tr.initInHand(j+1, m)
+			}
 		}
 		tr.gradients(r)
 	default:
@@ -654,19 +656,19 @@ func (tr *Trainer) estimateStep(ctx context.Context, t int, r []float64) error {
 		}()
 		before := AuditOf(tr.backend)
 		audit := &tr.rec.Audit
-		tr.initArrived = 0
-		err := tr.backend.Probes(ctx, w, 0, m, func(j int, d []float64) error {
-			if err := tr.add(j, d); err != nil {
-				audit.Reject(RefusalReason(err))
-				return nil
+		// Collect keeps the step's results until their senders are known
+		// to be honest at the step's end, when the backend may take
+		// results back (a sampler caught forging): nothing a caught forger
+		// gave the step reaches the accumulator.
+		refused, err := Collect(ctx, tr.backend, w, 0, m, tr.plan.Width(), tr.add, func(n int) {
+			if t == 0 {
+				tr.initInHand(n, m)
+			} else if tr.OnWork != nil {
+				tr.OnWork("probes", n, m)
 			}
-			tr.arrived(t, m)
-			if t > 0 && tr.OnWork != nil {
-				tr.OnWork("probes", tr.acc.Applied(), m)
-			}
-			return nil
 		})
 		wg.Wait()
+		audit.Add(refused)
 		audit.Add(AuditOf(tr.backend).Since(before))
 		if err != nil {
 			return fmt.Errorf("step %d probes: %w", t, err)
@@ -737,14 +739,11 @@ func InitKept(probes, width int) int {
 	return min(probes, InitKeepBytes/(8*max(1, width)))
 }
 
-// arrived counts an initial probe in and reports progress.
-func (tr *Trainer) arrived(t, m int) {
-	if t != 0 {
-		return
-	}
-	tr.initArrived++
+// initInHand reports the initial probes in hand (n of m), and those the
+// backend received and holds for its checks.
+func (tr *Trainer) initInHand(n, m int) {
 	if tr.OnProbe != nil {
-		tr.OnProbe(tr.initArrived, m)
+		tr.OnProbe(n, HeldBy(tr.backend), m)
 	}
 }
 

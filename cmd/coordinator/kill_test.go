@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// loggedStep returns the step of the last whole record in a run's probe
-// log and the number of records, or -1 while it holds none.
+// loggedStep returns the step of the last whole result record in a run's
+// probe log and the number of result records, or -1 while it holds none.
 func loggedStep(path string) (step, records int) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -26,13 +26,26 @@ func loggedStep(path string) (step, records int) {
 	}
 	fields := strings.Fields(string(data[:nl]))
 	width, _ := strconv.Atoi(fields[len(fields)-1])
-	size := 12 + 8*width + 32
-	records = (len(data) - nl - 1) / size
-	if records == 0 {
-		return -1, 0
+	step = -1
+	for off := nl + 1; off+13 <= len(data); {
+		// step, j, n, sender; values (or a retraction's reason); sum.
+		s, j, k := binary.LittleEndian.Uint32(data[off:]), binary.LittleEndian.Uint32(data[off+4:]), int(data[off+12])
+		size := 13 + k + 8*width + 32
+		if j == 0xffffffff {
+			if off+13+k >= len(data) {
+				break
+			}
+			size = 13 + k + 1 + int(data[off+13+k]) + 32
+		}
+		if off+size > len(data) {
+			break
+		}
+		if j != 0xffffffff {
+			step, records = int(s), records+1
+		}
+		off += size
 	}
-	off := nl + 1 + (records-1)*size
-	return int(binary.LittleEndian.Uint32(data[off:])), records
+	return step, records
 }
 
 // killWhen starts the coordinator with a, waits until its probe log shows

@@ -287,21 +287,14 @@ func sketchSpectrum(ctx context.Context, phase *progress, log hclog.Logger, bf *
 	if err != nil {
 		return nil, nil, err
 	}
-	rejected := 0
-	err = backend.Probes(ctx, w, 0, S, func(j int, d []float64) error {
-		if err := cols.Add(j, d); err != nil {
-			rejected++
-			return nil
-		}
-		bar.update(cols.Accumulator().Applied(), "")
-		return nil
-	})
+	// Collect: nothing a sampler caught forging gave reaches the columns.
+	refused, err := coordinator.Collect(ctx, backend, w, 0, S, plan.Width(), cols.Add, func(n int) { bar.update(n, "") })
 	bar.finish()
 	if err != nil {
 		return nil, nil, err
 	}
 	if got := cols.Accumulator().Applied(); got != S {
-		return nil, nil, fmt.Errorf("only %d of %d probes arrived (%d rejected)", got, S, rejected)
+		return nil, nil, fmt.Errorf("only %d of %d probes arrived (%d rejected)", got, S, refused.Total())
 	}
 	ny, bt, err := cols.Nystrom()
 	if err != nil {

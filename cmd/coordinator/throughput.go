@@ -229,7 +229,8 @@ func (m *measurer) run(ctx context.Context, b coordinator.Backend, desc string, 
 		m.acc.Reset(step, m.r0)
 		m.phase.note(fmt.Sprintf("%s: round %d of %d", desc, r+1, m.rounds))
 		start := time.Now()
-		if err := b.Probes(ctx, w, 0, m.probes, m.acc.Add); err != nil {
+		// As a training step collects them (a forger's results never count).
+		if _, err := coordinator.Collect(ctx, b, w, 0, m.probes, m.plan.Width(), m.acc.Add, nil); err != nil {
 			return nil, fmt.Errorf("round %d: %w", r+1, err)
 		}
 		if m.acc.Applied() != m.probes {

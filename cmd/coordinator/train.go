@@ -607,11 +607,15 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 				probes.begin(0)
 			}
 		},
-		ProbeProgress: func(done, total int) {
-			probes.update(done, "at θ₀ (Algorithm 3's K̂₀)")
-			if done == total {
-				probes.finish()
+		ProbeProgress: func(done, held, total int) {
+			status := "at θ₀ (Algorithm 3's K̂₀)"
+			if held > 0 {
+				// --verify: answers wait for this process's checks.
+				status = fmt.Sprintf("in hand, %d more received and being checked; %s", held, status)
 			}
+			// Finished with the step (Progress): a sampler caught forging
+			// at the end may still lose what it gave.
+			probes.update(done, status)
 		},
 		WorkProgress: func(what string, done, total int) {
 			if total > 0 {
@@ -621,6 +625,7 @@ func runOptions(rc coordinator.RunConfig, f trainFlags, log hclog.Logger, out io
 			}
 		},
 		Progress: func(rec *coordinator.StepRecord, done, total int) {
+			probes.finish()
 			status := fmt.Sprintf("loss %.3e λ %s", rec.Loss, lambdas(blocks, rec.Lambda))
 			if nr := rec.Optim; nr != nil && optim.IsNatural(rc.Train.Optimizer) {
 				status += fmt.Sprintf(" μ %.2g η %.2g", nr.Mu, nr.Eta)

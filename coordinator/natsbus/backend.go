@@ -122,6 +122,9 @@ type Stats struct {
 	// Mismatches those whose bits differed, Quarantined the identities
 	// excluded for a mismatch or an implausible result.
 	Verified, Mismatches, Quarantined int64
+	// Retracted counts probes handed on and then taken back because their
+	// sender was caught forging (Retracted).
+	Retracted int64
 	// CoordinatorSeconds is the time the coordinator spent encoding,
 	// publishing, serving chunks, decoding and accumulating: all but
 	// waiting and verifying.
@@ -138,7 +141,7 @@ type Stats struct {
 // LogFields are the counters as key/value pairs for a log line.
 func (s Stats) LogFields() []any {
 	return []any{"batches", s.Batches, "results", s.Results, "pulls", s.Pulls, "idle_pulls", s.Idle,
-		"progress_reports", s.Progress, "redispatched", s.Redispatched, "copies", s.Copies, "silent", s.Silent,
+		"progress_reports", s.Progress, "redispatched", s.Redispatched, "retracted", s.Retracted, "copies", s.Copies, "silent", s.Silent,
 		"coordinator_seconds", s.CoordinatorSeconds, "sampler_seconds", s.SamplerSeconds, "samplers", s.Samplers}
 }
 
@@ -198,7 +201,9 @@ type Backend struct {
 	// What was emitted for the served Work, by identity, and what must be
 	// taken back from it (see Retracted).
 	emitted   map[string][][2]int
-	retracted [][2]int
+	retracted []coordinator.Retraction
+	sender    string            // the identity whose result emit is being given (Sender)
+	held      atomic.Int64      // probes received and held for checks (Held)
 	audit     coordinator.Audit // identities refused and quarantined
 }
 
@@ -405,17 +410,49 @@ func (b *Backend) Audit() coordinator.Audit {
 }
 
 // Retracted returns, and forgets, the probes of w this backend emitted
-// earlier (in other Probes calls of the same Work) whose sampler has since
-// been caught forging: the caller drops them and computes them again.
-// Within one call nothing needs taking back: with Verify, a call hands
-// over its results only after its checks.
-func (b *Backend) Retracted(w *coordinator.Work) [][2]int {
+// (in this Probes call or earlier ones of the same Work) whose sampler has
+// since been caught forging: the caller drops them and computes them
+// again (coordinator.Collect, coordinator.EstimateAt). A result is handed
+// on once it is accepted (and, if chosen for a check, checked), so a
+// forger caught later in a call has results out that only this takes
+// back.
+func (b *Backend) Retracted(w *coordinator.Work) []coordinator.Retraction {
 	if w.ID != b.workID {
 		return nil
 	}
 	r := b.retracted
 	b.retracted = nil
 	return r
+}
+
+// Sender is the identity whose result emit is being given, while it is.
+func (b *Backend) Sender() string { return b.sender }
+
+// Held is the number of probes received and held until their checks
+// (--verify) are done.
+func (b *Backend) Held() int { return int(b.held.Load()) }
+
+// Quarantine excludes identity id for the run, as if it had been caught
+// forging here (reason mismatch or implausible): a resumed run keeps out
+// the samplers caught before. Call it between Probes calls.
+func (b *Backend) Quarantine(id, reason string) {
+	if protocol.ValidIdentity(id) != nil || b.inProc[id] {
+		return
+	}
+	p := b.peer(id)
+	if p == nil || p.quarantined != "" {
+		return
+	}
+	p.quarantined, p.trusted = protocol.Reason(reason), false
+	b.statsMu.Lock()
+	if b.audit.Quarantines == nil {
+		b.audit.Quarantines = map[string]string{}
+	}
+	if len(b.audit.Quarantines) < coordinator.MaxAuditIdentities {
+		b.audit.Quarantines[id] = reason
+	}
+	b.statsMu.Unlock()
+	b.log.Info("sampler stays quarantined: it was caught forging earlier in the run", "sampler", id, "reason", reason)
 }
 
 // Close unsubscribes. The connection is the caller's.
@@ -628,6 +665,7 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 	c := b.newCall(w, lo, hi, emit)
 	b.active.Store(true)
 	defer b.endCall(c)
+	defer b.held.Store(0)
 	if err := b.publish(w); err != nil {
 		return err
 	}
@@ -686,17 +724,6 @@ func (b *Backend) Probes(ctx context.Context, w *coordinator.Work, lo, hi int, e
 		}
 		account()
 	}
-	tick = time.Now()
-	if b.ver != nil {
-		// Every check passed: hand the held answers over in index order.
-		for _, bt := range c.batches {
-			if err := b.emitBatch(c, bt, bt.result); err != nil {
-				return err
-			}
-			bt.result = nil
-		}
-	}
-	account()
 	return nil
 }
 

@@ -92,7 +92,7 @@ type batch struct {
 	holders []*assignment // the live ones
 	sends   int           // assignments made
 	from    *peer         // whose answer was taken
-	result  []float64     // that answer, held until the call's checks are done
+	result  []float64     // that answer, held until its check is done
 	gen     int           // bumped when a taken answer is thrown out
 }
 
@@ -783,25 +783,25 @@ func (b *Backend) accept(c *call, p *peer, data []byte, at time.Time) error {
 	})
 	b.doneRanges[[2]int{r.Lo, r.Hi}] = true
 	bt.from = p
-	if b.ver == nil {
-		if err := b.emitBatch(c, bt, r.D); err != nil {
-			return err
-		}
-		bt.state = done
-		c.done++
-		return nil
-	}
-	bt.result = append(bt.result[:0], r.D...)
-	if !p.inProcess && (!p.trusted || b.ver.chosen(c.w.Step, bt.lo, bt.hi)) {
+	if b.ver != nil && !p.inProcess && (!p.trusted || b.ver.chosen(c.w.Step, bt.lo, bt.hi)) {
+		// Held until its check: a new slice, which the check reads.
+		bt.result = append([]float64(nil), r.D...)
 		if err := b.check(c, bt); err != nil {
 			return err
 		}
 		bt.state = answered
+		b.held.Add(int64(bt.hi - bt.lo))
 		return nil
 	}
+	return b.finish(c, bt, r.D)
+}
+
+// finish makes bt done and hands its answer d on. What a sampler caught
+// later gave is taken back through Retracted.
+func (b *Backend) finish(c *call, bt *batch, d []float64) error {
 	bt.state = done
 	c.done++
-	return nil
+	return b.emitBatch(c, bt, d)
 }
 
 // check queues bt's held answer for recomputation in this process.
@@ -833,10 +833,11 @@ func (b *Backend) judge(c *call, v verdict) error {
 	}
 	b.count(func(s *Stats) { s.Verified++ })
 	if v.match {
+		b.held.Add(-int64(bt.hi - bt.lo))
 		bt.from.trusted = true
-		bt.state = done
-		c.done++
-		return nil
+		d := bt.result
+		bt.result = nil
+		return b.finish(c, bt, d)
 	}
 	b.count(func(s *Stats) {
 		s.Mismatches++
@@ -849,8 +850,9 @@ func (b *Backend) judge(c *call, v verdict) error {
 }
 
 // quarantine excludes p for the run: every batch of the call it answered
-// is done again by others; what it gave earlier calls of the same Work is
-// taken back (Retracted); its live assignments end.
+// and that is still held for a check is done again by others; what it
+// gave the caller in this Work (this call and earlier ones) is taken back
+// (Retracted); its live assignments end.
 func (b *Backend) quarantine(c *call, p *peer, reason protocol.Reason) {
 	if p.quarantined == "" {
 		p.quarantined = reason
@@ -859,19 +861,19 @@ func (b *Backend) quarantine(c *call, p *peer, reason protocol.Reason) {
 		if b.audit.Quarantines == nil {
 			b.audit.Quarantines = map[string]string{}
 		}
-		b.audit.Quarantines[p.id] = string(reason)
+		if len(b.audit.Quarantines) < coordinator.MaxAuditIdentities {
+			b.audit.Quarantines[p.id] = string(reason)
+		}
 		b.statsMu.Unlock()
-		b.log.Warn("sampler quarantined for the run: everything it gave this estimate is done again by others", "sampler", p.id, "reason", reason, "step", c.w.Step)
+		b.log.Warn("sampler quarantined for the run: everything it gave this step or estimate is done again by others", "sampler", p.id, "reason", reason, "step", c.w.Step)
 	}
 	p.trusted = false
 	for _, bt := range c.batches {
-		if bt.from != p || b.ver == nil || bt.state != answered && bt.state != done {
+		if bt.from != p || bt.state != answered {
 			continue
 		}
 		// Held, never emitted: done again within the call.
-		if bt.state == done {
-			c.done--
-		}
+		b.held.Add(-int64(bt.hi - bt.lo))
 		bt.gen++
 		// A check of the old answer may still be reading it: the next
 		// answer goes to a new slice, not over this one.
@@ -880,17 +882,34 @@ func (b *Backend) quarantine(c *call, p *peer, reason protocol.Reason) {
 		b.count(func(s *Stats) { s.Redispatched++ })
 	}
 	b.dropAll(c, p)
-	// What reached the caller in this Work (without --verify, also in this
-	// call) is taken back from it.
-	b.retracted = append(b.retracted, b.emitted[p.id]...)
+	// What reached the caller in this Work is taken back from it; the
+	// caller asks for it again.
+	if rs := b.emitted[p.id]; len(rs) > 0 {
+		b.retracted = append(b.retracted, coordinator.Retraction{Identity: p.id, Reason: string(p.quarantined), Ranges: rs})
+		b.count(func(s *Stats) { s.Retracted += int64(probesIn(rs)) })
+	}
 	delete(b.emitted, p.id)
 	c.toldNone = true // work came back: say so
+}
+
+// probesIn counts the probes of ranges.
+func probesIn(rs [][2]int) int {
+	n := 0
+	for _, r := range rs {
+		n += r[1] - r[0]
+	}
+	return n
 }
 
 // emitBatch hands a batch's quotients to emit in index order; a refusal
 // that is a duplicate is skipped.
 func (b *Backend) emitBatch(c *call, bt *batch, d []float64) error {
 	wd := b.opt.Width
+	b.sender = ""
+	if bt.from != nil {
+		b.sender = bt.from.id
+	}
+	defer func() { b.sender = "" }()
 	for j := bt.lo; j < bt.hi; j++ {
 		if err := c.emit(j, d[(j-bt.lo)*wd:(j-bt.lo+1)*wd]); err != nil {
 			if errors.Is(err, coordinator.ErrDuplicate) {
@@ -905,9 +924,6 @@ func (b *Backend) emitBatch(c *call, bt *batch, d []float64) error {
 	return nil
 }
 
-// maxAuditIdentities bounds the identities an audit names.
-const maxAuditIdentities = 256
-
 // refusedFrom counts a refusal against identity p in the audit.
 func (b *Backend) refusedFrom(p *peer, reason protocol.Reason) {
 	if p == nil {
@@ -918,7 +934,7 @@ func (b *Backend) refusedFrom(p *peer, reason protocol.Reason) {
 	if b.audit.RefusedFrom == nil {
 		b.audit.RefusedFrom = map[string]int64{}
 	}
-	if _, ok := b.audit.RefusedFrom[p.id]; ok || len(b.audit.RefusedFrom) < maxAuditIdentities {
+	if _, ok := b.audit.RefusedFrom[p.id]; ok || len(b.audit.RefusedFrom) < coordinator.MaxAuditIdentities {
 		b.audit.RefusedFrom[p.id]++
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"ntkbus/coordinator"
 	"ntkbus/coordinator/natsbus/attack"
+	"ntkbus/coordinator/optim"
 	"ntkbus/model"
 	"ntkbus/protocol"
 	"ntkbus/sampler"
@@ -126,5 +128,155 @@ func TestCaughtForgerLosesEverythingItGave(t *testing.T) {
 	}
 	if st := b.Stats(); math.IsNaN(st.SamplerSeconds) {
 		t.Error(st)
+	}
+}
+
+// Issue 21 in training: a sampler answers honestly (computing each step's
+// probes from the snapshot it fetches), then, in the initial probes or in
+// a later step, forges values within the plausibility bound and, in some
+// rows, then one beyond it. It works alone until it is caught, and forges
+// first only batches --verify does not check (the test knows the key), so
+// forged answers are handed on before the catch; honest samplers join
+// then. The bound (at any --verify) or a check catches it, everything it
+// gave the step is taken back and computed again, and the run ends at the
+// fault-free θ, to the bit.
+func TestTrainingKeepsNothingOfACaughtForger(t *testing.T) {
+	setup, _ := model.NewSetup(model.Config{Problem: "wave", Layers: smallLayers})
+	cfg := coordinator.TrainConfig{
+		Steps: 4, Mode: coordinator.Estimated, Alpha: 0.2, InitProbes: 24, StepProbes: 12,
+		Probe: sampler.Settings{Seed: 4}, Optimizer: "adam", Schedule: optim.Schedule{LR: 1e-3},
+		Resample: true, PointSeed: 9, Counts: smallCounts,
+	}
+	theta0 := setup.InitTheta(2)
+	want := trainTheta(t, setup, cfg, theta0, nil, true)
+	width := probeWidth(t, setup, cfg.Probe)
+	// A key under which, at f = ½, the batches of steps 0 and 2 (after
+	// the first of step 0) hold two unchecked ones before a checked one.
+	var key []byte
+	for k := 0; key == nil; k++ {
+		v, _ := newVerifier(0.5, []byte{byte(k)}, width)
+		ok := true
+		for _, step := range []int{0, 2} {
+			m, first := cfg.StepProbes, 0
+			if step == 0 {
+				m, first = cfg.InitProbes, 2
+			}
+			unsure, found := 0, false
+			for lo := first; lo < m && !found; lo += 2 {
+				if !v.chosen(uint32(step), lo, lo+2) {
+					unsure++
+				} else if unsure >= 2 {
+					found = true
+				}
+			}
+			ok = ok && found
+		}
+		if ok {
+			key = []byte{byte(k)}
+		}
+	}
+	for _, row := range []struct {
+		verify float64
+		step   int64
+		beyond bool // after two forged batches, one of 1e150
+	}{
+		{0, 0, true},
+		{0, 2, true},
+		{0.5, 0, false},
+		{0.5, 2, false},
+		{0.5, 2, true},
+	} {
+		name := fmt.Sprintf("verify %v, step %d, beyond the bound %v", row.verify, row.step, row.beyond)
+		caught := protocol.ReasonMismatch
+		if row.beyond {
+			caught = protocol.ReasonImplausible
+		}
+		ver, _ := newVerifier(max(row.verify, 1e-9), key, width)
+		cl := newCluster(t)
+		var (
+			bp      atomic.Pointer[Backend]
+			forged  atomic.Int64
+			mu      sync.Mutex
+			unsure  int // forged batches --verify does not check
+			started bool
+		)
+		rogue := startRogue(t, cl.connectAs(cl.rogue(0), "rogue"), "rogue-0", attack.Twisted(&attack.Computer{}, func(_ int, wr *protocol.WorkRequest, res *protocol.Result) {
+			mu.Lock()
+			defer mu.Unlock()
+			if wr.Step != row.step {
+				return
+			}
+			if !started && row.step == 0 {
+				started = true // its first answer, checked: honest
+				return
+			}
+			// Trusted first (its first answer checked), so that what it
+			// forges next is handed on.
+			for b := bp.Load(); row.verify > 0 && b != nil && b.Stats().Verified == 0; {
+				time.Sleep(time.Millisecond)
+			}
+			chosen := row.verify > 0 && ver.chosen(uint32(wr.Step), wr.Lo, wr.Hi)
+			if chosen && unsure < 2 {
+				return
+			}
+			forged.Add(1)
+			for i := range res.D {
+				res.D[i] *= 1.01
+				if row.beyond && unsure >= 2 {
+					res.D[i] = 1e150
+				}
+			}
+			if !chosen && !(row.beyond && unsure >= 2) {
+				unsure++
+			}
+		}))
+		b, err := New(cl.connect("coordinator"), Options{Run: "train", Setup: setup, Probe: cfg.Probe, Width: width, Batch: 2,
+			Verify: row.verify, VerifyKey: key, Timeout: 5 * time.Second,
+			Check: coordinator.NewPlausibility(setup, cfg.Probe, model.Options{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bp.Store(b)
+		// The honest samplers join once the forger is caught.
+		joined := make(chan struct{})
+		go func() {
+			defer close(joined)
+			for b.Audit().Quarantines["rogue-0"] == "" {
+				select {
+				case <-time.After(time.Millisecond):
+				case <-rogue.Stopping():
+					return
+				}
+			}
+			cl.samplers(2)
+		}()
+		tr, err := coordinator.NewTrainer(setup, theta0, cfg, b, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := 0
+		tr.OnProbe = func(_, h, _ int) { held = max(held, h) }
+		for range cfg.Steps {
+			if _, err := tr.Step(context.Background()); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		rogue.Stop()
+		<-joined
+		a, st := b.Audit(), b.Stats()
+		t.Logf("%s: forged %d answers; audit %+v; retracted %d", name, forged.Load(), a, st.Retracted)
+		if unsure < 2 || st.Retracted < 4 || a.Quarantines["rogue-0"] != string(caught) {
+			t.Errorf("%s: forged %d unchecked batches, retracted %d probes, quarantined %v: not the attack the row is about", name, unsure, st.Retracted, a.Quarantines)
+		}
+		if row.verify > 0 && row.step == 0 && held == 0 {
+			t.Errorf("%s: the initial probes' progress never showed answers held for checks", name)
+		}
+		for i, v := range tr.Theta() {
+			if math.Float64bits(v) != math.Float64bits(want[i]) {
+				t.Fatalf("%s: θ after %d steps differs from the fault-free run's at %d", name, cfg.Steps, i)
+			}
+		}
+		b.Close()
+		cl.close()
 	}
 }

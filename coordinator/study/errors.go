@@ -317,7 +317,7 @@ func (r *Runner) Run(ctx context.Context) error {
 				} else {
 					acc.ResetFrom(0, r.R0, first)
 				}
-				if err := backend.Probes(ctx, w, first, first+N, add); err != nil {
+				if _, err := coordinator.Collect(ctx, backend, w, first, first+N, plan.Width(), add, nil); err != nil {
 					return fmt.Errorf("%s, N = %d, repetition %d: %w", v.Name, N, m, err)
 				}
 				if acc.Applied() != N {

@@ -13,7 +13,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"ntkbus/model"
 	"ntkbus/protocol"
+	"ntkbus/sampler"
+	"ntkbus/sampler/worker"
 )
 
 // Answer answers one batch.
@@ -171,6 +174,117 @@ func Forged(width int, fill func(*protocol.Result)) Answer {
 			res.D[i] = 1
 		}
 		fill(res)
+		c.Send(res)
+	}
+}
+
+// Computer computes batches truly, as a sampler does: it fetches each
+// step's snapshot from the coordinator (on the client's own inbox) and
+// computes the probes. Wrapped by Twisted, it plays a sampler that answers
+// honestly and lies when it chooses, at any step of a training run.
+type Computer struct {
+	mu     sync.Mutex
+	run    string
+	ref    protocol.SnapshotRef
+	setup  *model.Setup
+	plan   *sampler.Plan
+	prober *sampler.Prober
+}
+
+// Compute returns the true result of wr.
+func (h *Computer) Compute(c *Client, wr *protocol.WorkRequest) (*protocol.Result, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.prober == nil || h.run != wr.Run || h.ref != wr.Snap {
+		if err := h.fetch(c, wr.Run, wr.Snap); err != nil {
+			return nil, err
+		}
+	}
+	width := h.plan.Width()
+	res := &protocol.Result{Version: protocol.Version, Run: wr.Run, Step: wr.Step, Lo: wr.Lo, Hi: wr.Hi, Token: wr.Token, Instance: c.Instance, Width: width,
+		D: make([]float64, (wr.Hi-wr.Lo)*width), Seconds: 0.01}
+	for j := wr.Lo; j < wr.Hi; j++ {
+		h.prober.Probe(uint32(j), res.D[(j-wr.Lo)*width:(j-wr.Lo+1)*width])
+	}
+	return res, nil
+}
+
+// fetch gets and decodes snapshot ref of run, one chunk at a time.
+func (h *Computer) fetch(c *Client, run string, ref protocol.SnapshotRef) error {
+	inbox := protocol.Inbox(c.ID) + ".computer" + nats.NewInbox()[len(nats.InboxPrefix):]
+	sub, err := c.NC.SubscribeSync(inbox)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	var (
+		codec protocol.Codec
+		asm   protocol.Assembler
+		chunk protocol.Chunk
+		snap  protocol.Snapshot
+	)
+	asm.Start(run, ref)
+	for i := 0; i < ref.Chunks; i++ {
+		req := codec.MarshalChunkRequest(nil, &protocol.ChunkRequest{Version: protocol.Version, Run: run, Step: ref.Step, Index: i})
+		if err := c.NC.PublishRequest(c.Subjects.SnapshotFrom(run, c.ID), inbox, req); err != nil {
+			return err
+		}
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			return fmt.Errorf("chunk %d of step %d: %w", i, ref.Step, err)
+		}
+		if e := m.Header.Get(protocol.HeaderError); e != "" {
+			return fmt.Errorf("chunk %d of step %d: %s", i, ref.Step, e)
+		}
+		if err := codec.UnmarshalChunk(m.Data, &chunk); err != nil {
+			return err
+		}
+		encoded, err := asm.Add(&chunk)
+		if err != nil {
+			return err
+		}
+		if encoded != nil {
+			if err := codec.UnmarshalSnapshot(encoded, &snap); err != nil {
+				return err
+			}
+		}
+	}
+	setup, err := model.NewSetup(worker.Config(snap.Problem))
+	if err != nil {
+		return err
+	}
+	settings, err := worker.Settings(snap.Probe)
+	if err != nil {
+		return err
+	}
+	pts, err := worker.Points(setup, &snap, nil)
+	if err != nil {
+		return err
+	}
+	ev, err := setup.NewEvaluator(pts, model.Options{})
+	if err != nil {
+		return err
+	}
+	if h.plan, err = sampler.NewPlan(settings, ev.Layout()); err != nil {
+		return err
+	}
+	h.setup, h.prober = setup, sampler.NewProber(ev, h.plan)
+	h.prober.SetBase(snap.Theta, uint32(snap.Step))
+	h.run, h.ref = run, ref
+	return nil
+}
+
+// Twisted answers each batch with its true result, changed by twist (n
+// counts the batches answered, from 1; twist may leave the result as it
+// is). A batch it cannot compute gets no answer.
+func Twisted(h *Computer, twist func(n int, wr *protocol.WorkRequest, res *protocol.Result)) Answer {
+	var n atomic.Int64
+	return func(c *Client, wr *protocol.WorkRequest) {
+		res, err := h.Compute(c, wr)
+		if err != nil {
+			return
+		}
+		twist(int(n.Add(1)), wr, res)
 		c.Send(res)
 	}
 }
