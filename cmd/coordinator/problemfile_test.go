@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ntkbus/model"
 )
 
 // A problem file trains as its built-in does, to the bit, and a run of it
@@ -69,5 +74,54 @@ func TestProblemFileBadInput(t *testing.T) {
 		if code != 2 || !strings.Contains(e, c.want) || strings.Count(strings.TrimSpace(e), "\n") > 0 {
 			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line with %q", c.args, code, e, c.want)
 		}
+	}
+}
+
+// --reference measures a built-in problem's errors against data, at the
+// data's points: summary.json's error_l2 is the relative L² error of the
+// final network's predictions there.
+func TestTrainWithReference(t *testing.T) {
+	dir := t.TempDir()
+	ref := filepath.Join(dir, "ref.csv")
+	var b strings.Builder
+	b.WriteString("u,x\n")
+	for i := 0; i <= 10; i++ {
+		x := float64(i) / 10
+		fmt.Fprintf(&b, "%v,%v\n", math.Sin(4*math.Pi*x), x)
+	}
+	if err := os.WriteFile(ref, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	if code, o, e := runCmd(t, args(tinyRun, "--steps", "3", "--reference", ref, "--out", out)...); code != 0 {
+		t.Fatalf("train: exit %d\n%s%s", code, o, e)
+	}
+	var sum struct {
+		ErrorL2 *float64 `json:"error_l2"`
+	}
+	data, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &sum); err != nil || sum.ErrorL2 == nil {
+		t.Fatalf("summary.json: %v, error_l2 %v", err, sum.ErrorL2)
+	}
+	pred := filepath.Join(dir, "pred.csv")
+	if code, o, e := runCmd(t, "predict", "--snapshot", filepath.Join(out, "final.json"), "--points", ref, "--out", pred, "--log-level", "error"); code != 0 {
+		t.Fatalf("predict: exit %d\n%s%s", code, o, e)
+	}
+	tab, err := model.ReadTable(pred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var num, den float64
+	for i := 0; i < tab.Rows(); i++ {
+		x, u := tab.Data[2*i], tab.Data[2*i+1]
+		want := math.Sin(4 * math.Pi * x)
+		num += (u - want) * (u - want)
+		den += want * want
+	}
+	if got := math.Sqrt(num / den); math.Abs(got-*sum.ErrorL2) > 1e-12*got {
+		t.Errorf("summary.json error_l2 %v, from the predictions at the reference's points %v", *sum.ErrorL2, got)
 	}
 }
