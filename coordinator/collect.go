@@ -27,6 +27,14 @@ type Retractor interface {
 	Retracted(w *Work) []Retraction
 }
 
+// Notifier is a Retractor that says at once, while its Probes call runs,
+// that a sender was caught: a run's probe log records the retraction then,
+// so that a run killed before the call ends never serves what that sender
+// gave. f is called on the goroutine of the Probes call.
+type Notifier interface {
+	NotifyRetraction(f func(identity, reason string))
+}
+
 // Attributor is a backend that can name, while it calls emit, the identity
 // whose result it hands on ("" for one it computed itself).
 type Attributor interface {

@@ -269,3 +269,100 @@ func TestProbeLogVersion1IsRead(t *testing.T) {
 		t.Fatalf("written again: version %d, %d read, %v", again.version, again.read, err)
 	}
 }
+
+// catcher is an honest backend that, in its first call of step, learns
+// that "forger" (whose results only a probe log holds: an earlier
+// session's) was caught, and says so at once (Notifier); it emitted
+// nothing of the forger's, so its Retracted is empty.
+type catcher struct {
+	*Local
+	step   uint32
+	notify func(id, reason string)
+	told   bool
+	log    string // the probe log, which holds the retraction once notify returns
+	// recorded: it did
+	recorded bool
+}
+
+func (c *catcher) NotifyRetraction(f func(id, reason string)) { c.notify = f }
+
+func (c *catcher) Retracted(*Work) []Retraction { return nil }
+
+func (c *catcher) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j int, d []float64) error) error {
+	if w.Step == c.step && !c.told {
+		c.told = true
+		c.notify("forger", "implausible")
+		data, _ := os.ReadFile(c.log)
+		c.recorded = bytes.Contains(data, []byte("forger\x0bimplausible"))
+	}
+	return c.Local.Probes(ctx, w, lo, hi, emit)
+}
+
+// A session that logged a forger's results and stopped before it was
+// caught is resumed; the resumed session catches the forger: what the log
+// served of it is taken back and computed again, the retraction is in the
+// log at once, and the run ends as the honest one to the bit.
+func TestCaughtAfterResumeLosesWhatTheLogServed(t *testing.T) {
+	s := smallWave(t)
+	cfg := RunConfig{Model: s.Config, Seed: 2, Train: estimateConfig(4)}
+	cfg.Train.StepProbes = 12
+	root := t.TempDir()
+	full, stopped := filepath.Join(root, "full"), filepath.Join(root, "stopped")
+	r0, err := NewRun(full, cfg, localFor(t, s, cfg, 2), RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r0.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	local := localFor(t, s, cfg, 1).Backend.(*Local)
+	l := &liar{Local: local, step: 2, bad: 0, k: 5, told: true}
+	// Stopped once the forger's five results of step 2 are in the log.
+	r, err := NewRun(stopped, cfg, &stopAfter{liar: l, n: 5, stop: cancel}, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the run stopped with %v", err)
+	}
+	ld, err := loadRun(stopped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := 0
+	for _, kp := range ld.probes.kept[2] {
+		if kp.from == "forger" {
+			forged++
+		}
+	}
+	if forged == 0 {
+		t.Fatal("the log holds none of the forger's results: the test proves nothing")
+	}
+	c := &catcher{Local: local, step: 2, log: filepath.Join(stopped, probesFile)}
+	resumeSameRun(t, stopped, c, RunOptions{}, readCSV(t, filepath.Join(full, csvFile)), r0.Trainer.Theta())
+	if !c.told {
+		t.Fatal("the forger was never caught")
+	}
+	if !c.recorded {
+		t.Error("the retraction was not in the probe log as soon as the forger was caught")
+	}
+}
+
+// stopAfter is a liar that cancels the run once it has emitted n forged
+// results (they are logged before it returns).
+type stopAfter struct {
+	*liar
+	n    int
+	stop func()
+}
+
+func (s *stopAfter) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j int, d []float64) error) error {
+	return s.liar.Probes(ctx, w, lo, hi, func(j int, d []float64) error {
+		err := emit(j, d)
+		if len(s.gave) >= s.n {
+			s.stop()
+		}
+		return err
+	})
+}

@@ -468,10 +468,15 @@ type loggedBackend struct {
 func logged(backend Backend, pl *probeLog) Backend {
 	lb := &loggedBackend{Backend: backend, log: pl}
 	lb.attr, _ = backend.(Attributor)
-	if r, ok := backend.(Retractor); ok {
-		return &retractingLog{loggedBackend: lb, ret: r}
+	r, ok := backend.(Retractor)
+	if !ok {
+		return lb
 	}
-	return lb
+	rl := &retractingLog{loggedBackend: lb, ret: r, caught: map[string]string{}, recorded: map[string]bool{}}
+	if n, ok := backend.(Notifier); ok {
+		n.NotifyRetraction(rl.caughtNow)
+	}
+	return rl
 }
 
 // Probes serves probes [lo, hi) of w's step: first those read back from
@@ -557,36 +562,72 @@ func (b *loggedBackend) Probes(ctx context.Context, w *Work, lo, hi int, emit fu
 type retractingLog struct {
 	*loggedBackend
 	ret Retractor
+	// caught are the senders the backend said were caught (Notifier)
+	// whose results have not been taken back yet, recorded those whose
+	// retraction is in the log for the current step.
+	caught   map[string]string
+	recorded map[string]bool
+	recStep  int
+}
+
+// caughtNow records at once that sender id was caught forging in the
+// current step: from here on a resume never serves what it gave.
+func (b *retractingLog) caughtNow(id, reason string) {
+	b.caught[id] = reason
+	b.record(b.log.step, id, reason)
+}
+
+// record writes sender id's retraction at step once.
+func (b *retractingLog) record(step int, id, reason string) {
+	pl := b.log
+	if b.recStep != step {
+		b.recStep = step
+		clear(b.recorded)
+	}
+	if b.recorded[id] || protocol.ValidIdentity(id) != nil {
+		return
+	}
+	b.recorded[id] = true
+	if err := pl.retract(step, id, reason); err != nil && pl.err == nil {
+		// The results are dropped all the same; the next call fails,
+		// before a resume could serve them.
+		pl.err = err
+	}
 }
 
 // Retracted is what the backend takes back from senders caught forging,
 // with every result of the step those senders gave that the log served
-// (logged in an earlier session): each sender's retraction is written to
-// the log before it is returned, so a resume never serves those results.
+// (logged in an earlier session): each sender's retraction is in the log
+// before its results are returned, so a resume never serves them.
 func (b *retractingLog) Retracted(w *Work) []Retraction {
 	rs := b.ret.Retracted(w)
 	pl := b.log
 	step := int(w.Step)
+	seen := map[string]bool{}
+	for _, r := range rs {
+		seen[r.Identity] = true
+	}
+	for id, why := range b.caught {
+		if !seen[id] {
+			rs = append(rs, Retraction{Identity: id, Reason: why})
+		}
+	}
+	clear(b.caught)
 	for i := range rs {
 		r := &rs[i]
-		if step == pl.step {
-			for j, from := range pl.from {
-				if from == r.Identity {
-					r.Ranges = append(r.Ranges, [2]int{j, j + 1})
-				}
-			}
-			for _, rg := range r.Ranges {
-				for j := max(rg[0], 0); j < rg[1]; j++ {
-					pl.done.clear(j)
-					delete(pl.from, j)
-				}
+		b.record(step, r.Identity, r.Reason)
+		if step != pl.step {
+			continue
+		}
+		for j, from := range pl.from {
+			if from == r.Identity {
+				r.Ranges = append(r.Ranges, [2]int{j, j + 1})
 			}
 		}
-		if protocol.ValidIdentity(r.Identity) == nil {
-			if err := pl.retract(step, r.Identity, r.Reason); err != nil && pl.err == nil {
-				// The results are dropped all the same; the next call
-				// fails, before a resume could serve them.
-				pl.err = err
+		for _, rg := range r.Ranges {
+			for j := max(rg[0], 0); j < rg[1]; j++ {
+				pl.done.clear(j)
+				delete(pl.from, j)
 			}
 		}
 	}

@@ -9,20 +9,33 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"ntkbus/coordinator/natsbus"
+	"ntkbus/coordinator/natsbus/attack"
+	"ntkbus/protocol"
+	"ntkbus/sampler/worker"
 )
 
 // loggedStep returns the step of the last whole result record in a run's
 // probe log and the number of result records, or -1 while it holds none.
 func loggedStep(path string) (step, records int) {
+	step, records, _ = logRecords(path)
+	return step, records
+}
+
+// logRecords reads a run's probe log: the step of its last whole result
+// record (-1: none), its result records and its retraction records.
+func logRecords(path string) (step, results, retractions int) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return -1, 0
+		return -1, 0, 0
 	}
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
-		return -1, 0
+		return -1, 0, 0
 	}
 	fields := strings.Fields(string(data[:nl]))
 	width, _ := strconv.Atoi(fields[len(fields)-1])
@@ -40,12 +53,14 @@ func loggedStep(path string) (step, records int) {
 		if off+size > len(data) {
 			break
 		}
-		if j != 0xffffffff {
-			step, records = int(s), records+1
+		if j == 0xffffffff {
+			retractions++
+		} else {
+			step, results = int(s), results+1
 		}
 		off += size
 	}
-	return step, records
+	return step, results, retractions
 }
 
 // killWhen starts the coordinator with a, waits until its probe log shows
@@ -199,4 +214,86 @@ func TestKilledDuringAStepResumes(t *testing.T) {
 		t.Errorf("a --local run resumed on NATS:\n%s", out)
 	}
 	sameRun(t, full, killed, false)
+}
+
+// Issue 21: a sampler credential that answers honestly, then forges within
+// the plausibility bound in a training step and then beyond it, is caught
+// and quarantined; the coordinator is killed with SIGKILL right after the
+// retraction is in the probe log (the forger was its only sampler). The
+// resume, with honest samplers, serves nothing the forger gave, keeps it
+// out (it goes on forging within the bound, which no check here would
+// catch), and ends as the fault-free run to the bit.
+func TestKilledAfterARetractionResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	root := t.TempDir()
+	emb, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:0", Samplers: []string{"honest-1", "honest-2", "forger"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	seed := filepath.Join(root, "coordinator.nk")
+	if err := emb.Coordinator.WriteSeed(seed); err != nil {
+		t.Fatal(err)
+	}
+	full, killed := filepath.Join(root, "full"), filepath.Join(root, "killed")
+	base := args(tinyRun, "--steps", "4", "--init-probes", "40", "--probes", "12", "--alpha", "0.3", "--batch-size", "2")
+	if code, _, e := runCmd(t, args(base, "--local", "--workers", "1", "--out", full)...); code != 0 {
+		t.Fatalf("fault-free run: exit %d: %s", code, e)
+	}
+	fc, err := emb.Connect(emb.Samplers["forger"], "forger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	var mu sync.Mutex
+	inStep1 := 0
+	forger, err := attack.Start(fc, protocol.Subjects{Prefix: protocol.DefaultPrefix}, "forger", attack.Twisted(&attack.Computer{}, func(_ int, wr *protocol.WorkRequest, res *protocol.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		if wr.Step == 0 {
+			return
+		}
+		if wr.Step == 1 {
+			inStep1++
+		}
+		for i := range res.D {
+			res.D[i] *= 1.01
+			if wr.Step == 1 && inStep1 == 3 {
+				res.D[i] = 1e150
+			}
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Stop()
+	killWhen(t, root, killed, args(base, "--nats", emb.URL, "--nkey", seed, "--samplers", "0", "--out", killed), func(int, int) bool {
+		_, _, n := logRecords(filepath.Join(killed, "probes.log"))
+		return n > 0
+	})
+	if step, n, _ := logRecords(filepath.Join(killed, "probes.log")); step != 1 || n < 4 {
+		t.Fatalf("the log holds %d results, the last of step %d: not the forger's of step 1", n, step)
+	}
+	for _, id := range []string{"honest-1", "honest-2"} {
+		nc, err := emb.Connect(emb.Samplers[id], id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		w, err := worker.Start(nc, worker.Options{ID: id, Identity: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+	}
+	code, _, e := runCmd(t, "train", "--resume", killed, "--nats", emb.URL, "--nkey", seed, "--samplers", "0", "--log-level", "error")
+	if code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, e)
+	}
+	sameRun(t, full, killed, true)
+	if n := forger.Taken.Load(); n < 23 {
+		t.Errorf("the forger took %d batches: not the attack the test is about", n)
+	}
 }

@@ -202,9 +202,10 @@ type Backend struct {
 	// taken back from it (see Retracted).
 	emitted   map[string][][2]int
 	retracted []coordinator.Retraction
-	sender    string            // the identity whose result emit is being given (Sender)
-	held      atomic.Int64      // probes received and held for checks (Held)
-	audit     coordinator.Audit // identities refused and quarantined
+	sender    string                  // the identity whose result emit is being given (Sender)
+	onCaught  func(id, reason string) // told of each quarantine at once (NotifyRetraction)
+	held      atomic.Int64            // probes received and held for checks (Held)
+	audit     coordinator.Audit       // identities refused and quarantined
 }
 
 // arrival is a message with the time it came.
@@ -424,6 +425,11 @@ func (b *Backend) Retracted(w *coordinator.Work) []coordinator.Retraction {
 	b.retracted = nil
 	return r
 }
+
+// NotifyRetraction has f called as soon as an identity is quarantined
+// during a Probes call (on that call's goroutine), before Retracted returns
+// what it gave.
+func (b *Backend) NotifyRetraction(f func(identity, reason string)) { b.onCaught = f }
 
 // Sender is the identity whose result emit is being given, while it is.
 func (b *Backend) Sender() string { return b.sender }

@@ -882,6 +882,9 @@ func (b *Backend) quarantine(c *call, p *peer, reason protocol.Reason) {
 		b.count(func(s *Stats) { s.Redispatched++ })
 	}
 	b.dropAll(c, p)
+	if b.onCaught != nil {
+		b.onCaught(p.id, string(p.quarantined))
+	}
 	// What reached the caller in this Work is taken back from it; the
 	// caller asks for it again.
 	if rs := b.emitted[p.id]; len(rs) > 0 {
