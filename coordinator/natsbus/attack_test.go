@@ -30,6 +30,7 @@ import (
 	"ntkbus/model"
 	"ntkbus/protocol"
 	"ntkbus/sampler"
+	"ntkbus/sampler/worker"
 )
 
 // The attacks of issue 13, each on a real server with the deployment's
@@ -182,15 +183,16 @@ func TestAttackFloodDoesNotBlockCancel(t *testing.T) {
 }
 
 // Attack 2: a holder of the coordinator's credential answers the samplers'
-// pulls first with work that claims 2³¹−1 probes of a snapshot of 2³¹−1
-// chunks (or bytes), and announces such snapshots. The samplers refuse
-// them before allocating anything, count them by reason, keep waiting for
-// the real coordinator's answer, and the run ends with the fault-free bits.
+// pulls with work that claims 2³¹−1 probes of a snapshot of 2³¹−1 chunks
+// (or bytes), and announces such snapshots: first alone, until each
+// sampler has refused two such answers (before allocating anything,
+// counted by reason), then racing the real coordinator's answers to every
+// pull. The samplers keep waiting for the real answer, and the run ends
+// with the fault-free bits, no batch lost.
 func TestAttackHugeClaims(t *testing.T) {
 	f := newFixture(t, smallLayers, smallCounts, sampler.Settings{Seed: 23})
 	c := newCluster(t)
 	c.samplers(2)
-	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4})
 	attacker := c.connect("attacker")
 	var codec protocol.Codec
 	var mu sync.Mutex
@@ -202,19 +204,30 @@ func TestAttackHugeClaims(t *testing.T) {
 		k++
 		m.Respond(codec.MarshalWorkRequest(nil, &protocol.WorkRequest{Version: protocol.Version, Run: "test", Step: 2, Lo: 0, Hi: math.MaxInt32, Snap: huge[k%2], Token: 1, Beat: 1000}))
 	})
-	for _, ref := range huge {
-		attacker.Publish("ntkbus.announce.test", codec.MarshalAnnounce(nil, &protocol.Announce{Version: protocol.Version, Run: "test", Snap: ref}))
+	announce := func() {
+		for _, ref := range huge {
+			attacker.Publish("ntkbus.announce.test", codec.MarshalAnnounce(nil, &protocol.Announce{Version: protocol.Version, Run: "test", Snap: ref}))
+		}
+		attacker.Flush()
 	}
-	attacker.Flush()
+	refused := func(w *worker.Worker) int64 {
+		rej := w.Rejected()
+		return rej[protocol.ReasonRange] + rej[protocol.ReasonSize]
+	}
+	// Alone: every pull gets the attacker's answer.
+	for end := time.Now().Add(time.Minute); refused(c.workers[0]) < 2 || refused(c.workers[1]) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the samplers refused %v and %v in a minute", c.workers[0].Rejected(), c.workers[1].Rejected())
+		}
+		announce()
+	}
+	b := f.backend(t, c.connect("coordinator"), Options{Batch: 4})
+	announce()
 	f.stepsUntil(t, b, 24, func() bool { return true }, func(step int, got, want *coordinator.Accumulator) {
 		sameBits(t, "with huge claims", got, want, f.plan.Layout().N)
 	})
 	for i, w := range c.workers {
-		rej := w.Rejected()
-		t.Logf("sampler %d refused %v", i, rej)
-		if rej[protocol.ReasonRange]+rej[protocol.ReasonSize] < 2 {
-			t.Errorf("sampler %d refused %v", i, rej)
-		}
+		t.Logf("sampler %d refused %v", i, w.Rejected())
 	}
 	if st := b.Stats(); st.Silent != 0 || st.Redispatched != 0 {
 		t.Errorf("the samplers lost the coordinator's answers to the attacker's: %+v", st)

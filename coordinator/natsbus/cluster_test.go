@@ -110,9 +110,13 @@ func TestClusterNodeRestartMidRun(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nc
 	}
-	// Six samplers, two on each node.
+	// Six samplers, two on each node, each its own identity as a
+	// deployment gives them (on this open server a name; with credentials
+	// the server's). Replicas of one identity share its strikes: the two
+	// on the stopped node, silent while they hold batches, would exclude
+	// all six from the step.
 	for i := 0; i < 6; i++ {
-		w, err := worker.Start(connect(fmt.Sprintf("sampler-%d", i), i%3), worker.Options{ID: fmt.Sprintf("s%d", i), FetchTimeout: 2 * time.Second})
+		w, err := worker.Start(connect(fmt.Sprintf("sampler-%d", i), i%3), worker.Options{ID: fmt.Sprintf("s%d", i), Identity: fmt.Sprintf("s%d", i), FetchTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
