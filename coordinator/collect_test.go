@@ -366,3 +366,29 @@ func (s *stopAfter) Probes(ctx context.Context, w *Work, lo, hi int, emit func(j
 		return err
 	})
 }
+
+// holding is a backend that says, while it emits, that it holds 3 more
+// probes for checks.
+type holding struct{ *Local }
+
+func (h holding) Held() int { return 3 }
+
+// The initial probes' progress reports the probes in hand and those a
+// backend holds for its checks, through a run's probe log too.
+func TestInitialProgressShowsHeldProbes(t *testing.T) {
+	s := smallWave(t)
+	cfg := RunConfig{Model: s.Config, Seed: 2, Train: estimateConfig(1)}
+	var done, held []int
+	r, err := NewRun(filepath.Join(t.TempDir(), "run"), cfg, holding{localFor(t, s, cfg, 1).Backend.(*Local)}, RunOptions{ProbeProgress: func(d, h, total int) {
+		done, held = append(done, d), append(held, h)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Execute(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != cfg.Train.InitProbes || done[len(done)-1] != cfg.Train.InitProbes || held[0] != 3 {
+		t.Errorf("progress %v, held %v", done, held)
+	}
+}
